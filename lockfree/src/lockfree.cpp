@@ -1,0 +1,2 @@
+// Out-of-line parts of the lock-free rings.
+namespace sluice::lockfree {}
