@@ -293,14 +293,14 @@ const std::vector<Section>& sections() {
             "\"run-to-completion\": every rx lcore runs all stages for its queues. \"pipeline\": rx lcores "
             "filter and batch, codec lcores compress and checksum, an egress lcore sends.",
             [](Config& c) -> auto& { return c.lcores.mode; }));
-        lc.push_back(integer_list<Config>("rx", 1, 1023,
+        lc.push_back(integer_list<Config>("rx", 0, 1023,
             "Lcores that poll NIC queues. Queues are dealt to them round-robin. Must not include the "
             "main lcore (the first of EAL's -l list).",
             [](Config& c) -> auto& { return c.lcores.rx; }));
-        lc.push_back(integer_list<Config>("codec", 1, 1023,
+        lc.push_back(integer_list<Config>("codec", 0, 1023,
             "Pipeline mode: lcores that compress and checksum frames. rx lcores are dealt to them.",
             [](Config& c) -> auto& { return c.lcores.codec; }));
-        lc.push_back(integer_list<Config>("egress", 1, 1023,
+        lc.push_back(integer_list<Config>("egress", 0, 1023,
             "Pipeline mode: the lcore that sends frames (exactly one). May equal a codec lcore.",
             [](Config& c) -> auto& { return c.lcores.egress; }));
         lc.push_back(integer<Config>("burst_size", 1, 512,
