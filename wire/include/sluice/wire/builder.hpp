@@ -1,0 +1,80 @@
+// FrameBuilder: appends captured packets (one or several segments each, e.g.
+// an mbuf chain) as records into a frame buffer the caller owns.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "sluice/wire/format.hpp"
+
+namespace sluice::wire {
+
+// One contiguous piece of a packet.
+struct Segment {
+    const std::byte* data = nullptr;
+    uint32_t len = 0;
+};
+
+// Everything a record keeps besides the bytes.
+struct RecordMeta {
+    uint64_t timestamp_ns = 0;  // nanoseconds since the Unix epoch, UTC
+    uint32_t orig_len = 0;      // length on the wire; 0 or less than the segments: their total
+    uint16_t port = 0;
+    uint16_t queue = 0;
+    uint32_t flags = 0;  // record_flag bits
+};
+
+struct BuilderLimits {
+    uint32_t max_frame_bytes = 1u << 20;  // header + records, at most
+    uint32_t snaplen = 65535;             // bytes kept per packet
+};
+
+enum class AppendResult : uint8_t {
+    Appended,   // the record is in the frame
+    FrameFull,  // nothing was written: finish() this frame and append to the next
+};
+
+class FrameBuilder {
+  public:
+    // Throws std::invalid_argument unless 1 <= snaplen <= kMaxSnaplen and
+    // min_frame_bytes(snaplen) <= max_frame_bytes <= kMaxFrameBytes.
+    explicit FrameBuilder(const BuilderLimits& limits);
+
+    // Starts a frame in `buffer` (from a pool; the builder never owns memory).
+    // The frame grows up to min(buffer.size(), max_frame_bytes); with
+    // buffer.size() >= max_frame_bytes an empty frame always accepts one
+    // packet of any length. buffer.size() must be >= kHeaderSize.
+    void begin(std::span<std::byte> buffer, uint64_t stream_id, uint64_t sequence,
+               uint64_t first_packet_index);
+
+    // Copies the packet made of `segments` (in order), keeping
+    // min(total length, snaplen) bytes. Cost: one record header store and a
+    // memcpy per segment; no allocation, no exception.
+    AppendResult append(const RecordMeta& meta, std::span<const Segment> segments);
+    AppendResult append(const RecordMeta& meta, std::span<const std::byte> packet) {
+        const Segment s{packet.data(), static_cast<uint32_t>(packet.size())};
+        return append(meta, std::span<const Segment>(&s, 1));
+    }
+
+    uint32_t packet_count() const { return count_; }
+    std::size_t bytes() const { return used_; }  // header included
+    bool empty() const { return count_ == 0; }
+    bool active() const { return !buffer_.empty(); }
+    const BuilderLimits& limits() const { return limits_; }
+
+    // Writes the header of the raw (uncompressed) frame and returns it. The
+    // CRCs are not computed yet: the frame is valid on the wire only after
+    // FrameEncoder::seal(). The builder is then idle until the next begin().
+    std::span<std::byte> finish();
+
+  private:
+    BuilderLimits limits_;
+    std::span<std::byte> buffer_;
+    std::size_t capacity_ = 0;
+    std::size_t used_ = 0;
+    uint32_t count_ = 0;
+    uint64_t stream_id_ = 0, sequence_ = 0, first_packet_index_ = 0;
+};
+
+}  // namespace sluice::wire
