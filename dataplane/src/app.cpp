@@ -1,11 +1,5 @@
 #include "sluice/dataplane/app.hpp"
 
-#include <fmt/format.h>
-#include <rte_cycles.h>
-#include <rte_eal.h>
-#include <rte_ethdev.h>
-#include <rte_lcore.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -15,23 +9,35 @@
 #include <memory>
 #include <thread>
 
+#include <fmt/format.h>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+
 #include "sluice/config/config.hpp"
 #include "sluice/dataplane/eal.hpp"
+#include "sluice/dataplane/filter.hpp"
 #include "sluice/dataplane/log.hpp"
+#include "sluice/dataplane/pipeline.hpp"
 #include "sluice/dataplane/ports.hpp"
 #include "sluice/dataplane/stats.hpp"
-#include "sluice/dataplane/worker.hpp"
+#include "sluice/dataplane/telemetry.hpp"
 
 namespace sluice::dataplane {
 namespace {
 
 std::atomic<int> g_signal{0};
 
-void on_signal(int sig) { g_signal.store(sig, std::memory_order_relaxed); }
+void on_signal(int sig) {
+    g_signal.store(sig, std::memory_order_relaxed);
+}
 
 config::LoadResult load_config(const Options& o) {
-    auto r = config::load_file(o.config_path, o.overrides);
-    for (const auto& d : r.diagnostics) std::fprintf(stderr, "%s\n", d.str().c_str());
+    auto r = load_and_check_config(o.config_path, o.overrides);
+    for (const auto& d : r.diagnostics)
+        std::fprintf(stderr, "%s\n", d.str().c_str());
     return r;
 }
 
@@ -41,7 +47,9 @@ std::optional<std::string> check_lcores(const config::Config& cfg) {
         if (l >= RTE_MAX_LCORE || !rte_lcore_is_enabled(l)) {
             std::string enabled;
             unsigned i;
-            RTE_LCORE_FOREACH(i) { enabled += (enabled.empty() ? "" : ",") + std::to_string(i); }
+            RTE_LCORE_FOREACH(i) {
+                enabled += (enabled.empty() ? "" : ",") + std::to_string(i);
+            }
             return fmt::format(
                 "{} lists lcore {}, which EAL does not run (EAL lcores: {}): add it to EAL's -l "
                 "list, or change {}",
@@ -67,35 +75,24 @@ std::optional<std::string> check_lcores(const config::Config& cfg) {
     return std::nullopt;
 }
 
-Snapshot take_snapshot(double seconds, const std::vector<PortState>& ports,
-                       const std::vector<RxWorker>& workers) {
-    Snapshot s;
-    s.seconds = seconds;
-    for (const auto& p : ports) {
-        PortSnapshot ps;
-        ps.name = p.name;
-        ps.driver = p.driver;
-        rte_eth_stats st{};
-        if (rte_eth_stats_get(p.port_id, &st) == 0) {
-            ps.ipackets = st.ipackets, ps.ibytes = st.ibytes, ps.imissed = st.imissed;
-            ps.ierrors = st.ierrors, ps.rx_nombuf = st.rx_nombuf;
+std::unique_ptr<FrameSink> make_sink(const config::Config& cfg, uint32_t index, uint64_t stream_id,
+                                     std::string& error) {
+    switch (cfg.egress.type) {
+        case config::EgressType::Null:
+            return make_null_sink();
+        case config::EgressType::File: {
+            std::string path = cfg.egress.path;
+            if (cfg.lcores.rx.size() > 1) path += fmt::format(".{}", stream_id);
+            return make_file_sink(path, error);
         }
-        s.ports.push_back(ps);
+        case config::EgressType::Tcp:
+        case config::EgressType::Rdma:
+            break;
     }
-    for (const auto& w : workers) {
-        for (const auto& q : w.queues) {
-            QueueSnapshot qs;
-            qs.port_index = q.port_index;
-            qs.queue = q.queue_id;
-            qs.lcore = w.lcore;
-            qs.counters = q.counters->snapshot();
-            s.queues.push_back(qs);
-        }
-    }
-    std::sort(s.queues.begin(), s.queues.end(), [](const auto& a, const auto& b) {
-        return std::tie(a.port_index, a.queue) < std::tie(b.port_index, b.queue);
-    });
-    return s;
+    (void)index;
+    error = fmt::format("egress.type = \"{}\" is not available in this build",
+                        config::to_string(cfg.egress.type));
+    return nullptr;
 }
 
 int fail(int code, const std::string& msg) {
@@ -104,6 +101,21 @@ int fail(int code, const std::string& msg) {
 }
 
 }  // namespace
+
+config::LoadResult load_and_check_config(const std::string& path,
+                                         std::span<const std::string> overrides) {
+    auto r = config::load_file(path, overrides);
+    if (!r.config.capture.filter.empty()) {
+        if (auto err = check_filter(r.config.capture.filter, r.config.capture.snaplen)) {
+            r.diagnostics.push_back(
+                config::Diagnostic{path, r.config.position_of("capture.filter"), "capture.filter",
+                                   fmt::format("not a valid tcpdump expression: {} (found \"{}\")",
+                                               *err, r.config.capture.filter),
+                                   false});
+        }
+    }
+    return r;
+}
 
 int run_sluice(const Options& o) {
     auto loaded = load_config(o);
@@ -122,11 +134,11 @@ int run_sluice(const Options& o) {
     int rc = kExitOk;
     std::vector<PortState> ports;
     std::map<int, rte_mempool*> pools;
-    std::vector<RxWorker> workers;
-    std::vector<std::unique_ptr<QueueCounters>> counters;
-    std::atomic<bool> stop{false};
+    std::unique_ptr<Pipeline> pipeline;
 
     auto cleanup = [&] {
+        set_telemetry_source(nullptr, nullptr, {});
+        pipeline.reset();
         stop_ports(ports);
         rte_eal_cleanup();
     };
@@ -157,59 +169,62 @@ int run_sluice(const Options& o) {
                  p.socket, p.rx_queues, link_status(p.port_id));
     }
 
-    // Deal (port, queue) pairs to rx lcores round-robin, port-major.
-    workers.resize(cfg.lcores.rx.size());
-    for (std::size_t i = 0; i < workers.size(); ++i) {
-        workers[i].lcore = cfg.lcores.rx[i];
-        workers[i].burst = static_cast<uint16_t>(cfg.lcores.burst_size);
-        workers[i].stop = &stop;
+    std::string error;
+    pipeline = Pipeline::build(
+        cfg, ports,
+        [&](uint32_t index, uint64_t stream_id, std::string& err) {
+            return make_sink(cfg, index, stream_id, err);
+        },
+        error);
+    if (!pipeline) {
+        cleanup();
+        return fail(kExitRuntime, error);
     }
-    std::size_t next = 0;
-    for (std::size_t pi = 0; pi < ports.size(); ++pi) {
-        for (uint16_t q = 0; q < ports[pi].rx_queues; ++q) {
-            counters.push_back(std::make_unique<QueueCounters>());
-            RxWorker& w = workers[next++ % workers.size()];
-            w.queues.push_back(
-                RxQueue{ports[pi].port_id, q, static_cast<uint16_t>(pi), counters.back().get()});
-            const unsigned lsock = rte_lcore_to_socket_id(w.lcore);
-            if (static_cast<int>(lsock) != ports[pi].socket) {
-                log_warning("lcore {} (NUMA node {}) polls port '{}' queue {} on node {}: every "
-                            "packet crosses the interconnect; pick lcores on node {}",
-                            w.lcore, lsock, ports[pi].name, q, ports[pi].socket,
-                            ports[pi].socket);
-            }
-        }
+    if (cfg.stats.telemetry) {
+        register_telemetry();
+        std::vector<rte_mempool*> mbuf_pools;
+        for (auto& [socket, mp] : pools)
+            mbuf_pools.push_back(mp);
+        set_telemetry_source(pipeline.get(), &ports, mbuf_pools);
     }
-
-    for (auto& w : workers) {
-        const int lrc = rte_eal_remote_launch(rx_count_and_free, &w, w.lcore);
-        if (lrc != 0) {
-            stop.store(true, std::memory_order_release);
-            rte_eal_mp_wait_lcore();
-            cleanup();
-            return fail(kExitRuntime, fmt::format("cannot launch lcore {}: it is busy", w.lcore));
-        }
+    if (!pipeline->launch(error)) {
+        cleanup();
+        return fail(kExitRuntime, error);
     }
-    log_info("capturing: {} port(s), {} queue(s) on lcore(s) {}; stop with Ctrl-C", ports.size(),
-             counters.size(), fmt::join(cfg.lcores.rx, ","));
+    log_info("capturing ({}): {} port(s) on lcore(s) {}; frames to {}; stop with Ctrl-C",
+             config::to_string(cfg.lcores.mode), ports.size(), fmt::join(pipeline->lcores(), ","),
+             fmt::join(pipeline->sink_descriptions(), ", "));
 
     using clock = std::chrono::steady_clock;
     const auto t0 = clock::now();
     auto seconds = [&] { return std::chrono::duration<double>(clock::now() - t0).count(); };
-    Snapshot prev = take_snapshot(0, ports, workers);
+    Snapshot prev = pipeline->snapshot(0, ports);
     double next_print = cfg.stats.interval_s;
     double last_rx_change = 0;
     uint64_t last_rx = 0;
     std::string reason = "signal";
+    std::vector<std::string> links;
+    for (const auto& p : ports)
+        links.push_back(link_status(p.port_id));
+    double next_link_check = 0.1;
     for (;;) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
         const double t = seconds();
+        if (t >= next_link_check) {
+            next_link_check = t + 0.1;
+            for (std::size_t i = 0; i < ports.size(); ++i) {
+                std::string now = link_status(ports[i].port_id);
+                if (now != links[i]) {
+                    log_info("port {} '{}': {}", ports[i].port_id, ports[i].name, now);
+                    links[i] = std::move(now);
+                }
+            }
+        }
         if (int sig = g_signal.load(std::memory_order_relaxed)) {
             reason = sig == SIGINT ? "SIGINT" : "SIGTERM";
             break;
         }
-        uint64_t rx = 0;
-        for (const auto& c : counters) rx += c->rx_packets.get();
+        const uint64_t rx = pipeline->received();
         if (rx != last_rx) last_rx = rx, last_rx_change = t;
         if (o.packets && rx >= o.packets) {
             reason = fmt::format("{} packets received", rx);
@@ -224,19 +239,17 @@ int run_sluice(const Options& o) {
             break;
         }
         if (cfg.stats.interval_s && t >= next_print) {
-            Snapshot now = take_snapshot(t, ports, workers);
+            Snapshot now = pipeline->snapshot(t, ports);
             std::printf("%s\n", stats_line(prev, now).c_str());
             std::fflush(stdout);
             prev = std::move(now);
             next_print += cfg.stats.interval_s;
         }
     }
-    log_info("stopping ({})", reason);
-    // release pairs with the workers' acquire load of `stop`.
-    stop.store(true, std::memory_order_release);
-    rte_eal_mp_wait_lcore();
+    log_info("stopping ({}): draining rings, flushing frames", reason);
+    pipeline->drain_and_stop(cfg.egress.shutdown_timeout_ms / 1000.0 + 1.0);
 
-    const Snapshot final_snapshot = take_snapshot(seconds(), ports, workers);
+    const Snapshot final_snapshot = pipeline->snapshot(seconds(), ports);
     std::printf("%s\n", summary_text(final_snapshot).c_str());
     if (!cfg.stats.summary_json.empty()) {
         const std::string json = summary_json(final_snapshot);

@@ -23,6 +23,7 @@ std::string usage_text() {
        sluice --check-config FILE     validate a config file without touching hardware
        sluice --print-config FILE     print the effective config (defaults filled in)
        sluice --config-reference      print the key reference (Markdown)
+       sluice --counter-reference     print every counter and what it means (Markdown)
        sluice --help | --version
 
 sluice takes every packet from DPDK ports, filters, batches, compresses and
@@ -70,6 +71,7 @@ CliResult parse_cli(int argc, char** argv) {
         if (a == "--help" || a == "-h") return only(Action::Help);
         if (a == "--version") return only(Action::Version);
         if (a == "--config-reference") return only(Action::ConfigReference);
+        if (a == "--counter-reference") return only(Action::CounterReference);
         if (a == "--check-config" || a == "--print-config") {
             o.action = a == "--check-config" ? Action::CheckConfig : Action::PrintConfig;
             if (args.size() < 2) return fail(a + " needs a file: " + a + " sluice.toml");
@@ -86,7 +88,8 @@ CliResult parse_cli(int argc, char** argv) {
     }
 
     std::size_t i = 0;
-    for (; i < args.size() && args[i] != "--"; ++i) o.eal_args.push_back(args[i]);
+    for (; i < args.size() && args[i] != "--"; ++i)
+        o.eal_args.push_back(args[i]);
     if (i == args.size()) {
         return fail(
             "missing '--' between EAL arguments and sluice's options: sluice -l 0,1 -- --config "

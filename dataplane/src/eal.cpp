@@ -1,17 +1,18 @@
 #include "sluice/dataplane/eal.hpp"
 
-#include <fmt/format.h>
-#include <rte_eal.h>
-#include <rte_errno.h>
-#include <rte_log.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <regex>
-#include <unistd.h>
 #include <vector>
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_log.h>
 
 namespace sluice::dataplane {
 namespace {
@@ -62,20 +63,21 @@ EalFailure explain_eal_failure(std::string_view log, int err, const HugepageFact
     static const std::regex not_enough(R"(Requested: (\d+)MB, available: (\d+)MB)");
     static const std::regex lock(R"(Cannot create lock on '/[^']*/([^/']+)/config')");
     static const std::regex page_size(R"(No free (\d+) kB hugepages reported)");
-    static const std::regex no_mount(R"((\d+) hugepages of size (\d+) reserved, but no mounted hugetlbfs)");
+    static const std::regex no_mount(
+        R"((\d+) hugepages of size (\d+) reserved, but no mounted hugetlbfs)");
     std::cmatch m;
     const std::string text(log);
 
     if (has(log, "Is another primary process running")) {
         std::string prefix = "rte";
         if (std::regex_search(text.c_str(), m, lock)) prefix = m[1].str();
-        return {fmt::format(
-                    "another DPDK primary process already uses the file prefix '{}'. Give this "
-                    "instance its own prefix with the EAL argument --file-prefix NAME (e.g. "
-                    "--file-prefix sluice2), or run it with --in-memory; if no such process "
-                    "runs, remove the stale /var/run/dpdk/{} directory",
-                    prefix, prefix),
-                kExitEnvironment};
+        return {
+            fmt::format("another DPDK primary process already uses the file prefix '{}'. Give this "
+                        "instance its own prefix with the EAL argument --file-prefix NAME (e.g. "
+                        "--file-prefix sluice2), or run it with --in-memory; if no such process "
+                        "runs, remove the stale /var/run/dpdk/{} directory",
+                        prefix, prefix),
+            kExitEnvironment};
     }
     if (has(log, "Not enough memory available")) {
         std::string detail;
@@ -90,7 +92,8 @@ EalFailure explain_eal_failure(std::string_view log, int err, const HugepageFact
         } else {
             detail =
                 ": reserve more with `echo 1024 > "
-                "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages` or lower -m / --socket-mem";
+                "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages` or lower -m / "
+                "--socket-mem";
         }
         return {"not enough huge-page memory" + detail, kExitEnvironment};
     }
@@ -107,39 +110,43 @@ EalFailure explain_eal_failure(std::string_view log, int err, const HugepageFact
     }
     if (has(log, "Cannot get hugepage information") && !has(log, "No free") && facts.known &&
         !facts.hugetlbfs_mounted && facts.free_2m > 0) {
-        return {"huge pages are reserved but no hugetlbfs is mounted: mount one with `mkdir -p "
-                "/dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages`, or add the EAL "
-                "argument --in-memory",
-                kExitEnvironment};
+        return {
+            "huge pages are reserved but no hugetlbfs is mounted: mount one with `mkdir -p "
+            "/dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages`, or add the EAL "
+            "argument --in-memory",
+            kExitEnvironment};
     }
     if (has(log, "Cannot get hugepage information") || has(log, "No free") ||
         has(log, "No available hugepages")) {
         std::string size = "2048";
         if (std::regex_search(text.c_str(), m, page_size)) size = m[1].str();
         if (facts.known && !facts.root && !has(log, "No free") && facts.free_2m > 0) {
-            return {"cannot read huge-page information (permission denied): run sluice as root, "
-                    "or give its user access to /dev/hugepages",
-                    kExitEnvironment};
-        }
-        return {fmt::format(
-                    "no free huge pages: reserve them with `echo 1024 > "
-                    "/sys/kernel/mm/hugepages/hugepages-{}kB/nr_hugepages` (scripts/setup does "
-                    "this), check `grep Huge /proc/meminfo`; for a test without huge pages use "
-                    "the EAL arguments --no-huge -m 512",
-                    size),
+            return {
+                "cannot read huge-page information (permission denied): run sluice as root, "
+                "or give its user access to /dev/hugepages",
                 kExitEnvironment};
+        }
+        return {
+            fmt::format("no free huge pages: reserve them with `echo 1024 > "
+                        "/sys/kernel/mm/hugepages/hugepages-{}kB/nr_hugepages` (scripts/setup does "
+                        "this), check `grep Huge /proc/meminfo`; for a test without huge pages use "
+                        "the EAL arguments --no-huge -m 512",
+                        size),
+            kExitEnvironment};
     }
     if (has(log, "invalid core list") || (has(log, "unavailable") && has(log, "lcore")) ||
         has(log, "Invalid 'command line' arguments") || has(log, "unrecognized option") ||
         has(log, "Error parsing") || has(log, "invalid option")) {
-        return {"EAL rejected its arguments (see its message above). EAL arguments go before "
-                "'--', sluice's own after it: sluice -l 0,1 --in-memory -- --config sluice.toml",
-                kExitUsage};
+        return {
+            "EAL rejected its arguments (see its message above). EAL arguments go before "
+            "'--', sluice's own after it: sluice -l 0,1 --in-memory -- --config sluice.toml",
+            kExitUsage};
     }
     if (err == EACCES || err == EPERM || has(log, "Permission denied")) {
-        return {"permission denied while starting EAL: run sluice as root (huge pages, device "
-                "access and vfio need it)",
-                kExitEnvironment};
+        return {
+            "permission denied while starting EAL: run sluice as root (huge pages, device "
+            "access and vfio need it)",
+            kExitEnvironment};
     }
     if (err == EALREADY) {
         return {"EAL is already initialised in this process", kExitRuntime};
@@ -154,7 +161,8 @@ std::optional<EalFailure> init_eal(std::span<const std::string> eal_args) {
     args.emplace_back("sluice");
     args.insert(args.end(), eal_args.begin(), eal_args.end());
     std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
+    for (auto& a : args)
+        argv.push_back(a.data());
     argv.push_back(nullptr);
 
     // The tee lives until exit: EAL keeps the stream as its default log.

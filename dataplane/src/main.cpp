@@ -5,6 +5,7 @@
 #include "sluice/dataplane/app.hpp"
 #include "sluice/dataplane/cli.hpp"
 #include "sluice/dataplane/eal.hpp"
+#include "sluice/dataplane/stats.hpp"
 
 using namespace sluice;
 using namespace sluice::dataplane;
@@ -12,8 +13,9 @@ using namespace sluice::dataplane;
 namespace {
 
 int check_config(const Options& o, bool print) {
-    auto r = config::load_file(o.config_path, o.overrides);
-    for (const auto& d : r.diagnostics) std::fprintf(stderr, "%s\n", d.str().c_str());
+    auto r = load_and_check_config(o.config_path, o.overrides);
+    for (const auto& d : r.diagnostics)
+        std::fprintf(stderr, "%s\n", d.str().c_str());
     if (!r.ok()) {
         std::fprintf(stderr, "%s: %zu error(s)\n", o.config_path.c_str(), r.error_count());
         return kExitUsage;
@@ -44,6 +46,9 @@ int main(int argc, char** argv) {
             return kExitOk;
         case Action::ConfigReference:
             std::fputs(config::schema_markdown().c_str(), stdout);
+            return kExitOk;
+        case Action::CounterReference:
+            std::fputs(counter_reference_markdown().c_str(), stdout);
             return kExitOk;
         case Action::CheckConfig:
             return check_config(o, false);

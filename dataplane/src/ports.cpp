@@ -1,14 +1,17 @@
 #include "sluice/dataplane/ports.hpp"
 
+#include <cstring>
+#include <ctime>
+
 #include <fmt/format.h>
+
 #include <rte_bus.h>
+#include <rte_cycles.h>
 #include <rte_dev.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
-
-#include <cstring>
 
 #include "sluice/dataplane/log.hpp"
 
@@ -34,7 +37,8 @@ std::string device_hint(const std::string& name) {
 const uint8_t* symmetric_rss_key() {
     static const auto key = [] {
         std::array<uint8_t, 52> k{};
-        for (std::size_t i = 0; i < k.size(); i += 2) k[i] = 0x6d, k[i + 1] = 0x5a;
+        for (std::size_t i = 0; i < k.size(); i += 2)
+            k[i] = 0x6d, k[i + 1] = 0x5a;
         return k;
     }();
     return key.data();
@@ -87,9 +91,9 @@ std::optional<PortError> create_mbuf_pools(const config::Config& cfg,
     for (const auto& p : ports) {
         if (pools.count(p.socket)) continue;
         const std::string name = fmt::format("sluice_mbuf_s{}", p.socket);
-        rte_mempool* mp = rte_pktmbuf_pool_create(
-            name.c_str(), cfg.mempool.mbufs, cfg.mempool.cache_size, 0,
-            static_cast<uint16_t>(cfg.mempool.mbuf_size), p.socket);
+        rte_mempool* mp =
+            rte_pktmbuf_pool_create(name.c_str(), cfg.mempool.mbufs, cfg.mempool.cache_size, 0,
+                                    static_cast<uint16_t>(cfg.mempool.mbuf_size), p.socket);
         if (!mp) {
             const double mb = static_cast<double>(cfg.mempool.mbufs) *
                               (cfg.mempool.mbuf_size + sizeof(rte_mbuf) + 64) / (1 << 20);
@@ -106,22 +110,28 @@ std::optional<PortError> create_mbuf_pools(const config::Config& cfg,
     return std::nullopt;
 }
 
-std::optional<PortError> start_port(PortState& port, const config::Config& cfg,
-                                    rte_mempool* pool) {
+std::optional<PortError> start_port(PortState& port, const config::Config& cfg, rte_mempool* pool) {
     const auto& pc = port.cfg;
     const uint16_t pid = port.port_id;
     rte_eth_dev_info info{};
     rte_eth_dev_info_get(pid, &info);
 
+    if (info.max_mtu && pc.mtu > info.max_mtu) {
+        return PortError{fmt::format("port '{}' ({}) accepts an MTU of at most {}, config asks for "
+                                     "{}: lower ports.mtu",
+                                     port.name, port.driver, info.max_mtu, pc.mtu),
+                         4};
+    }
     rte_eth_conf conf{};
     conf.rxmode.mtu = pc.mtu;
     if (pc.rss && port.rx_queues > 1) {
         const uint64_t want = RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP;
         const uint64_t hf = want & info.flow_type_rss_offloads;
         if (hf == 0) {
-            log_warning("port '{}' ({}) does not offer RSS: its {} queues receive whatever the "
-                        "driver gives them",
-                        port.name, port.driver, port.rx_queues);
+            log_warning(
+                "port '{}' ({}) does not offer RSS: its {} queues receive whatever the "
+                "driver gives them",
+                port.name, port.driver, port.rx_queues);
         } else {
             conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_hf = hf;
@@ -138,15 +148,21 @@ std::optional<PortError> start_port(PortState& port, const config::Config& cfg,
         if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER) {
             conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
         } else {
-            log_warning("port '{}' ({}) cannot chain mbufs: frames over {} bytes may be dropped "
-                        "by the NIC (ierrors). Raise mempool.mbuf_size to {} for mtu {}",
-                        port.name, port.driver, room, frame_max + RTE_PKTMBUF_HEADROOM, pc.mtu);
+            log_warning(
+                "port '{}' ({}) cannot chain mbufs: frames over {} bytes may be dropped "
+                "by the NIC (ierrors). Raise mempool.mbuf_size to {} for mtu {}",
+                port.name, port.driver, room, frame_max + RTE_PKTMBUF_HEADROOM, pc.mtu);
         }
     }
     if (pc.timestamps == config::Timestamps::Hardware) {
-        if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_TIMESTAMP) {
-            conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_TIMESTAMP;
+        if (port.driver == "net_pcap") {
+            // net_pcap stamps every mbuf with the pcap record's time, in
+            // microseconds since the epoch, without advertising the offload.
             port.hw_timestamps = true;
+            port.hw_clock = TscClock(0, 0, 1000000);
+        } else if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_TIMESTAMP) {
+            conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_TIMESTAMP;
+            port.hw_timestamps = true;  // its clock is calibrated once the port runs
         } else {
             log_warning("port '{}' ({}) offers no hardware timestamps: using software timestamps",
                         port.name, port.driver);
@@ -156,16 +172,16 @@ std::optional<PortError> start_port(PortState& port, const config::Config& cfg,
     // One tx queue: some drivers refuse to start without one. sluice never transmits.
     int rc = rte_eth_dev_configure(pid, port.rx_queues, 1, &conf);
     if (rc != 0) {
-        return PortError{fmt::format("port '{}' ({}): configure failed: {} (queues {}, mtu {})",
-                                     port.name, port.driver, rte_strerror(-rc), port.rx_queues,
-                                     pc.mtu),
-                         4};
+        return PortError{
+            fmt::format("port '{}' ({}): configure failed: {} (queues {}, mtu {})", port.name,
+                        port.driver, rte_strerror(-rc), port.rx_queues, pc.mtu),
+            4};
     }
     uint16_t nb_rx = static_cast<uint16_t>(pc.rx_descriptors), nb_tx = 64;
     rte_eth_dev_adjust_nb_rx_tx_desc(pid, &nb_rx, &nb_tx);
     if (nb_rx != pc.rx_descriptors) {
-        log_info("port '{}': driver adjusted rx descriptors {} -> {}", port.name,
-                 pc.rx_descriptors, nb_rx);
+        log_info("port '{}': driver adjusted rx descriptors {} -> {}", port.name, pc.rx_descriptors,
+                 nb_rx);
     }
     rte_eth_rxconf rxconf = info.default_rxconf;
     rxconf.offloads = conf.rxmode.offloads;
@@ -185,10 +201,33 @@ std::optional<PortError> start_port(PortState& port, const config::Config& cfg,
     }
     rc = rte_eth_dev_start(pid);
     if (rc != 0) {
-        return PortError{
-            fmt::format("port '{}': start failed: {}", port.name, rte_strerror(-rc)), 4};
+        return PortError{fmt::format("port '{}': start failed: {}", port.name, rte_strerror(-rc)),
+                         4};
     }
     port.started = true;
+    if (port.hw_timestamps && port.driver != "net_pcap") {
+        // The NIC's clock counts in its own ticks: pair two readings with
+        // CLOCK_REALTIME to learn its rate and offset. A NIC that cannot be
+        // read is taken to count nanoseconds since the epoch (PTP-synced).
+        uint64_t c0 = 0, c1 = 0;
+        timespec t0{}, t1{};
+        clock_gettime(CLOCK_REALTIME, &t0);
+        const bool readable = rte_eth_read_clock(pid, &c0) == 0;
+        if (readable) {
+            rte_delay_ms(20);
+            rte_eth_read_clock(pid, &c1);
+            clock_gettime(CLOCK_REALTIME, &t1);
+        }
+        const uint64_t ns0 = static_cast<uint64_t>(t0.tv_sec) * 1000000000u + t0.tv_nsec;
+        const uint64_t ns1 = static_cast<uint64_t>(t1.tv_sec) * 1000000000u + t1.tv_nsec;
+        if (readable && c1 > c0 && ns1 > ns0) {
+            const uint64_t hz = (c1 - c0) * 1000000000u / (ns1 - ns0);
+            port.hw_clock = TscClock(c0, ns0, hz ? hz : 1000000000u);
+            log_info("port '{}': hardware clock at {:.3f} MHz", port.name, hz / 1e6);
+        } else {
+            port.hw_clock = TscClock(0, 0, 1000000000u);
+        }
+    }
     if (pc.promiscuous) {
         rc = rte_eth_promiscuous_enable(pid);
         if (rc != 0 && rc != -ENOTSUP) {

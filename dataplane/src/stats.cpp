@@ -1,18 +1,10 @@
 #include "sluice/dataplane/stats.hpp"
 
+#include <set>
+
 #include <fmt/format.h>
 
-#include <cstring>
-
 namespace sluice::dataplane {
-namespace {
-
-std::size_t counter_index(const char* name) {
-    for (std::size_t i = 0; i < QueueCounters::info.size(); ++i) {
-        if (std::strcmp(QueueCounters::info[i].name, name) == 0) return i;
-    }
-    return QueueCounters::info.size();
-}
 
 std::string json_string(const std::string& s) {
     std::string out = "\"";
@@ -29,57 +21,126 @@ std::string json_string(const std::string& s) {
     return out + "\"";
 }
 
-}  // namespace
-
-uint64_t QueueSnapshot::get(const char* name) const {
-    const std::size_t i = counter_index(name);
-    return i < counters.size() ? counters[i] : 0;
+uint64_t BlockSnapshot::get(std::string_view counter) const {
+    for (std::size_t i = 0; i < info.size() && i < values.size(); ++i) {
+        if (counter == info[i].name) return values[i];
+    }
+    return 0;
 }
 
-uint64_t Snapshot::total(const char* counter) const {
+std::string BlockSnapshot::label(std::string_view key) const {
+    for (const auto& [k, v] : labels) {
+        if (k == key) return v;
+    }
+    return {};
+}
+
+BlockSnapshot snapshot_of(const CounterBlockView& view,
+                          std::vector<std::pair<std::string, std::string>> labels) {
+    BlockSnapshot b;
+    b.scope = view.scope;
+    b.labels = std::move(labels);
+    b.info = view.info;
+    b.values.resize(view.info.size());
+    view.read(view.block, b.values.data());
+    return b;
+}
+
+uint64_t Snapshot::total(std::string_view scope, std::string_view counter) const {
     uint64_t t = 0;
-    for (const auto& q : queues) t += q.get(counter);
+    for (const auto& b : blocks) {
+        if (b.scope == scope) t += b.get(counter);
+    }
     return t;
+}
+
+uint64_t Snapshot::dropped() const {
+    return total("queue", "frame_pool_empty") + total("capture", "ring_full") +
+           total("codec", "seal_failed") + total("egress", "retransmit_overflow") +
+           total("egress", "egress_errors");
+}
+
+std::string counter_reference_markdown() {
+    std::string out;
+    auto table = [&](const char* title, const char* who, std::span<const CounterInfo> info) {
+        out += fmt::format("\n### {}\n\n{}\n\n| counter | meaning |\n|---|---|\n", title, who);
+        for (const auto& c : info)
+            out += fmt::format("| `{}` | {} |\n", c.name, c.description);
+    };
+    out +=
+        "\n### port (from the NIC)\n\nRead from the driver (`rte_eth_stats`) for each port.\n\n"
+        "| counter | meaning |\n|---|---|\n"
+        "| `ipackets`, `ibytes` | Packets and bytes the NIC delivered to sluice. |\n"
+        "| `imissed` | Packets the NIC DROPPED because its rx descriptors were full: the rx "
+        "lcores did not poll fast enough (or backpressure paused them). Add rx lcores and "
+        "queues, raise ports.rx_descriptors. |\n"
+        "| `rx_nombuf` | Packets the NIC DROPPED because the mbuf pool was empty. Raise "
+        "mempool.mbufs. |\n"
+        "| `ierrors` | Erroneous frames the NIC DROPPED (bad FCS, too long for the MTU). |\n";
+    table("queue", "Per NIC queue, written by the rx lcore that polls it.", QueueCounters::info);
+    table("capture", "Per capture stage (one per rx lcore, one frame stream each).",
+          CaptureCounters::info);
+    table("codec", "Per codec stage.", CodecCounters::info);
+    table("egress", "Per stream, written by the egress stage.", EgressCounters::info);
+    return out;
 }
 
 std::string si(double v) {
     const char* units[] = {"", "K", "M", "G", "T"};
     int u = 0;
-    while (v >= 1000 && u < 4) v /= 1000, ++u;
+    while (v >= 1000 && u < 4)
+        v /= 1000, ++u;
     return u == 0 ? fmt::format("{:.0f} ", v) : fmt::format("{:.2f} {}", v, units[u]);
 }
 
 std::string stats_line(const Snapshot& prev, const Snapshot& now) {
     const double dt = now.seconds - prev.seconds;
-    const double pps = dt > 0 ? (now.total("rx_packets") - prev.total("rx_packets")) / dt : 0;
-    const double bps = dt > 0 ? (now.total("rx_bytes") - prev.total("rx_bytes")) * 8.0 / dt : 0;
-    uint64_t imissed = 0, nombuf = 0, ierrors = 0;
-    for (const auto& p : now.ports) imissed += p.imissed, nombuf += p.rx_nombuf, ierrors += p.ierrors;
-    return fmt::format("{:7.1f}s  rx {}pps {}bit/s | total {} pkts {}B | imissed {} nombuf {} "
-                       "ierrors {}",
-                       now.seconds, si(pps), si(bps), now.total("rx_packets"),
-                       si(static_cast<double>(now.total("rx_bytes"))), imissed, nombuf, ierrors);
+    auto rate = [&](const char* scope, const char* c) {
+        return dt > 0 ? static_cast<double>(now.total(scope, c) - prev.total(scope, c)) / dt : 0.0;
+    };
+    uint64_t imissed = 0, nombuf = 0;
+    for (const auto& p : now.ports)
+        imissed += p.imissed, nombuf += p.rx_nombuf;
+    const uint64_t raw = now.total("codec", "raw_bytes"),
+                   sealed = now.total("codec", "sealed_bytes");
+    return fmt::format(
+        "{:7.1f}s  rx {}pps {}bit/s | captured {} filtered {} | dropped {} (nic imissed {} "
+        "nombuf {}) | out {} frames {}B ratio {:.2f}",
+        now.seconds, si(rate("queue", "rx_packets")), si(rate("queue", "rx_bytes") * 8),
+        now.total("queue", "captured"), now.total("queue", "filtered"), now.dropped(), imissed,
+        nombuf, now.total("egress", "frames"),
+        si(static_cast<double>(now.total("egress", "bytes"))),
+        sealed ? static_cast<double>(raw) / static_cast<double>(sealed) : 1.0);
 }
 
 std::string summary_text(const Snapshot& s) {
     std::string out = fmt::format("summary after {:.1f}s\n", s.seconds);
     for (std::size_t i = 0; i < s.ports.size(); ++i) {
         const auto& p = s.ports[i];
-        out += fmt::format("  port {} {} ({}): nic ipackets {} ibytes {} imissed {} ierrors {} "
-                           "rx_nombuf {}\n",
-                           i, p.name, p.driver, p.ipackets, p.ibytes, p.imissed, p.ierrors,
-                           p.rx_nombuf);
-        for (const auto& q : s.queues) {
-            if (q.port_index != i) continue;
-            out += fmt::format("    queue {} (lcore {}):", q.queue, q.lcore);
-            for (std::size_t c = 0; c < q.counters.size(); ++c) {
-                out += fmt::format(" {} {}", QueueCounters::info[c].name, q.counters[c]);
-            }
-            out += "\n";
-        }
+        out += fmt::format(
+            "  port {} {} ({}): nic ipackets {} ibytes {} imissed {} ierrors {} "
+            "rx_nombuf {}\n",
+            i, p.name, p.driver, p.ipackets, p.ibytes, p.imissed, p.ierrors, p.rx_nombuf);
     }
-    out += fmt::format("  total: rx_packets {} rx_bytes {}", s.total("rx_packets"),
-                       s.total("rx_bytes"));
+    for (const auto& b : s.blocks) {
+        std::string labels;
+        for (const auto& [k, v] : b.labels)
+            labels += fmt::format(" {} {}", k, v);
+        out += fmt::format("  {}{}:", b.scope, labels);
+        for (std::size_t c = 0; c < b.values.size(); ++c) {
+            out += fmt::format(" {} {}", b.info[c].name, b.values[c]);
+        }
+        out += "\n";
+    }
+    const uint64_t raw = s.total("codec", "raw_bytes"), sealed = s.total("codec", "sealed_bytes");
+    out += fmt::format(
+        "  total: rx {} = filtered {} + captured {} + dropped before capture {}; of the captured: "
+        "out {} + dropped after capture {}; compression ratio {:.2f}",
+        s.total("queue", "rx_packets"), s.total("queue", "filtered"), s.total("queue", "captured"),
+        s.total("queue", "frame_pool_empty"), s.total("egress", "packets"),
+        s.total("capture", "ring_full") + s.total("codec", "seal_failed") +
+            s.total("egress", "retransmit_overflow") + s.total("egress", "egress_errors"),
+        sealed ? static_cast<double>(raw) / static_cast<double>(sealed) : 1.0);
     return out;
 }
 
@@ -88,32 +149,48 @@ std::string summary_json(const Snapshot& s) {
     for (std::size_t i = 0; i < s.ports.size(); ++i) {
         const auto& p = s.ports[i];
         out += fmt::format(
-            "{}\n    {{\"name\": {}, \"driver\": {}, \"ipackets\": {}, \"ibytes\": {}, "
-            "\"imissed\": {}, \"ierrors\": {}, \"rx_nombuf\": {}, \"queues\": [",
-            i ? "," : "", json_string(p.name), json_string(p.driver), p.ipackets, p.ibytes,
+            "{}\n    {{\"port\": {}, \"name\": {}, \"driver\": {}, \"ipackets\": {}, \"ibytes\": "
+            "{}, \"imissed\": {}, \"ierrors\": {}, \"rx_nombuf\": {}}}",
+            i ? "," : "", i, json_string(p.name), json_string(p.driver), p.ipackets, p.ibytes,
             p.imissed, p.ierrors, p.rx_nombuf);
-        bool first = true;
-        for (const auto& q : s.queues) {
-            if (q.port_index != i) continue;
-            out += fmt::format("{}\n      {{\"queue\": {}, \"lcore\": {}", first ? "" : ",",
-                               q.queue, q.lcore);
-            for (std::size_t c = 0; c < q.counters.size(); ++c) {
-                out += fmt::format(", \"{}\": {}", QueueCounters::info[c].name, q.counters[c]);
-            }
-            out += "}";
-            first = false;
+    }
+    out += "\n  ],\n  \"blocks\": [";
+    std::set<std::string> scopes;
+    for (std::size_t i = 0; i < s.blocks.size(); ++i) {
+        const auto& b = s.blocks[i];
+        scopes.insert(b.scope);
+        out += fmt::format("{}\n    {{\"scope\": {}", i ? "," : "", json_string(b.scope));
+        for (const auto& [k, v] : b.labels)
+            out += fmt::format(", {}: {}", json_string(k), v);
+        for (std::size_t c = 0; c < b.values.size(); ++c) {
+            out += fmt::format(", \"{}\": {}", b.info[c].name, b.values[c]);
         }
-        out += "]}";
+        out += "}";
     }
     out += "\n  ],\n  \"totals\": {";
-    for (std::size_t c = 0; c < QueueCounters::info.size(); ++c) {
-        out += fmt::format("{}\"{}\": {}", c ? ", " : "", QueueCounters::info[c].name,
-                           s.total(QueueCounters::info[c].name));
+    bool first_scope = true;
+    for (const auto& b : s.blocks) {
+        if (!scopes.count(b.scope)) continue;
+        scopes.erase(b.scope);
+        out += fmt::format("{}\n    {}: {{", first_scope ? "" : ",", json_string(b.scope));
+        first_scope = false;
+        for (std::size_t c = 0; c < b.info.size(); ++c) {
+            out += fmt::format("{}\"{}\": {}", c ? ", " : "", b.info[c].name,
+                               s.total(b.scope, b.info[c].name));
+        }
+        out += "}";
     }
-    out += "},\n  \"descriptions\": {";
-    for (std::size_t c = 0; c < QueueCounters::info.size(); ++c) {
-        out += fmt::format("{}\n    \"{}\": {}", c ? "," : "", QueueCounters::info[c].name,
-                           json_string(QueueCounters::info[c].description));
+    out += fmt::format("\n  }},\n  \"dropped\": {},\n  \"descriptions\": {{", s.dropped());
+    std::set<std::string> described;
+    bool first = true;
+    for (const auto& b : s.blocks) {
+        for (const auto& c : b.info) {
+            const std::string key = b.scope + "." + c.name;
+            if (!described.insert(key).second) continue;
+            out += fmt::format("{}\n    {}: {}", first ? "" : ",", json_string(key),
+                               json_string(c.description));
+            first = false;
+        }
     }
     out += "\n  }\n}\n";
     return out;

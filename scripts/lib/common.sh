@@ -18,7 +18,7 @@ SLUICE_PACKAGES=(
   libhwloc-dev libnuma-dev liblz4-dev libzstd-dev libfmt-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev libpcap-dev
   # tests, demo, benchmarks
-  python3 python3-pytest python3-scapy tshark tcpreplay iperf3 lz4 zstd
+  python3 python3-pytest python3-scapy tshark tcpdump tcpreplay iperf3 lz4 zstd
   psmisc iproute2 procps util-linux
   # RDMA testbed (QEMU guest with soft-RoCE)
   qemu-system-x86 debootstrap cpio xz-utils

@@ -8,14 +8,19 @@ import sys
 
 build, suite = os.path.abspath(sys.argv[1]), sys.argv[2]
 tests = json.loads(subprocess.check_output(["meson", "introspect", build, "--tests"]))
+files_of = {t["id"]: t["filename"] for t in
+            json.loads(subprocess.check_output(["meson", "introspect", build, "--targets"]))}
 targets = set()
 for t in tests:
     # meson prefixes suites with the project name: "sluice:asan".
     suites = {s.split(":", 1)[-1] for s in t.get("suite", [])}
     if suite and suite not in suites:
         continue
-    prog = t["cmd"][0]
-    if prog.startswith(build + os.sep):
-        targets.add(os.path.relpath(prog, build))
+    progs = [t["cmd"][0]]
+    for dep in t.get("depends", []):  # programs the test runs (e.g. sluice-pcapgen)
+        progs += files_of.get(dep, [])
+    for prog in progs:
+        if prog.startswith(build + os.sep):
+            targets.add(os.path.relpath(prog, build))
 for target in sorted(targets):
     print(target)

@@ -11,7 +11,8 @@ namespace {
 CliResult parse(std::vector<std::string> args) {
     args.insert(args.begin(), "sluice");
     std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
+    for (auto& a : args)
+        argv.push_back(a.data());
     return parse_cli(static_cast<int>(argv.size()), argv.data());
 }
 }  // namespace
@@ -48,7 +49,8 @@ TEST(Cli, CheckAndPrintConfigNeedNoEal) {
 TEST(Cli, Mistakes) {
     EXPECT_THAT(parse({"-l", "0,1", "--config", "s.toml"}).error, HasSubstr("missing '--'"));
     EXPECT_THAT(parse({"--"}).error, HasSubstr("missing --config FILE"));
-    EXPECT_THAT(parse({"--", "--config", "s", "--bogus"}).error, HasSubstr("unknown option '--bogus'"));
+    EXPECT_THAT(parse({"--", "--config", "s", "--bogus"}).error,
+                HasSubstr("unknown option '--bogus'"));
     EXPECT_THAT(parse({"--", "--config", "s", "--duration", "x"}).error,
                 HasSubstr("--duration needs seconds"));
     EXPECT_THAT(parse({"--", "--config", "s", "--set", "novalue"}).error,
@@ -58,8 +60,8 @@ TEST(Cli, Mistakes) {
 
 TEST(Cli, HelpListsExitCodes) {
     const std::string help = usage_text();
-    for (const char* code : {"0  success", "2  bad command line", "3  EAL could not start",
-                             "4  a configured port"}) {
+    for (const char* code :
+         {"0  success", "2  bad command line", "3  EAL could not start", "4  a configured port"}) {
         EXPECT_THAT(help, HasSubstr(code));
     }
 }

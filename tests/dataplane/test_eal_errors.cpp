@@ -1,9 +1,9 @@
 // The translation of EAL failures, driven by the logs real EAL runs print.
 // tests/system/test_eal_failures.py drives the same causes with real runs.
+#include <cerrno>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
-#include <cerrno>
 
 #include "sluice/dataplane/eal.hpp"
 

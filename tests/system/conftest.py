@@ -1,5 +1,6 @@
 """Shared fixtures for the system tests: real sluice runs on virtual NICs."""
 import os
+import select
 import signal
 import struct
 import subprocess
@@ -57,22 +58,44 @@ def run_sluice(args, timeout=60, **kw):
 
 
 class Running:
-    """A sluice started in the background; waits for a line on stderr."""
+    """A sluice started in the background; waits (bounded) for a line on stderr."""
 
-    def __init__(self, args, ready="capturing:", timeout=30, prefix=()):
+    def __init__(self, args, ready="sluice: capturing", timeout=30, prefix=()):
         self.proc = subprocess.Popen(list(prefix) + [str(SLUICE)] + list(args),
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.stderr_lines = []
         deadline = time.time() + timeout
-        for line in self.proc.stderr:
+        while time.time() < deadline:
+            ready_fds, _, _ = select.select([self.proc.stderr], [], [], 0.2)
+            if not ready_fds:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            line = self.proc.stderr.readline()
+            if not line:
+                break
             self.stderr_lines.append(line)
             if ready in line:
                 return
-            if time.time() > deadline:
-                break
         self.proc.kill()
         out, err = self.proc.communicate()
         raise AssertionError("sluice did not become ready:\n" + "".join(self.stderr_lines) + err)
+
+    def wait_for(self, text, timeout=30):
+        """Reads stderr until a line holds `text`; False at the deadline."""
+        if any(text in l for l in self.stderr_lines):
+            return True
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if not select.select([self.proc.stderr], [], [], 0.2)[0]:
+                continue
+            line = self.proc.stderr.readline()
+            if not line:
+                return False
+            self.stderr_lines.append(line)
+            if text in line:
+                return True
+        return False
 
     def stop(self, sig=signal.SIGINT, timeout=30):
         self.proc.send_signal(sig)

@@ -94,8 +94,8 @@ def test_net_pcap_counts_exactly_the_packets_and_bytes_of_the_pcap(tmp_path, pca
     r = run_sluice(EAL + ["--", "--config", str(cfg), "--idle-timeout", "1", "--duration", "60"])
     assert r.returncode == 0, r.stderr
     s = json.loads(summary.read_text())
-    assert s["totals"]["rx_packets"] == want_packets
-    assert s["totals"]["rx_bytes"] == want_bytes
+    assert s["totals"]["queue"]["rx_packets"] == want_packets
+    assert s["totals"]["queue"]["rx_bytes"] == want_bytes
     # The NIC's own counters agree with ours.
     assert s["ports"][0]["ipackets"] == want_packets
     assert s["ports"][0]["ibytes"] == want_bytes
@@ -114,9 +114,9 @@ def test_net_null_bounded_run_prints_stats_and_a_summary(tmp_path):
     lines = [l for l in r.stdout.splitlines() if re.match(r"\s+\d+\.\d+s  rx ", l)]
     assert len(lines) >= 2, r.stdout
     s = json.loads(summary.read_text())
-    assert s["totals"]["rx_packets"] > 0
+    assert s["totals"]["queue"]["rx_packets"] > 0
     # Every packet the port delivered was counted by the queue's lcore.
-    assert s["ports"][0]["ipackets"] == s["totals"]["rx_packets"]
+    assert s["ports"][0]["ipackets"] == s["totals"]["queue"]["rx_packets"]
     assert "summary after" in r.stdout
     assert "--duration 2.5s reached" in r.stderr
 
@@ -126,7 +126,7 @@ def test_packet_limit_stops_the_run(tmp_path):
     cfg = write_config(tmp_path, config("net_null0", f'[stats]\nsummary_json = "{summary}"\n'))
     r = run_sluice(EAL + ["--", "--config", str(cfg), "--packets", "1000000"])
     assert r.returncode == 0, r.stderr
-    assert json.loads(summary.read_text())["totals"]["rx_packets"] >= 1000000
+    assert json.loads(summary.read_text())["totals"]["queue"]["rx_packets"] >= 1000000
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -9,10 +9,11 @@
 namespace sluice::dataplane {
 
 enum class Action {
-    Run,              // start EAL and capture
-    CheckConfig,      // --check-config FILE: validate, no hardware
-    PrintConfig,      // --print-config FILE: effective config
-    ConfigReference,  // --config-reference: key reference (Markdown)
+    Run,               // start EAL and capture
+    CheckConfig,       // --check-config FILE: validate, no hardware
+    PrintConfig,       // --print-config FILE: effective config
+    ConfigReference,   // --config-reference: key reference (Markdown)
+    CounterReference,  // --counter-reference: counters and their meaning (Markdown)
     Help,
     Version,
 };

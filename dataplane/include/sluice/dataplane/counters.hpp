@@ -1,4 +1,5 @@
-// Counters: declared once with the description an operator sees.
+// Counters: declared once, each with the description an operator sees (in
+// the JSON summary, in telemetry, and in docs/pipeline.md).
 //
 // Each counter block is written by exactly one lcore and read by the control
 // plane; blocks are cache-line aligned so two writers never share a line.
@@ -8,22 +9,24 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 namespace sluice::dataplane {
 
 // One writer; readers on other threads. The writer's load+store pair is not
 // an atomic read-modify-write (no lock prefix): only the owning lcore writes.
 class Counter {
-public:
+  public:
     void add(uint64_t n) {
-        // relaxed: a statistic; the control plane's relaxed load pairs with
-        // nothing and may see a value a few bursts old.
+        // relaxed: a statistic. The control plane's relaxed load pairs with
+        // nothing; it may see a value a few bursts old. Exactness at the end
+        // comes from rte_eal_mp_wait_lcore(), which orders the last stores.
         v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
     }
     void inc() { add(1); }
     uint64_t get() const { return v_.load(std::memory_order_relaxed); }
 
-private:
+  private:
     std::atomic<uint64_t> v_{0};
 };
 
@@ -32,42 +35,111 @@ struct CounterInfo {
     const char* description;
 };
 
-// Per NIC queue: everything that happens to the packets of one queue. A queue
-// is polled by one lcore, which owns its block.
-#define SLUICE_QUEUE_COUNTERS(_)                                                               \
-    _(rx_packets, "Packets received from this NIC queue.")                                     \
-    _(rx_bytes, "Bytes received from this NIC queue (frame length, no FCS).")                  \
-    _(filtered, "Packets dropped because they do not match capture.filter (intended).")         \
-    _(captured, "Packets written into frames.")                                                \
-    _(captured_bytes, "Packet bytes written into frames (after snaplen).")                     \
-    _(truncated, "Packets longer than capture.snaplen, kept cut to snaplen (original length is " \
-                 "recorded).")                                                                 \
-    _(frame_pool_empty, "Packets dropped because no frame buffer was free: egress is slower "    \
-                        "than capture. Raise mempool.frame_buffers, or use a faster codec.")     \
-    _(ring_full, "Packets dropped because the ring to the codec lcore was full: the codec "      \
-                 "stage is too slow. Add codec lcores, raise lcores.ring_size, or lower "        \
-                 "codec.zstd_level.")
+// Declares `struct NAME` with one Counter per entry of LIST, the table of
+// names and descriptions, and snapshot().
+#define SLUICE_COUNTER_BLOCK(NAME, LIST)                                                          \
+    struct alignas(64) NAME {                                                                     \
+        LIST(SLUICE_COUNTER_DECLARE)                                                              \
+        static constexpr std::array info{LIST(SLUICE_COUNTER_INFO)};                              \
+        std::array<uint64_t, info.size()> snapshot() const { return {LIST(SLUICE_COUNTER_GET)}; } \
+    };                                                                                            \
+    static_assert(alignof(NAME) == 64, "one cache line per writer")
+#define SLUICE_COUNTER_DECLARE(name, desc) Counter name;
+#define SLUICE_COUNTER_INFO(name, desc) CounterInfo{#name, desc},
+#define SLUICE_COUNTER_GET(name, desc) name.get(),
 
-struct alignas(64) QueueCounters {
-#define SLUICE_DECLARE(name, desc) Counter name;
-    SLUICE_QUEUE_COUNTERS(SLUICE_DECLARE)
-#undef SLUICE_DECLARE
+// Per NIC queue, written by the lcore that polls it. Every received packet
+// ends in exactly one of: filtered, frame_pool_empty, captured.
+#define SLUICE_QUEUE_COUNTERS(_)                                                           \
+    _(rx_packets, "Packets received from this NIC queue.")                                 \
+    _(rx_bytes, "Bytes received from this NIC queue (frame length without FCS).")          \
+    _(filtered, "Packets not matching capture.filter, dropped as intended.")               \
+    _(frame_pool_empty,                                                                    \
+      "Packets DROPPED because no frame buffer was free: egress or compression is slower " \
+      "than capture. Raise mempool.frame_buffers, use a faster codec, or set "             \
+      "capture.overflow = \"backpressure\" to let the NIC count the drops (imissed).")     \
+    _(captured, "Packets written into frames.")                                            \
+    _(captured_bytes, "Packet bytes written into frames (after snaplen).")                 \
+    _(truncated,                                                                           \
+      "Captured packets longer than capture.snaplen, kept cut to snaplen; the "            \
+      "original length is recorded.")
+SLUICE_COUNTER_BLOCK(QueueCounters, SLUICE_QUEUE_COUNTERS);
 
-    static constexpr std::array info{
-#define SLUICE_INFO(name, desc) CounterInfo{#name, desc},
-        SLUICE_QUEUE_COUNTERS(SLUICE_INFO)
-#undef SLUICE_INFO
-    };
-    // Values in the order of `info`.
-    std::array<uint64_t, info.size()> snapshot() const {
-        return {
-#define SLUICE_GET(name, desc) name.get(),
-            SLUICE_QUEUE_COUNTERS(SLUICE_GET)
-#undef SLUICE_GET
-        };
-    }
+// Per capture stage (one per rx lcore; one frame stream each).
+#define SLUICE_CAPTURE_COUNTERS(_)                                                 \
+    _(frames, "Frames handed to the codec stage.")                                 \
+    _(flushed_by_timer,                                                            \
+      "Frames sent before they were full because batch.flush_timeout_us "          \
+      "passed (low traffic).")                                                     \
+    _(ring_full,                                                                   \
+      "Captured packets DROPPED because the ring to the codec stage was full: "    \
+      "compression is too slow. Add codec lcores, raise lcores.ring_size, or use " \
+      "a faster codec.")                                                           \
+    _(ring_full_frames,                                                            \
+      "Frames dropped for the same reason (their packets count in "                \
+      "ring_full).")                                                               \
+    _(rx_paused,                                                                   \
+      "Polls in which rx was paused by backpressure (capture.overflow = "          \
+      "\"backpressure\"); the NIC counts what it could not hold in imissed.")
+SLUICE_COUNTER_BLOCK(CaptureCounters, SLUICE_CAPTURE_COUNTERS);
+
+// Per codec stage (one per codec lcore, or one per rx lcore in
+// run-to-completion mode).
+#define SLUICE_CODEC_COUNTERS(_)                                                    \
+    _(frames, "Frames sealed (compressed or stored, checksummed).")                 \
+    _(packets, "Packets in those frames.")                                          \
+    _(raw_bytes, "Frame bytes before compression.")                                 \
+    _(sealed_bytes, "Frame bytes after compression (what goes on the wire).")       \
+    _(compressed, "Frames stored compressed.")                                      \
+    _(stored_raw,                                                                   \
+      "Frames stored uncompressed: below codec.min_size, or compression did not "   \
+      "shrink them.")                                                               \
+    _(no_buffer,                                                                    \
+      "Frames stored uncompressed because no second frame buffer was free for the " \
+      "compressed copy (nothing is lost; raise mempool.frame_buffers).")            \
+    _(seal_failed,                                                                  \
+      "Packets DROPPED in frames the codec could not seal: an internal error, "     \
+      "please report it.")
+SLUICE_COUNTER_BLOCK(CodecCounters, SLUICE_CODEC_COUNTERS);
+
+// Per stream, written by the egress lcore.
+#define SLUICE_EGRESS_COUNTERS(_)                                              \
+    _(frames, "Frames handed to the transport (tcp, rdma, file, null).")       \
+    _(packets, "Packets in those frames.")                                     \
+    _(bytes, "Bytes handed to the transport.")                                 \
+    _(frames_done,                                                             \
+      "Frames the transport finished with (acknowledged by the collector, or " \
+      "written).")                                                             \
+    _(retransmit_overflow,                                                     \
+      "Packets DROPPED because the retransmit buffer was full (the "           \
+      "collector is away or slow) with capture.overflow = \"drop\". "          \
+      "Raise egress.retransmit_frames and mempool.frame_buffers to ride "      \
+      "out longer outages.")                                                   \
+    _(retransmit_overflow_frames, "Frames dropped for the same reason.")       \
+    _(egress_errors,                                                           \
+      "Packets DROPPED because the transport refused their frame for good "    \
+      "(e.g. a write error on egress.path); see the log.")                     \
+    _(egress_errors_frames, "Frames dropped for the same reason.")
+SLUICE_COUNTER_BLOCK(EgressCounters, SLUICE_EGRESS_COUNTERS);
+
+// A counter block of any kind, type-erased for stats and telemetry.
+struct CounterBlockView {
+    const char* scope;  // "queue", "capture", "codec", "egress"
+    std::span<const CounterInfo> info;
+    std::size_t (*read)(const void* block, uint64_t* out);  // fills info.size() values
+    const void* block;
 };
 
-static_assert(alignof(QueueCounters) == 64, "one cache line per writer");
+template <class Block>
+CounterBlockView view_of(const char* scope, const Block& b) {
+    return CounterBlockView{scope, std::span<const CounterInfo>(Block::info),
+                            [](const void* p, uint64_t* out) {
+                                const auto v = static_cast<const Block*>(p)->snapshot();
+                                for (std::size_t i = 0; i < v.size(); ++i)
+                                    out[i] = v[i];
+                                return v.size();
+                            },
+                            &b};
+}
 
 }  // namespace sluice::dataplane

@@ -1,9 +1,9 @@
 // Control-plane logging to stderr. Never called from a per-packet path.
 #pragma once
 
-#include <fmt/format.h>
-
 #include <cstdio>
+
+#include <fmt/format.h>
 
 namespace sluice::dataplane {
 

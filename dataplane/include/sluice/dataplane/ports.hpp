@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sluice/config/config.hpp"
+#include "sluice/dataplane/tsc_clock.hpp"
 
 struct rte_mempool;
 
@@ -23,6 +24,7 @@ struct PortState {
     uint16_t rx_queues = 1;
     bool started = false;
     bool hw_timestamps = false;  // the NIC stamps packets (config asked and port offers it)
+    TscClock hw_clock;           // the NIC's timestamp units -> UTC ns
     config::Port cfg;
 };
 
@@ -41,8 +43,7 @@ std::optional<PortError> create_mbuf_pools(const config::Config& cfg,
                                            std::map<int, rte_mempool*>& pools);
 
 // Configures queues, RSS, MTU, offloads, promiscuous mode, and starts the port.
-std::optional<PortError> start_port(PortState& port, const config::Config& cfg,
-                                    rte_mempool* pool);
+std::optional<PortError> start_port(PortState& port, const config::Config& cfg, rte_mempool* pool);
 
 void stop_ports(std::vector<PortState>& ports);
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sluice/dataplane/counters.hpp"
@@ -17,22 +18,30 @@ struct PortSnapshot {
     uint64_t ipackets = 0, ibytes = 0, imissed = 0, ierrors = 0, rx_nombuf = 0;
 };
 
-struct QueueSnapshot {
-    uint16_t port_index = 0;
-    uint16_t queue = 0;
-    unsigned lcore = 0;
-    decltype(QueueCounters{}.snapshot()) counters{};
-    uint64_t get(const char* name) const;
+// One counter block: its scope ("queue", "capture", "codec", "egress"), what
+// identifies it (port, queue, lcore, stream) and its values.
+struct BlockSnapshot {
+    std::string scope;
+    std::vector<std::pair<std::string, std::string>> labels;
+    std::span<const CounterInfo> info;
+    std::vector<uint64_t> values;
+    uint64_t get(std::string_view counter) const;
+    std::string label(std::string_view key) const;
 };
+
+BlockSnapshot snapshot_of(const CounterBlockView& view,
+                          std::vector<std::pair<std::string, std::string>> labels);
 
 struct Snapshot {
     double seconds = 0;  // since start
     std::vector<PortSnapshot> ports;
-    std::vector<QueueSnapshot> queues;
-    uint64_t total(const char* counter) const;
+    std::vector<BlockSnapshot> blocks;
+    uint64_t total(std::string_view scope, std::string_view counter) const;
+    // Packets dropped anywhere inside sluice (not counting the NIC's).
+    uint64_t dropped() const;
 };
 
-// "  2.0s  rx 1.23 Mpps 4.56 Gbit/s | 2460000 pkts 1.1 GB | imissed 0 nombuf 0 ..."
+// One line for the operator, every stats.interval_s.
 std::string stats_line(const Snapshot& prev, const Snapshot& now);
 
 // The human summary printed at exit.
@@ -40,6 +49,13 @@ std::string summary_text(const Snapshot& s);
 
 // The same as JSON, with every counter's description.
 std::string summary_json(const Snapshot& s);
+
+// Every counter with its description, as Markdown tables (docs/pipeline.md
+// embeds it; a test keeps the two identical).
+std::string counter_reference_markdown();
+
+// JSON string literal.
+std::string json_string(const std::string& s);
 
 // 1234567 -> "1.23 M"
 std::string si(double v);

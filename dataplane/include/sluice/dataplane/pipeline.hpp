@@ -1,0 +1,254 @@
+// The poll-mode pipeline: stages, the rings between them, and their lcores.
+//
+//   capture (rx -> filter -> batch) --ring--> codec (compress + CRC) --ring--> egress
+//
+// Run-to-completion puts the three stages of one stream on each rx lcore;
+// pipeline mode puts capture on the rx lcores, codec on the codec lcores and
+// egress on the egress lcore. Either way stages talk through SPSC rings of
+// frame handles; a ring between two stages of one lcore costs a few cycles
+// per frame (not per packet).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/config/config.hpp"
+#include "sluice/dataplane/counters.hpp"
+#include "sluice/dataplane/filter.hpp"
+#include "sluice/dataplane/frame_pool.hpp"
+#include "sluice/dataplane/ports.hpp"
+#include "sluice/dataplane/sink.hpp"
+#include "sluice/dataplane/stats.hpp"
+#include "sluice/dataplane/tsc_clock.hpp"
+#include "sluice/lockfree/spsc_ring.hpp"
+#include "sluice/wire/builder.hpp"
+#include "sluice/wire/codec.hpp"
+
+struct rte_mbuf;
+
+namespace sluice::dataplane {
+
+// A frame travelling between stages: a buffer of the stream's pool.
+struct FrameHandle {
+    std::byte* data = nullptr;
+    uint64_t sequence = 0;
+    uint32_t len = 0;  // raw frame bytes (capture -> codec) or sealed bytes (codec -> egress)
+    uint32_t packets = 0;
+    uint32_t stream = 0;  // index into the pipeline's streams
+    uint32_t reserved = 0;
+};
+static_assert(sizeof(FrameHandle) == 32);
+
+using FrameRing = lockfree::SpscRing<FrameHandle>;
+
+enum class Phase : uint8_t {
+    Running,   // capture polls the NIC
+    Draining,  // capture stops rx and flushes; downstream stages empty their rings
+    Done,      // lcores leave their loops
+};
+
+class Stage {
+  public:
+    virtual ~Stage() = default;
+    // Moves at most one burst (capture) or one frame (codec, egress). Returns
+    // whether it did work. One virtual call per burst.
+    virtual bool poll() = 0;
+    // Nothing left to do once the phase is Draining (read by other lcores and
+    // the control plane: acquire pairs with the stage's release store).
+    bool drained() const { return drained_.load(std::memory_order_acquire); }
+    virtual const char* kind() const = 0;
+
+  protected:
+    std::atomic<bool> drained_{false};
+};
+
+struct CaptureQueue {
+    uint16_t port_id = 0;
+    uint16_t queue_id = 0;
+    uint16_t port_index = 0;
+    const TscClock* hw_clock = nullptr;  // null: software timestamps
+    QueueCounters* counters = nullptr;
+};
+
+class CaptureStage final : public Stage {
+  public:
+    struct Params {
+        std::vector<CaptureQueue> queues;
+        uint16_t burst = 32;
+        const BpfFilter* filter = nullptr;
+        uint32_t frame_size = 0;
+        uint32_t snaplen = 65535;
+        uint64_t flush_timeout_tsc = 0;
+        config::Overflow overflow = config::Overflow::Drop;
+        uint32_t stream = 0;     // index
+        uint64_t stream_id = 0;  // on the wire
+        FramePool* pool = nullptr;
+        FrameRing* out = nullptr;
+        const TscClock* clock = nullptr;
+        const std::atomic<Phase>* phase = nullptr;
+        CaptureCounters* counters = nullptr;
+    };
+    explicit CaptureStage(Params p);
+    bool poll() override;
+    const char* kind() const override { return "capture"; }
+    const Params& params() const { return p_; }
+
+  private:
+    bool process_pending(bool draining);
+    bool begin_frame();
+    // Finishes the frame being filled and hands it on. False if it is held
+    // (ring full under backpressure or while draining).
+    bool finish_frame(bool draining);
+    bool emit(const FrameHandle& h, bool draining);
+
+    Params p_;
+    wire::FrameBuilder builder_;
+    std::byte* buffer_ = nullptr;  // the frame being filled
+    uint64_t sequence_ = 0;
+    uint64_t packet_index_ = 0;
+    uint64_t deadline_tsc_ = 0;
+    std::size_t next_queue_ = 0;
+    std::optional<FrameHandle> held_;
+    // A burst being copied into frames; kept across polls under backpressure.
+    rte_mbuf* pending_[512];
+    uint16_t pending_n_ = 0;
+    uint16_t pending_i_ = 0;
+    const CaptureQueue* pending_queue_ = nullptr;
+    uint64_t pending_ts_ = 0;
+    int ts_offset_ = -1;
+    uint64_t ts_flag_ = 0;
+};
+
+class CodecStage final : public Stage {
+  public:
+    struct Input {
+        FrameRing* ring = nullptr;
+        const Stage* producer = nullptr;
+    };
+    struct Params {
+        std::vector<Input> inputs;
+        std::vector<FramePool*> pools;  // by stream index
+        FrameRing* out = nullptr;
+        wire::EncoderConfig encoder;
+        const std::atomic<Phase>* phase = nullptr;
+        CodecCounters* counters = nullptr;
+    };
+    explicit CodecStage(Params p);
+    bool poll() override;
+    const char* kind() const override { return "codec"; }
+    const Params& params() const { return p_; }
+
+  private:
+    void seal(FrameHandle& h);
+
+    Params p_;
+    wire::FrameEncoder encoder_;
+    wire::FrameEncoder store_raw_;  // for frames no second buffer could be found for
+    std::size_t next_input_ = 0;
+    std::optional<FrameHandle> held_;
+};
+
+class EgressStage final : public Stage {
+  public:
+    struct Input {
+        FrameRing* ring = nullptr;
+        const Stage* producer = nullptr;
+    };
+    struct Stream {
+        FrameSink* sink = nullptr;
+        FramePool* pool = nullptr;
+        EgressCounters* counters = nullptr;
+    };
+    struct Params {
+        std::vector<Input> inputs;
+        std::vector<Stream> streams;  // by stream index (only this stage's are non-null)
+        config::Overflow overflow = config::Overflow::Drop;
+        const TscClock* clock = nullptr;
+        const std::atomic<Phase>* phase = nullptr;
+    };
+    explicit EgressStage(Params p);
+    bool poll() override;
+    const char* kind() const override { return "egress"; }
+    const Params& params() const { return p_; }
+
+  private:
+    // False if the frame must wait (sink full and not dropping).
+    bool submit(const FrameHandle& h, bool draining);
+
+    Params p_;
+    std::size_t next_input_ = 0;
+    std::optional<FrameHandle> held_;
+};
+
+// Makes the sink of stream `index` (wire id `stream_id`).
+using SinkFactory = std::function<std::unique_ptr<FrameSink>(uint32_t index, uint64_t stream_id,
+                                                             std::string& error)>;
+
+class Pipeline {
+  public:
+    // Builds rings, pools, stages and their lcore assignment from the config.
+    // `ports` must be started. Returns null with `error` set on failure.
+    static std::unique_ptr<Pipeline> build(const config::Config& cfg,
+                                           const std::vector<PortState>& ports,
+                                           const SinkFactory& make_sink, std::string& error);
+    ~Pipeline();
+
+    // Starts every lcore's loop.
+    bool launch(std::string& error);
+    // Stops rx, flushes, drains the rings; then waits (bounded) until every
+    // stage is drained and leaves the loops.
+    void drain_and_stop(double timeout_s);
+    bool all_drained() const;
+
+    Snapshot snapshot(double seconds, const std::vector<PortState>& ports) const;
+
+    struct RingInfo {
+        std::string name;
+        const FrameRing* ring;
+    };
+    const std::vector<RingInfo>& rings() const { return ring_info_; }
+    std::vector<const FramePool*> pools() const;
+    std::vector<std::string> sink_descriptions() const;
+    const std::vector<unsigned>& lcores() const { return lcore_ids_; }
+    uint64_t received() const;  // rx_packets over all queues
+
+  private:
+    Pipeline() = default;
+    struct LcoreWork {
+        unsigned lcore = 0;
+        std::vector<Stage*> stages;
+        const std::atomic<Phase>* phase = nullptr;
+        // Set by the lcore as it leaves its loop. rte_eal_mp_wait_lcore()
+        // synchronises inside DPDK, invisible to ThreadSanitizer; this
+        // release/acquire pair makes the hand-back explicit.
+        std::unique_ptr<std::atomic<bool>> left = std::make_unique<std::atomic<bool>>(false);
+    };
+    void wait_lcores();
+    static int lcore_main(void* arg);
+
+    std::atomic<Phase> phase_{Phase::Running};
+    TscClock clock_;
+    std::unique_ptr<BpfFilter> filter_;
+    std::vector<std::unique_ptr<QueueCounters>> queue_counters_;
+    std::vector<std::unique_ptr<CaptureCounters>> capture_counters_;
+    std::vector<std::unique_ptr<CodecCounters>> codec_counters_;
+    std::vector<std::unique_ptr<EgressCounters>> egress_counters_;
+    std::vector<std::unique_ptr<FramePool>> pools_;
+    std::vector<std::unique_ptr<FrameSink>> sinks_;
+    std::vector<std::unique_ptr<FrameRing>> rings_;
+    std::vector<RingInfo> ring_info_;
+    std::vector<std::unique_ptr<Stage>> stages_;
+    std::vector<std::vector<std::pair<std::string, std::string>>> stage_labels_;
+    std::vector<std::vector<std::pair<std::string, std::string>>> queue_labels_;
+    std::vector<std::vector<std::pair<std::string, std::string>>> egress_labels_;
+    std::vector<LcoreWork> work_;
+    std::vector<unsigned> lcore_ids_;
+    bool launched_ = false;
+};
+
+}  // namespace sluice::dataplane

@@ -1,0 +1,672 @@
+#include "sluice/dataplane/pipeline.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
+#include <rte_pause.h>
+
+#include "sluice/dataplane/log.hpp"
+#include "sluice/wire/format.hpp"
+
+namespace sluice::dataplane {
+namespace {
+
+// Longest mbuf chain copied whole; longer chains (never seen with MTU 9600
+// and 1 KB mbufs) keep their first kMaxSegments segments, counted as truncated.
+constexpr std::size_t kMaxSegments = 64;
+
+wire::Codec to_wire(config::CodecType t) {
+    switch (t) {
+        case config::CodecType::Lz4:
+            return wire::Codec::Lz4;
+        case config::CodecType::Zstd:
+            return wire::Codec::Zstd;
+        case config::CodecType::None:
+            break;
+    }
+    return wire::Codec::None;
+}
+
+}  // namespace
+
+// ---- capture ---------------------------------------------------------------------
+
+CaptureStage::CaptureStage(Params p)
+    : p_(std::move(p)), builder_(wire::BuilderLimits{p_.frame_size, p_.snaplen}) {
+    ts_offset_ = rte_mbuf_dynfield_lookup(RTE_MBUF_DYNFIELD_TIMESTAMP_NAME, nullptr);
+    const int bit = rte_mbuf_dynflag_lookup(RTE_MBUF_DYNFLAG_RX_TIMESTAMP_NAME, nullptr);
+    ts_flag_ = bit >= 0 ? (1ULL << bit) : 0;
+}
+
+bool CaptureStage::begin_frame() {
+    std::byte* b = p_.pool->get();
+    if (!b) return false;
+    buffer_ = b;
+    builder_.begin({b, p_.pool->object_bytes()}, p_.stream_id, ++sequence_, packet_index_);
+    return true;
+}
+
+bool CaptureStage::emit(const FrameHandle& h, bool draining) {
+    if (p_.out->try_enqueue(h)) {
+        p_.counters->frames.inc();
+        return true;
+    }
+    if (draining || p_.overflow == config::Overflow::Backpressure) {
+        held_ = h;
+        return false;
+    }
+    p_.counters->ring_full.add(h.packets);
+    p_.counters->ring_full_frames.inc();
+    p_.pool->put(h.data);
+    return true;
+}
+
+bool CaptureStage::finish_frame(bool draining) {
+    const uint32_t packets = builder_.packet_count();
+    const auto raw = builder_.finish();
+    FrameHandle h;
+    h.data = buffer_;
+    h.sequence = sequence_;
+    h.len = static_cast<uint32_t>(raw.size());
+    h.packets = packets;
+    h.stream = p_.stream;
+    buffer_ = nullptr;
+    return emit(h, draining);
+}
+
+// Copies the pending burst into frames. Returns false when it had to stop
+// (no frame buffer, or a finished frame is held) with packets still pending.
+bool CaptureStage::process_pending(bool draining) {
+    const CaptureQueue& q = *pending_queue_;
+    while (pending_i_ < pending_n_) {
+        if (!builder_.active() && !begin_frame()) {
+            if (p_.overflow == config::Overflow::Drop && !draining) {
+                q.counters->frame_pool_empty.add(pending_n_ - pending_i_);
+                break;
+            }
+            p_.counters->rx_paused.inc();
+            return false;
+        }
+        rte_mbuf* m = pending_[pending_i_];
+        wire::Segment segs[kMaxSegments];
+        std::size_t n = 0;
+        for (rte_mbuf* s = m; s && n < kMaxSegments; s = s->next) {
+            segs[n++] = {rte_pktmbuf_mtod(s, const std::byte*), s->data_len};
+        }
+        wire::RecordMeta meta;
+        meta.timestamp_ns = pending_ts_;
+        if (q.hw_clock && ts_offset_ >= 0 && (m->ol_flags & ts_flag_)) {
+            meta.timestamp_ns =
+                q.hw_clock->to_ns(*RTE_MBUF_DYNFIELD(m, ts_offset_, rte_mbuf_timestamp_t*));
+        }
+        meta.orig_len = m->pkt_len;
+        meta.port = q.port_index;
+        meta.queue = q.queue_id;
+        const bool first = builder_.empty();
+        if (builder_.append(meta, {segs, n}) == wire::AppendResult::FrameFull) {
+            if (!finish_frame(draining)) return false;
+            continue;  // the same packet again, into a new frame
+        }
+        if (first) deadline_tsc_ = rte_rdtsc() + p_.flush_timeout_tsc;
+        const uint32_t kept = std::min(m->pkt_len, p_.snaplen);
+        q.counters->captured.inc();
+        q.counters->captured_bytes.add(kept);
+        if (m->pkt_len > p_.snaplen || (n == kMaxSegments && m->next && m->nb_segs > n)) {
+            q.counters->truncated.inc();
+        }
+        ++packet_index_;
+        ++pending_i_;
+    }
+    rte_pktmbuf_free_bulk(pending_, pending_n_);
+    pending_n_ = pending_i_ = 0;
+    return true;
+}
+
+bool CaptureStage::poll() {
+    // acquire pairs with the control plane's release store of the phase.
+    const bool draining = p_.phase->load(std::memory_order_acquire) != Phase::Running;
+    bool work = false;
+    if (held_) {
+        if (!p_.out->try_enqueue(*held_)) {
+            p_.counters->rx_paused.inc();
+            return false;
+        }
+        p_.counters->frames.inc();
+        held_.reset();
+        work = true;
+    }
+    if (pending_n_) {
+        work = true;
+        if (!process_pending(draining)) return work;
+    }
+    if (draining) {
+        if (builder_.active() && !builder_.empty()) {
+            if (!finish_frame(true)) return true;
+        } else if (builder_.active()) {
+            builder_.finish();  // empty: give the buffer back
+            p_.pool->put(buffer_);
+            buffer_ = nullptr;
+        }
+        // release pairs with the acquire in drained(): everything this stage
+        // enqueued is visible to whoever sees it drained.
+        drained_.store(true, std::memory_order_release);
+        return work;
+    }
+    if (builder_.active() && !builder_.empty() && rte_rdtsc() >= deadline_tsc_) {
+        p_.counters->flushed_by_timer.inc();
+        work = true;
+        if (!finish_frame(false)) return work;
+    }
+
+    const CaptureQueue& q = p_.queues[next_queue_];
+    if (++next_queue_ == p_.queues.size()) next_queue_ = 0;
+    const uint16_t n = rte_eth_rx_burst(q.port_id, q.queue_id, pending_, p_.burst);
+    if (n == 0) return work;
+    uint64_t bytes = 0;
+    for (uint16_t i = 0; i < n; ++i)
+        bytes += pending_[i]->pkt_len;
+    q.counters->rx_packets.add(n);
+    q.counters->rx_bytes.add(bytes);
+    uint16_t kept = n;
+    if (p_.filter) {
+        rte_mbuf* rejected[512];
+        uint16_t nrej = 0;
+        kept = p_.filter->apply(pending_, n, rejected, nrej);
+        if (nrej) {
+            q.counters->filtered.add(nrej);
+            rte_pktmbuf_free_bulk(rejected, nrej);
+        }
+    }
+    if (kept == 0) return true;
+    pending_n_ = kept;
+    pending_i_ = 0;
+    pending_queue_ = &q;
+    pending_ts_ = p_.clock->to_ns(rte_rdtsc());
+    process_pending(false);
+    return true;
+}
+
+// ---- codec ------------------------------------------------------------------------
+
+namespace {
+wire::EncoderConfig raw_only(wire::EncoderConfig c) {
+    c.codec = wire::Codec::None;
+    return c;
+}
+}  // namespace
+
+CodecStage::CodecStage(Params p)
+    : p_(std::move(p)), encoder_(p_.encoder), store_raw_(raw_only(p_.encoder)) {}
+
+void CodecStage::seal(FrameHandle& h) {
+    FramePool* pool = p_.pools[h.stream];
+    const std::span<std::byte> raw(h.data, h.len);
+    std::byte* out = nullptr;
+    const bool wants_compression = p_.encoder.codec != wire::Codec::None &&
+                                   h.len - wire::kHeaderSize >= p_.encoder.min_compress_bytes;
+    if (wants_compression) out = pool->get();
+    auto sealed = out ? encoder_.seal(raw, {out, pool->object_bytes()}) : store_raw_.seal(raw, {});
+    if (wants_compression && !out) p_.counters->no_buffer.inc();
+    // A raw frame from the builder always seals (the output buffer has the
+    // codec's worst-case size); should it not, its packets are counted.
+    if (!sealed) {
+        p_.counters->seal_failed.add(h.packets);
+        if (out) pool->put(out);
+        pool->put(h.data);
+        h.data = nullptr;
+        return;
+    }
+    if (sealed->in_out_buffer) {
+        pool->put(h.data);
+        h.data = out;
+    } else if (out) {
+        pool->put(out);
+    }
+    p_.counters->frames.inc();
+    p_.counters->packets.add(h.packets);
+    p_.counters->raw_bytes.add(h.len);
+    p_.counters->sealed_bytes.add(sealed->frame.size());
+    if (sealed->codec != wire::Codec::None) {
+        p_.counters->compressed.inc();
+    } else {
+        p_.counters->stored_raw.inc();
+    }
+    h.len = static_cast<uint32_t>(sealed->frame.size());
+}
+
+bool CodecStage::poll() {
+    if (held_) {
+        if (!p_.out->try_enqueue(*held_)) return false;
+        held_.reset();
+        return true;
+    }
+    const std::size_t n = p_.inputs.size();
+    for (std::size_t k = 0; k < n; ++k) {
+        const Input& in = p_.inputs[next_input_];
+        if (++next_input_ == n) next_input_ = 0;
+        FrameHandle h;
+        if (!in.ring->try_dequeue(h)) continue;
+        seal(h);
+        if (h.data && !p_.out->try_enqueue(h)) held_ = h;
+        return true;
+    }
+    if (p_.phase->load(std::memory_order_acquire) != Phase::Running) {
+        // Drained once every producer is drained and nothing is left in its
+        // ring: check producers first, then rings (the producer's release of
+        // drained_ orders its last enqueue before our ring check).
+        bool done = true;
+        for (const Input& in : p_.inputs)
+            done = done && in.producer->drained();
+        for (const Input& in : p_.inputs)
+            done = done && in.ring->empty();
+        if (done) drained_.store(true, std::memory_order_release);
+    }
+    return false;
+}
+
+// ---- egress ------------------------------------------------------------------------
+
+EgressStage::EgressStage(Params p) : p_(std::move(p)) {}
+
+bool EgressStage::submit(const FrameHandle& h, bool draining) {
+    Stream& s = p_.streams[h.stream];
+    const std::span<const std::byte> frame(h.data, h.len);
+    switch (s.sink->submit(frame, h.sequence, h.data)) {
+        case FrameSink::Submit::Accepted:
+            s.counters->frames.inc();
+            s.counters->packets.add(h.packets);
+            s.counters->bytes.add(h.len);
+            return true;
+        case FrameSink::Submit::Failed:
+            s.counters->egress_errors.add(h.packets);
+            s.counters->egress_errors_frames.inc();
+            s.pool->put(h.data);
+            return true;
+        case FrameSink::Submit::Full:
+            break;
+    }
+    if (draining || p_.overflow == config::Overflow::Backpressure) return false;
+    s.counters->retransmit_overflow.add(h.packets);
+    s.counters->retransmit_overflow_frames.inc();
+    s.pool->put(h.data);
+    return true;
+}
+
+bool EgressStage::poll() {
+    const bool draining = p_.phase->load(std::memory_order_acquire) != Phase::Running;
+    bool work = false;
+    const uint64_t now = p_.clock->to_ns(rte_rdtsc());
+    void* done[64];
+    for (Stream& s : p_.streams) {
+        if (!s.sink) continue;
+        work |= s.sink->poll(now);
+        std::size_t n;
+        while ((n = s.sink->reclaim(done)) != 0) {
+            for (std::size_t i = 0; i < n; ++i)
+                s.pool->put(static_cast<std::byte*>(done[i]));
+            s.counters->frames_done.add(n);
+            work = true;
+        }
+    }
+    if (held_) {
+        if (!submit(*held_, draining)) return work;
+        held_.reset();
+        work = true;
+    }
+    const std::size_t n = p_.inputs.size();
+    for (std::size_t k = 0; k < n; ++k) {
+        const Input& in = p_.inputs[next_input_];
+        if (++next_input_ == n) next_input_ = 0;
+        FrameHandle h;
+        if (!in.ring->try_dequeue(h)) continue;
+        if (!submit(h, draining)) held_ = h;
+        return true;
+    }
+    if (draining && !work) {
+        bool done_all = true;
+        for (const Input& in : p_.inputs)
+            done_all = done_all && in.producer->drained();
+        for (const Input& in : p_.inputs)
+            done_all = done_all && in.ring->empty();
+        for (const Stream& s : p_.streams)
+            done_all = done_all && (!s.sink || s.sink->all_done());
+        if (done_all) drained_.store(true, std::memory_order_release);
+    }
+    return work;
+}
+
+// ---- assembly ------------------------------------------------------------------------
+
+std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
+                                          const std::vector<PortState>& ports,
+                                          const SinkFactory& make_sink, std::string& error) {
+    std::unique_ptr<Pipeline> pl(new Pipeline);
+    pl->clock_ = TscClock::calibrate(rte_get_tsc_hz());
+    const auto& lc = cfg.lcores;
+    const bool pipeline_mode = lc.mode == config::Mode::Pipeline;
+
+    if (!cfg.capture.filter.empty()) {
+        pl->filter_ = BpfFilter::create(cfg.capture.filter, cfg.capture.snaplen, error);
+        if (!pl->filter_) {
+            error = fmt::format("capture.filter \"{}\": {}", cfg.capture.filter, error);
+            return nullptr;
+        }
+        log_info("filter \"{}\" loaded ({})", cfg.capture.filter,
+                 pl->filter_->jit() ? "JIT" : "interpreted");
+    }
+
+    auto new_ring = [&](const std::string& name) {
+        pl->rings_.push_back(std::make_unique<FrameRing>(lc.ring_size));
+        pl->ring_info_.push_back({name, pl->rings_.back().get()});
+        return pl->rings_.back().get();
+    };
+
+    // Streams: one per rx lcore. Frame buffers hold a sealed frame of the
+    // largest raw frame (compression may grow incompressible data a little).
+    const std::size_t nstreams = lc.rx.size();
+    const uint32_t object_bytes = static_cast<uint32_t>(
+        (wire::FrameEncoder::max_sealed_size(cfg.batch.frame_size) + 63) & ~std::size_t{63});
+    const unsigned egress_lcore = pipeline_mode ? lc.egress.at(0) : 0;
+    for (std::size_t i = 0; i < nstreams; ++i) {
+        const uint64_t id = cfg.egress.stream_id + i;
+        const unsigned home = pipeline_mode ? egress_lcore : lc.rx[i];
+        const int socket = static_cast<int>(rte_lcore_to_socket_id(home));
+        auto pool = FramePool::create(fmt::format("sluice_frames_{}", id),
+                                      cfg.mempool.frame_buffers, object_bytes, socket, error);
+        if (!pool) return nullptr;
+        pl->pools_.push_back(std::move(pool));
+        auto sink = make_sink(static_cast<uint32_t>(i), id, error);
+        if (!sink) return nullptr;
+        pl->sinks_.push_back(std::move(sink));
+        pl->egress_counters_.push_back(std::make_unique<EgressCounters>());
+        pl->egress_labels_.push_back(
+            {{"stream", std::to_string(id)},
+             {"lcore", std::to_string(pipeline_mode ? egress_lcore : lc.rx[i])}});
+    }
+
+    // Queues: (port, queue) pairs dealt to rx lcores round-robin, port-major.
+    std::vector<std::vector<CaptureQueue>> queues(nstreams);
+    std::size_t next = 0;
+    for (std::size_t pi = 0; pi < ports.size(); ++pi) {
+        for (uint16_t q = 0; q < ports[pi].rx_queues; ++q) {
+            const std::size_t w = next++ % nstreams;
+            pl->queue_counters_.push_back(std::make_unique<QueueCounters>());
+            queues[w].push_back(
+                CaptureQueue{ports[pi].port_id, q, static_cast<uint16_t>(pi),
+                             ports[pi].hw_timestamps ? &ports[pi].hw_clock : nullptr,
+                             pl->queue_counters_.back().get()});
+            pl->queue_labels_.push_back({{"port", std::to_string(pi)},
+                                         {"queue", std::to_string(q)},
+                                         {"lcore", std::to_string(lc.rx[w])}});
+            const unsigned lsock = rte_lcore_to_socket_id(lc.rx[w]);
+            if (static_cast<int>(lsock) != ports[pi].socket) {
+                log_warning(
+                    "lcore {} (NUMA node {}) polls port '{}' queue {} on node {}: every "
+                    "packet crosses the interconnect; pick lcores on node {}",
+                    lc.rx[w], lsock, ports[pi].name, q, ports[pi].socket, ports[pi].socket);
+            }
+        }
+    }
+
+    auto work_for = [&](unsigned lcore) -> LcoreWork& {
+        for (auto& w : pl->work_) {
+            if (w.lcore == lcore) return w;
+        }
+        pl->work_.push_back(LcoreWork{lcore, {}, &pl->phase_});
+        pl->lcore_ids_.push_back(lcore);
+        return pl->work_.back();
+    };
+    auto add_stage = [&](unsigned lcore, std::unique_ptr<Stage> s,
+                         std::vector<std::pair<std::string, std::string>> labels) {
+        Stage* raw = s.get();
+        pl->stages_.push_back(std::move(s));
+        labels.insert(labels.begin(), {"lcore", std::to_string(lcore)});
+        pl->stage_labels_.push_back(std::move(labels));
+        work_for(lcore).stages.push_back(raw);
+        return raw;
+    };
+
+    wire::EncoderConfig enc;
+    enc.codec = to_wire(cfg.codec.type);
+    enc.lz4_acceleration = static_cast<int>(cfg.codec.lz4_acceleration);
+    enc.zstd_level = cfg.codec.zstd_level;
+    enc.min_compress_bytes = cfg.codec.min_size;
+    enc.max_raw_frame_bytes = cfg.batch.frame_size;
+
+    std::vector<FramePool*> pool_ptrs;
+    for (auto& p : pl->pools_)
+        pool_ptrs.push_back(p.get());
+
+    // An empty frame must hold one whole record: longer packets (beyond any
+    // MTU, e.g. from LRO) are cut to fit and counted as truncated.
+    const uint32_t fit = static_cast<uint32_t>(
+        (cfg.batch.frame_size - wire::kHeaderSize - wire::kRecordHeaderSize) & ~std::size_t{7});
+    const uint32_t snaplen = std::min(cfg.capture.snaplen, fit);
+    const uint64_t flush_tsc =
+        pl->clock_.ns_to_tsc(static_cast<uint64_t>(cfg.batch.flush_timeout_us) * 1000);
+    std::vector<Stage*> captures;
+    std::vector<FrameRing*> capture_out;
+    for (std::size_t i = 0; i < nstreams; ++i) {
+        pl->capture_counters_.push_back(std::make_unique<CaptureCounters>());
+        CaptureStage::Params cp;
+        cp.queues = queues[i];
+        cp.burst = static_cast<uint16_t>(lc.burst_size);
+        cp.filter = pl->filter_.get();
+        cp.frame_size = cfg.batch.frame_size;
+        cp.snaplen = snaplen;
+        cp.flush_timeout_tsc = flush_tsc;
+        cp.overflow = cfg.capture.overflow;
+        cp.stream = static_cast<uint32_t>(i);
+        cp.stream_id = cfg.egress.stream_id + i;
+        cp.pool = pl->pools_[i].get();
+        cp.out = new_ring(fmt::format("capture{}->codec", i));
+        cp.clock = &pl->clock_;
+        cp.phase = &pl->phase_;
+        cp.counters = pl->capture_counters_.back().get();
+        capture_out.push_back(cp.out);
+        captures.push_back(add_stage(lc.rx[i], std::make_unique<CaptureStage>(std::move(cp)),
+                                     {{"stream", std::to_string(cfg.egress.stream_id + i)}}));
+    }
+
+    auto make_egress = [&](unsigned lcore, std::vector<EgressStage::Input> inputs,
+                           const std::vector<std::size_t>& streams) {
+        EgressStage::Params ep;
+        ep.inputs = std::move(inputs);
+        ep.streams.resize(nstreams);
+        for (std::size_t s : streams) {
+            ep.streams[s] = {pl->sinks_[s].get(), pl->pools_[s].get(),
+                             pl->egress_counters_[s].get()};
+        }
+        ep.overflow = cfg.capture.overflow;
+        ep.clock = &pl->clock_;
+        ep.phase = &pl->phase_;
+        add_stage(lcore, std::make_unique<EgressStage>(std::move(ep)), {});
+    };
+
+    if (!pipeline_mode) {
+        for (std::size_t i = 0; i < nstreams; ++i) {
+            pl->codec_counters_.push_back(std::make_unique<CodecCounters>());
+            CodecStage::Params cp;
+            cp.inputs = {{capture_out[i], captures[i]}};
+            cp.pools = pool_ptrs;
+            cp.out = new_ring(fmt::format("codec{}->egress", i));
+            cp.encoder = enc;
+            cp.phase = &pl->phase_;
+            cp.counters = pl->codec_counters_.back().get();
+            FrameRing* out = cp.out;
+            Stage* codec = add_stage(lc.rx[i], std::make_unique<CodecStage>(std::move(cp)), {});
+            make_egress(lc.rx[i], {{out, codec}}, {i});
+        }
+    } else {
+        std::vector<EgressStage::Input> egress_inputs;
+        for (std::size_t c = 0; c < lc.codec.size(); ++c) {
+            pl->codec_counters_.push_back(std::make_unique<CodecCounters>());
+            CodecStage::Params cp;
+            for (std::size_t i = c; i < nstreams; i += lc.codec.size()) {
+                cp.inputs.push_back({capture_out[i], captures[i]});
+            }
+            if (cp.inputs.empty()) {
+                error = fmt::format(
+                    "lcores.codec: lcore {} would get no rx lcore to serve ({} codec "
+                    "lcores for {} rx lcores); list fewer codec lcores",
+                    lc.codec[c], lc.codec.size(), nstreams);
+                return nullptr;
+            }
+            cp.pools = pool_ptrs;
+            cp.out = new_ring(fmt::format("codec{}->egress", c));
+            cp.encoder = enc;
+            cp.phase = &pl->phase_;
+            cp.counters = pl->codec_counters_.back().get();
+            FrameRing* out = cp.out;
+            Stage* codec = add_stage(lc.codec[c], std::make_unique<CodecStage>(std::move(cp)), {});
+            egress_inputs.push_back({out, codec});
+        }
+        std::vector<std::size_t> all(nstreams);
+        for (std::size_t i = 0; i < nstreams; ++i)
+            all[i] = i;
+        make_egress(egress_lcore, std::move(egress_inputs), all);
+    }
+    return pl;
+}
+
+Pipeline::~Pipeline() {
+    if (launched_) {
+        phase_.store(Phase::Done, std::memory_order_release);
+        wait_lcores();
+    }
+    // Stages hold no buffers the pools need back: pools are freed whole.
+}
+
+void Pipeline::wait_lcores() {
+    rte_eal_mp_wait_lcore();
+    for (auto& w : work_) {
+        // acquire pairs with the release store as the lcore left lcore_main:
+        // everything it wrote is visible to the control plane from here.
+        while (!w.left->load(std::memory_order_acquire))
+            rte_pause();
+    }
+}
+
+int Pipeline::lcore_main(void* arg) {
+    auto& w = *static_cast<LcoreWork*>(arg);
+    // acquire pairs with the control plane's release stores of the phase.
+    while (w.phase->load(std::memory_order_acquire) != Phase::Done) {
+        bool busy = false;
+        for (Stage* s : w.stages)
+            busy |= s->poll();
+        if (!busy) rte_pause();
+    }
+    w.left->store(true, std::memory_order_release);
+    return 0;
+}
+
+bool Pipeline::launch(std::string& error) {
+    for (auto& w : work_) {
+        if (rte_eal_remote_launch(lcore_main, &w, w.lcore) != 0) {
+            error = fmt::format("cannot launch lcore {}: it is busy", w.lcore);
+            phase_.store(Phase::Done, std::memory_order_release);
+            rte_eal_mp_wait_lcore();
+            for (auto& other : work_)
+                other.left->store(true, std::memory_order_relaxed);
+            return false;
+        }
+    }
+    launched_ = true;
+    return true;
+}
+
+bool Pipeline::all_drained() const {
+    return std::all_of(stages_.begin(), stages_.end(), [](const auto& s) { return s->drained(); });
+}
+
+void Pipeline::drain_and_stop(double timeout_s) {
+    if (!launched_) return;
+    // release pairs with the stages' acquire loads of the phase.
+    phase_.store(Phase::Draining, std::memory_order_release);
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+    while (!all_drained() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (!all_drained()) {
+        for (std::size_t i = 0; i < stages_.size(); ++i) {
+            if (stages_[i]->drained()) continue;
+            std::string labels;
+            for (const auto& [k, v] : stage_labels_[i])
+                labels += fmt::format(" {} {}", k, v);
+            log_warning(
+                "{} stage{} not drained after {:.1f}s (frames awaiting acknowledgement "
+                "are counted as not done)",
+                stages_[i]->kind(), labels, timeout_s);
+        }
+    }
+    phase_.store(Phase::Done, std::memory_order_release);
+    wait_lcores();
+    launched_ = false;
+}
+
+uint64_t Pipeline::received() const {
+    uint64_t n = 0;
+    for (const auto& q : queue_counters_)
+        n += q->rx_packets.get();
+    return n;
+}
+
+Snapshot Pipeline::snapshot(double seconds, const std::vector<PortState>& ports) const {
+    Snapshot s;
+    s.seconds = seconds;
+    for (const auto& p : ports) {
+        PortSnapshot ps;
+        ps.name = p.name;
+        ps.driver = p.driver;
+        rte_eth_stats st{};
+        if (rte_eth_stats_get(p.port_id, &st) == 0) {
+            ps.ipackets = st.ipackets, ps.ibytes = st.ibytes, ps.imissed = st.imissed;
+            ps.ierrors = st.ierrors, ps.rx_nombuf = st.rx_nombuf;
+        }
+        s.ports.push_back(ps);
+    }
+    for (std::size_t i = 0; i < queue_counters_.size(); ++i) {
+        s.blocks.push_back(snapshot_of(view_of("queue", *queue_counters_[i]), queue_labels_[i]));
+    }
+    std::size_t capture = 0, codec = 0;
+    for (std::size_t i = 0; i < stages_.size(); ++i) {
+        const std::string kind = stages_[i]->kind();
+        if (kind == "capture") {
+            s.blocks.push_back(
+                snapshot_of(view_of("capture", *capture_counters_[capture++]), stage_labels_[i]));
+        } else if (kind == "codec") {
+            s.blocks.push_back(
+                snapshot_of(view_of("codec", *codec_counters_[codec++]), stage_labels_[i]));
+        }
+    }
+    for (std::size_t i = 0; i < egress_counters_.size(); ++i) {
+        s.blocks.push_back(snapshot_of(view_of("egress", *egress_counters_[i]), egress_labels_[i]));
+    }
+    return s;
+}
+
+std::vector<const FramePool*> Pipeline::pools() const {
+    std::vector<const FramePool*> v;
+    for (const auto& p : pools_)
+        v.push_back(p.get());
+    return v;
+}
+
+std::vector<std::string> Pipeline::sink_descriptions() const {
+    std::vector<std::string> v;
+    for (const auto& s : sinks_)
+        v.push_back(s->describe());
+    return v;
+}
+
+}  // namespace sluice::dataplane
