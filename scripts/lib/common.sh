@@ -67,7 +67,7 @@ ensure_hugepages() {
     mount -t hugetlbfs nodev /dev/hugepages || die "cannot mount hugetlbfs on /dev/hugepages"
   fi
   local f held
-  held=$(cat /proc/[0-9]*/maps 2>/dev/null | awk '$6 ~ /^\/dev\/hugepages\// {print $6}' | sort -u)
+  held=$( { cat /proc/[0-9]*/maps 2>/dev/null || true; } | awk '$6 ~ /^\/dev\/hugepages\// {print $6}' | sort -u)
   for f in /dev/hugepages/*; do
     [ -f "$f" ] || continue
     grep -qxF "$f" <<<"$held" && continue
@@ -80,8 +80,9 @@ ensure_hugepages() {
 build_dir() {
   local dir=$1; shift
   if [ ! -f "$dir/build.ninja" ]; then
-    meson setup "$dir" "$SLUICE_ROOT" -Dwerror=true "$@" >"$dir.setup.log" 2>&1 ||
-      { cat "$dir.setup.log" >&2; die "meson setup $dir failed"; }
+    mkdir -p "$dir"
+    meson setup "$dir" "$SLUICE_ROOT" -Dwerror=true "$@" >"$dir/sluice-setup.log" 2>&1 ||
+      { cat "$dir/sluice-setup.log" >&2; die "meson setup $dir failed"; }
   fi
-  ninja -C "$dir" >"$dir.build.log" 2>&1 || { tail -40 "$dir.build.log" >&2; die "build failed in $dir (log: $dir.build.log)"; }
+  ninja -C "$dir" >"$dir/sluice-build.log" 2>&1 || { tail -40 "$dir/sluice-build.log" >&2; die "build failed in $dir (log: $dir/sluice-build.log)"; }
 }

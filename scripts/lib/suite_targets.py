@@ -1,19 +1,21 @@
 #!/usr/bin/python3
-"""Print the ninja targets (relative paths) of the test programs in a suite."""
+"""Print the ninja targets (paths relative to the build dir) of the test
+programs in a meson suite, so a sanitizer build compiles only those."""
 import json
 import os
 import subprocess
 import sys
 
-build, suite = sys.argv[1], sys.argv[2]
+build, suite = os.path.abspath(sys.argv[1]), sys.argv[2]
 tests = json.loads(subprocess.check_output(["meson", "introspect", build, "--tests"]))
 targets = set()
 for t in tests:
-    if suite and suite not in t.get("suite", []):
+    # meson prefixes suites with the project name: "sluice:asan".
+    suites = {s.split(":", 1)[-1] for s in t.get("suite", [])}
+    if suite and suite not in suites:
         continue
-    for dep in t.get("depends", []):
-        pass
     prog = t["cmd"][0]
-    if prog.startswith(os.path.abspath(build)):
+    if prog.startswith(build + os.sep):
         targets.add(os.path.relpath(prog, build))
-print("\n".join(sorted(targets)))
+for target in sorted(targets):
+    print(target)

@@ -1,0 +1,219 @@
+#include "sluice/dataplane/ports.hpp"
+
+#include <fmt/format.h>
+#include <rte_bus.h>
+#include <rte_dev.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+
+#include <cstring>
+
+#include "sluice/dataplane/log.hpp"
+
+namespace sluice::dataplane {
+namespace {
+
+// Ethernet header + two VLAN tags + FCS on top of the MTU.
+constexpr uint32_t kL2Overhead = 14 + 8 + 4;
+
+std::string device_hint(const std::string& name) {
+    if (config::is_pci_address(name)) {
+        return fmt::format(
+            "bind it to a DPDK driver (`dpdk-devbind.py -b vfio-pci {}`; see docs/operations.md) "
+            "and make sure EAL may use it (no -b {}; with -a, list it)",
+            name, name);
+    }
+    return "check the vdev string (for example net_pcap0,rx_pcap=/path/in.pcap; the driver "
+           "name must exist: see `dpdk-testpmd --vdev` drivers in docs/operations.md)";
+}
+
+}  // namespace
+
+const uint8_t* symmetric_rss_key() {
+    static const auto key = [] {
+        std::array<uint8_t, 52> k{};
+        for (std::size_t i = 0; i < k.size(); i += 2) k[i] = 0x6d, k[i + 1] = 0x5a;
+        return k;
+    }();
+    return key.data();
+}
+
+std::optional<PortError> find_ports(const config::Config& cfg, std::vector<PortState>& out) {
+    for (const auto& pc : cfg.ports) {
+        PortState ps;
+        ps.name = pc.name;
+        ps.device = std::string(config::device_name(pc.name));
+        ps.cfg = pc;
+        uint16_t pid = 0;
+        if (rte_eth_dev_get_port_by_name(ps.device.c_str(), &pid) != 0) {
+            // Not attached yet: probe it (hot-plug for vdevs, attach for PCI).
+            const int rc = rte_dev_probe(pc.name.c_str());
+            if (rc < 0 || rte_eth_dev_get_port_by_name(ps.device.c_str(), &pid) != 0) {
+                return PortError{fmt::format("port '{}' not found ({}): {}", pc.name,
+                                             rc < 0 ? std::strerror(-rc) : "no ethdev appeared",
+                                             device_hint(pc.name)),
+                                 4};
+            }
+        }
+        ps.port_id = pid;
+        const int socket = rte_eth_dev_socket_id(pid);
+        ps.socket = socket < 0 ? 0 : socket;
+        rte_eth_dev_info info{};
+        if (rte_eth_dev_info_get(pid, &info) != 0) {
+            return PortError{fmt::format("port '{}': cannot read device info", pc.name), 4};
+        }
+        ps.driver = info.driver_name ? info.driver_name : "?";
+        if (pc.rx_queues > info.max_rx_queues) {
+            return PortError{
+                fmt::format("port '{}' ({}) supports at most {} rx queues, config asks for {}: "
+                            "lower ports.rx_queues{}",
+                            pc.name, ps.driver, info.max_rx_queues, pc.rx_queues,
+                            ps.driver == "net_pcap"
+                                ? " (net_pcap has one rx queue per rx_pcap= argument)"
+                                : ""),
+                4};
+        }
+        ps.rx_queues = static_cast<uint16_t>(pc.rx_queues);
+        out.push_back(ps);
+    }
+    return std::nullopt;
+}
+
+std::optional<PortError> create_mbuf_pools(const config::Config& cfg,
+                                           const std::vector<PortState>& ports,
+                                           std::map<int, rte_mempool*>& pools) {
+    for (const auto& p : ports) {
+        if (pools.count(p.socket)) continue;
+        const std::string name = fmt::format("sluice_mbuf_s{}", p.socket);
+        rte_mempool* mp = rte_pktmbuf_pool_create(
+            name.c_str(), cfg.mempool.mbufs, cfg.mempool.cache_size, 0,
+            static_cast<uint16_t>(cfg.mempool.mbuf_size), p.socket);
+        if (!mp) {
+            const double mb = static_cast<double>(cfg.mempool.mbufs) *
+                              (cfg.mempool.mbuf_size + sizeof(rte_mbuf) + 64) / (1 << 20);
+            return PortError{
+                fmt::format("cannot create the mbuf pool on socket {} ({} mbufs of {} bytes, about "
+                            "{:.0f} MB): {}. Reserve more huge pages on that node, or lower "
+                            "mempool.mbufs",
+                            p.socket, cfg.mempool.mbufs, cfg.mempool.mbuf_size, mb,
+                            rte_strerror(rte_errno)),
+                3};
+        }
+        pools[p.socket] = mp;
+    }
+    return std::nullopt;
+}
+
+std::optional<PortError> start_port(PortState& port, const config::Config& cfg,
+                                    rte_mempool* pool) {
+    const auto& pc = port.cfg;
+    const uint16_t pid = port.port_id;
+    rte_eth_dev_info info{};
+    rte_eth_dev_info_get(pid, &info);
+
+    rte_eth_conf conf{};
+    conf.rxmode.mtu = pc.mtu;
+    if (pc.rss && port.rx_queues > 1) {
+        const uint64_t want = RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP;
+        const uint64_t hf = want & info.flow_type_rss_offloads;
+        if (hf == 0) {
+            log_warning("port '{}' ({}) does not offer RSS: its {} queues receive whatever the "
+                        "driver gives them",
+                        port.name, port.driver, port.rx_queues);
+        } else {
+            conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_hf = hf;
+            if (pc.rss_symmetric) {
+                conf.rx_adv_conf.rss_conf.rss_key = const_cast<uint8_t*>(symmetric_rss_key());
+                conf.rx_adv_conf.rss_conf.rss_key_len =
+                    info.hash_key_size ? info.hash_key_size : 40;
+            }
+        }
+    }
+    const uint32_t frame_max = pc.mtu + kL2Overhead;
+    const uint32_t room = cfg.mempool.mbuf_size - RTE_PKTMBUF_HEADROOM;
+    if (frame_max > room) {
+        if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER) {
+            conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
+        } else {
+            log_warning("port '{}' ({}) cannot chain mbufs: frames over {} bytes may be dropped "
+                        "by the NIC (ierrors). Raise mempool.mbuf_size to {} for mtu {}",
+                        port.name, port.driver, room, frame_max + RTE_PKTMBUF_HEADROOM, pc.mtu);
+        }
+    }
+    if (pc.timestamps == config::Timestamps::Hardware) {
+        if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_TIMESTAMP) {
+            conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_TIMESTAMP;
+            port.hw_timestamps = true;
+        } else {
+            log_warning("port '{}' ({}) offers no hardware timestamps: using software timestamps",
+                        port.name, port.driver);
+        }
+    }
+
+    // One tx queue: some drivers refuse to start without one. sluice never transmits.
+    int rc = rte_eth_dev_configure(pid, port.rx_queues, 1, &conf);
+    if (rc != 0) {
+        return PortError{fmt::format("port '{}' ({}): configure failed: {} (queues {}, mtu {})",
+                                     port.name, port.driver, rte_strerror(-rc), port.rx_queues,
+                                     pc.mtu),
+                         4};
+    }
+    uint16_t nb_rx = static_cast<uint16_t>(pc.rx_descriptors), nb_tx = 64;
+    rte_eth_dev_adjust_nb_rx_tx_desc(pid, &nb_rx, &nb_tx);
+    if (nb_rx != pc.rx_descriptors) {
+        log_info("port '{}': driver adjusted rx descriptors {} -> {}", port.name,
+                 pc.rx_descriptors, nb_rx);
+    }
+    rte_eth_rxconf rxconf = info.default_rxconf;
+    rxconf.offloads = conf.rxmode.offloads;
+    for (uint16_t q = 0; q < port.rx_queues; ++q) {
+        rc = rte_eth_rx_queue_setup(pid, q, nb_rx, static_cast<unsigned>(port.socket), &rxconf,
+                                    pool);
+        if (rc != 0) {
+            return PortError{fmt::format("port '{}': rx queue {} setup failed: {}", port.name, q,
+                                         rte_strerror(-rc)),
+                             4};
+        }
+    }
+    rc = rte_eth_tx_queue_setup(pid, 0, nb_tx, static_cast<unsigned>(port.socket), nullptr);
+    if (rc != 0) {
+        return PortError{
+            fmt::format("port '{}': tx queue setup failed: {}", port.name, rte_strerror(-rc)), 4};
+    }
+    rc = rte_eth_dev_start(pid);
+    if (rc != 0) {
+        return PortError{
+            fmt::format("port '{}': start failed: {}", port.name, rte_strerror(-rc)), 4};
+    }
+    port.started = true;
+    if (pc.promiscuous) {
+        rc = rte_eth_promiscuous_enable(pid);
+        if (rc != 0 && rc != -ENOTSUP) {
+            log_warning("port '{}': cannot enable promiscuous mode: {}", port.name,
+                        rte_strerror(-rc));
+        }
+    }
+    return std::nullopt;
+}
+
+void stop_ports(std::vector<PortState>& ports) {
+    for (auto& p : ports) {
+        if (!p.started) continue;
+        rte_eth_dev_stop(p.port_id);
+        rte_eth_dev_close(p.port_id);
+        p.started = false;
+    }
+}
+
+std::string link_status(uint16_t port_id) {
+    rte_eth_link link{};
+    if (rte_eth_link_get_nowait(port_id, &link) != 0) return "link status unknown";
+    char text[RTE_ETH_LINK_MAX_STR_LEN];
+    rte_eth_link_to_str(text, sizeof text, &link);
+    return text;
+}
+
+}  // namespace sluice::dataplane
