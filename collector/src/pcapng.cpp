@@ -17,7 +17,7 @@ void option(ByteBuffer& out, uint16_t code, const void* value, std::size_t len) 
     std::byte* p = out.grow(4 + pad4(len));
     put16(p, code);
     put16(p + 2, static_cast<uint16_t>(len));
-    std::memcpy(p + 4, value, len);
+    if (len) std::memcpy(p + 4, value, len);
     std::memset(p + 4 + len, 0, pad4(len) - len);
 }
 

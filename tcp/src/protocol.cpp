@@ -181,6 +181,7 @@ std::array<std::byte, kWelcomeSigned> welcome_signed_bytes(const Welcome& m) {
 
 ParsedMessage parse_message(std::span<const std::byte> in) {
     ParsedMessage r;
+    if (in.empty()) return r;  // NeedMore
     // The magic is checked as soon as its bytes are here, so garbage is
     // refused without waiting for a header that never comes.
     const std::size_t have_magic = std::min<std::size_t>(in.size(), 4);

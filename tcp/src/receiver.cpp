@@ -13,6 +13,7 @@ namespace sluice::tcp {
 namespace {
 
 bool starts_with_magic(std::span<const std::byte> in, uint32_t magic) {
+    if (in.empty()) return true;
     std::byte m[4];
     wire::detail::store_le<uint32_t>(m, magic);
     return std::memcmp(in.data(), m, std::min<std::size_t>(in.size(), 4)) == 0;

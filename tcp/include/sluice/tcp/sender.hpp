@@ -1,7 +1,9 @@
 // TcpSender: one frame stream to one sluice-collector over TCP, polled by the
-// egress lcore. Single-threaded and non-blocking: after construction it never
-// allocates, locks or throws; its only syscalls are on its socket. Its stats
-// may be read from any thread.
+// egress lcore. Single-threaded and non-blocking: it never locks or throws
+// after construction, its only syscalls are on its socket, and streaming
+// (submit, poll, reclaim) never allocates; only a handshake does, inside
+// libcrypto's HMAC and random generator, once per connection. Its stats may
+// be read from any thread.
 //
 // The caller's loop (an egress stage):
 //
