@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include "sluice/collector/log.hpp"
 #include "sluice/collector/pcapng.hpp"
 #include "sluice/wire/format.hpp"
 
@@ -189,9 +190,18 @@ bool Stream::write_state() {
 bool Stream::ensure_file() {
     if (out_.is_open()) return true;
     if (st_.file().empty()) return open_new_file();
-    if (!out_.reopen(file_path(st_.file()), st_.file_offset, nullptr))
+    if (out_.reopen(file_path(st_.file()), st_.file_offset, nullptr)) return true;
+    if (errno != ENOENT && errno != ERANGE)
         return fail_storage(fmt::format("cannot reopen {}", file_path(st_.file())));
-    return true;
+    // Removed or cut behind the collector's back while the stream was
+    // disconnected: what it held is gone; go on in a new file.
+    log_error(
+        "stream {}: {} {} (removed or truncated outside the collector); continuing in a new file",
+        id_, file_path(st_.file()),
+        errno == ENOENT ? "is missing" : "is shorter than its committed size");
+    st_.set_file("");
+    st_.interface_count = 0;
+    return open_new_file();
 }
 
 bool Stream::open_new_file() {

@@ -291,6 +291,16 @@ TEST(Stream, AMissingFileIsReportedAndWritingGoesOn) {
     ASSERT_TRUE(s->commit());
     EXPECT_NE(s->current_path(), first);
     EXPECT_EQ(read_stream(fx.dir.path(), 7).size(), 10u);
+    // The same while the collector runs (the stream's sender disconnected).
+    const std::string second = s->current_path();
+    s->close_file();
+    fs::remove(second);
+    s->on_hello(fx.hello(1, 2));
+    const auto more = make_frames(7, packets(10, 11), 10, wire::Codec::None, 2);
+    EXPECT_EQ(fx.add(*s, more.frames[0]), FrameOutcome::Written);
+    ASSERT_TRUE(s->commit());
+    EXPECT_NE(s->current_path(), second);
+    EXPECT_EQ(read_stream(fx.dir.path(), 7).size(), 10u);
 }
 
 // A write that fails (here: the file size limit, EFBIG; a full disk is the
