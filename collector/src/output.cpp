@@ -110,6 +110,42 @@ bool OutputFile::append(std::span<const std::byte> bytes) {
     return true;
 }
 
+bool OutputFile::append(const Batch& batch) {
+    constexpr std::size_t kMaxIov = 1024;  // IOV_MAX on Linux
+    struct iovec iov[kMaxIov];
+    std::size_t seg = 0, skip = 0;
+    uint64_t at = size_;
+    while (seg < batch.segments()) {
+        const std::size_t n = batch.iovecs(seg, iov, kMaxIov);
+        iov[0].iov_base = static_cast<std::byte*>(iov[0].iov_base) + skip;
+        iov[0].iov_len -= skip;
+        const ssize_t w = ::pwritev(fd_, iov, static_cast<int>(n), static_cast<off_t>(at));
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            const int e = errno;
+            const bool restored = ::ftruncate(fd_, static_cast<off_t>(size_)) == 0;
+            (void)restored;  // nothing better to do: the next reopen() cuts it too
+            errno = e;
+            return false;
+        }
+        at += static_cast<uint64_t>(w);
+        // Step over what was written: whole segments, then into the next.
+        std::size_t left = static_cast<std::size_t>(w);
+        for (std::size_t k = 0; k < n && left > 0; ++k) {
+            if (left >= iov[k].iov_len) {
+                left -= iov[k].iov_len;
+                ++seg;
+                skip = 0;
+            } else {
+                skip += left;
+                left = 0;
+            }
+        }
+    }
+    size_ = at;
+    return true;
+}
+
 bool OutputFile::sync() {
     return ::fdatasync(fd_) == 0;
 }

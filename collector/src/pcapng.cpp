@@ -99,4 +99,36 @@ void append_epb(ByteBuffer& out, uint32_t interface_id, uint64_t timestamp_ns,
     put32(q, static_cast<uint32_t>(total));
 }
 
+void append_epb(Batch& out, uint32_t interface_id, uint64_t timestamp_ns,
+                std::span<const std::byte> data, uint32_t orig_len, uint32_t epb_flags,
+                bool reference) {
+    const uint32_t caplen = static_cast<uint32_t>(data.size());
+    const std::size_t total = epb_size(caplen, epb_flags != 0);
+    std::byte* p = out.grow(28);
+    put32(p, kEnhancedPacketBlock);
+    put32(p + 4, static_cast<uint32_t>(total));
+    put32(p + 8, interface_id);
+    put32(p + 12, static_cast<uint32_t>(timestamp_ns >> 32));
+    put32(p + 16, static_cast<uint32_t>(timestamp_ns));
+    put32(p + 20, caplen);
+    put32(p + 24, orig_len);
+    if (reference)
+        out.reference(data);
+    else
+        out.append(data);
+    const std::size_t pad = pad4(caplen) - caplen;
+    const std::size_t tail = pad + (epb_flags ? 12 : 0) + 4;
+    std::byte* q = out.grow(tail);
+    std::memset(q, 0, pad);
+    q += pad;
+    if (epb_flags) {
+        put16(q, kEpbFlags);
+        put16(q + 2, 4);
+        put32(q + 4, epb_flags);
+        put32(q + 8, 0);  // opt_endofopt
+        q += 12;
+    }
+    put32(q, static_cast<uint32_t>(total));
+}
+
 }  // namespace sluice::collector::pcapng

@@ -461,16 +461,13 @@ void Collector::on_readable(Connection& c, uint64_t now) {
 void Collector::process(Connection& c, uint64_t now) {
     bool ack_due = false;
     bool frames = false;
+    std::size_t needed = 0;
     while (!c.closed) {
         const std::span<const std::byte> in{c.in.data() + c.in_off, c.in.size() - c.in_off};
         const tcp::ReceiverStep step =
             c.session.next(in, reader_, {scratch_.data(), scratch_.size()});
         if (step.kind == tcp::StepKind::NeedMore) {
-            if (step.needed > c.in.capacity() - c.in_off) {
-                c.in.consume(c.in_off);
-                c.in_off = 0;
-                c.in.reserve(step.needed);
-            }
+            needed = step.needed;
             break;
         }
         c.in_off += step.consumed;
@@ -540,10 +537,8 @@ void Collector::process(Connection& c, uint64_t now) {
         }
     }
     if (c.closed) return;
-    if (c.in_off == c.in.size()) {
-        c.in.clear();
-        c.in_off = 0;
-    }
+    // The batch may point into the receive buffer: write it before the
+    // buffer moves.
     if (c.stream && (frames || c.stream->dirty())) {
         if (!c.stream->commit()) {
             reject(c, tcp::RejectReason::Storage, counters_.dropped_storage,
@@ -553,6 +548,14 @@ void Collector::process(Connection& c, uint64_t now) {
         ack_due = true;
     }
     if (ack_due && c.stream) send(c, c.session.ack(c.stream->acknowledged()));
+    if (c.in_off == c.in.size()) {
+        c.in.clear();
+        c.in_off = 0;
+    } else if (needed > c.in.capacity() - c.in_off) {
+        c.in.consume(c.in_off);
+        c.in_off = 0;
+        c.in.reserve(needed);
+    }
 }
 
 void Collector::on_hello(Connection& c, const tcp::Hello& h, uint64_t now) {

@@ -303,9 +303,11 @@ uint32_t Stream::interface_id(uint16_t port, uint16_t queue) {
     }
     const uint32_t id = st_.interface_count++;
     st_.interfaces[id] = k;
-    pcapng::append_idb(ws_.batch, pcapng::kLinkTypeEthernet, wire::kMaxSnaplen,
+    ByteBuffer idb;
+    pcapng::append_idb(idb, pcapng::kLinkTypeEthernet, wire::kMaxSnaplen,
                        fmt::format("sluice-s{}-p{}-q{}", id_, port, queue),
                        fmt::format("sluice stream {} port {} queue {}", id_, port, queue));
+    ws_.batch.append(idb.span());
     last_key_ = k;
     return last_id_ = id;
 }
@@ -364,12 +366,17 @@ FrameOutcome Stream::add(const wire::FrameView& frame) {
         st_.totals.frames_lost += last_gap_frames_;
         st_.totals.packets_lost += last_gap_packets_;
     }
-    ws_.batch.reserve(ws_.batch.size() + info.raw_len + 16ull * info.packet_count + 4096);
+    // Packet bytes stay in the frame (the connection's receive buffer) until
+    // the commit writes them, unless a compressor needs them in one piece or
+    // they were decompressed into the shared scratch buffer.
+    const bool reference = set_.compression == Compression::None && info.codec == wire::Codec::None;
+    ws_.batch.reserve((reference ? 0 : info.raw_len) + 48ull * info.packet_count,
+                      2ull * info.packet_count + 2);
     uint64_t bytes = 0;
     for (const wire::Record& r : frame) {
         const uint32_t ifid = interface_id(r.port, r.queue);
         pcapng::append_epb(ws_.batch, ifid, r.timestamp_ns, r.data, r.orig_len,
-                           epb_flags_for(r.flags));
+                           epb_flags_for(r.flags), reference);
         bytes += r.caplen;
     }
     st_.next_sequence = info.sequence + 1;
@@ -387,13 +394,16 @@ bool Stream::commit() {
             return fail_storage(fmt::format("cannot save {}", state_file_->path()));
         return true;
     }
-    std::span<const std::byte> bytes = ws_.batch.span();
+    bool written;
     if (set_.compression == Compression::Zstd) {
-        if (!ws_.zstd->compress(bytes, ws_.compressed))
+        ws_.batch.flatten(ws_.flat);
+        if (!ws_.zstd->compress(ws_.flat.span(), ws_.compressed))
             return fail_storage(fmt::format("cannot compress for {}", out_.path()));
-        bytes = ws_.compressed.span();
+        written = out_.append(ws_.compressed.span());
+    } else {
+        written = out_.append(ws_.batch);
     }
-    if (!out_.append(bytes)) return fail_storage(fmt::format("cannot write {}", out_.path()));
+    if (!written) return fail_storage(fmt::format("cannot write {}", out_.path()));
     if (set_.sync && !out_.sync()) return fail_storage(fmt::format("cannot sync {}", out_.path()));
     st_.file_offset = out_.size();
     if (!write_state()) return fail_storage(fmt::format("cannot save {}", state_file_->path()));

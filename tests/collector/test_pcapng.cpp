@@ -39,3 +39,48 @@ TEST(Pcapng, BlocksAreWhatTheSpecificationSays) {
 
 }  // namespace
 }  // namespace sluice::collector
+
+namespace sluice::collector {
+namespace {
+
+using namespace testing;
+
+// Packets gathered into a Batch (copied or referenced) are the same bytes as
+// packets built into one buffer, and OutputFile writes them in IOV_MAX-sized
+// pwritev calls without losing a segment.
+TEST(Batch, GatheredBlocksEqualCopiedOnesOnDisk) {
+    const auto pk = packets(1500, 42, 1, 3);  // > 1024 segments: several pwritev calls
+    ByteBuffer flat;
+    Batch batch;
+    pcapng::append_shb(flat, "app", "");
+    ByteBuffer shb;
+    pcapng::append_shb(shb, "app", "");
+    batch.append(shb.span());
+    for (std::size_t i = 0; i < pk.size(); ++i) {
+        const uint32_t flags = i % 5 == 0 ? 4u << 5 : 0;
+        pcapng::append_epb(flat, 0, pk[i].ts_ns, pk[i].data, pk[i].orig_len, flags);
+        pcapng::append_epb(batch, 0, pk[i].ts_ns, pk[i].data, pk[i].orig_len, flags, i % 2 == 0);
+    }
+    EXPECT_EQ(batch.size(), flat.size());
+    EXPECT_GT(batch.segments(), 1024u);
+    ByteBuffer joined;
+    batch.flatten(joined);
+    ASSERT_EQ(joined.size(), flat.size());
+    EXPECT_EQ(std::memcmp(joined.data(), flat.data(), flat.size()), 0);
+
+    TempDir dir;
+    const std::string path = (dir.path() / "batch.pcapng").string();
+    OutputFile out;
+    ASSERT_TRUE(out.create(path));
+    const std::byte first[] = {std::byte{1}, std::byte{2}, std::byte{3}};
+    ASSERT_TRUE(out.append(std::span<const std::byte>(first)));
+    ASSERT_TRUE(out.append(batch));
+    EXPECT_EQ(out.size(), 3 + flat.size());
+    out.close();
+    const auto disk = read_file(path);
+    ASSERT_EQ(disk.size(), 3 + flat.size());
+    EXPECT_EQ(std::memcmp(disk.data() + 3, flat.data(), flat.size()), 0);
+}
+
+}  // namespace
+}  // namespace sluice::collector

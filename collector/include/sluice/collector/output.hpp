@@ -9,6 +9,7 @@
 #include <span>
 #include <string>
 
+#include "sluice/collector/batch.hpp"
 #include "sluice/collector/buffer.hpp"
 
 struct ZSTD_CCtx_s;
@@ -50,6 +51,8 @@ class OutputFile {
     // Appends `bytes` completely, or restores the file to its previous size
     // and returns false (errno says why: ENOSPC, EIO, ...).
     bool append(std::span<const std::byte> bytes);
+    // The same for a gathered batch (pwritev).
+    bool append(const Batch& batch);
     bool sync();  // fdatasync
     void close();
 

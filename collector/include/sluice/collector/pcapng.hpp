@@ -9,6 +9,7 @@
 #include <span>
 #include <string_view>
 
+#include "sluice/collector/batch.hpp"
 #include "sluice/collector/buffer.hpp"
 
 namespace sluice::collector::pcapng {
@@ -46,5 +47,11 @@ void append_idb(ByteBuffer& out, uint16_t link_type, uint32_t snaplen, std::stri
 // flags option.
 void append_epb(ByteBuffer& out, uint32_t interface_id, uint64_t timestamp_ns,
                 std::span<const std::byte> data, uint32_t orig_len, uint32_t epb_flags);
+// The same into a batch; with `reference`, the packet bytes are not copied
+// but written from where they are (they must outlive the batch's write).
+// Cost: two small stores into the batch's buffer.
+void append_epb(Batch& out, uint32_t interface_id, uint64_t timestamp_ns,
+                std::span<const std::byte> data, uint32_t orig_len, uint32_t epb_flags,
+                bool reference);
 
 }  // namespace sluice::collector::pcapng

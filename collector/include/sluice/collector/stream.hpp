@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "sluice/collector/batch.hpp"
 #include "sluice/collector/buffer.hpp"
 #include "sluice/collector/output.hpp"
 #include "sluice/collector/state.hpp"
@@ -36,7 +37,8 @@ struct StreamSettings {
 // Buffers shared by all streams of one collector thread: a stream's batch
 // is committed before another stream uses them.
 struct Workspace {
-    ByteBuffer batch;       // pcapng blocks not yet written
+    Batch batch;            // pcapng blocks not yet written
+    ByteBuffer flat;        // the batch in one piece, for the compressor
     ByteBuffer compressed;  // the batch as a zstd frame
     ZstdCompressor* zstd = nullptr;
 };

@@ -152,6 +152,12 @@ class TcpSender {
     const SenderConfig& config() const { return cfg_; }
     // When the next connection attempt happens (state Waiting); tests.
     uint64_t next_attempt_ns() const { return next_attempt_ns_; }
+    // For a caller that shares its core and would rather sleep than spin
+    // when poll() finds nothing to do: the socket (-1 while none) and
+    // whether the sender waits for it to take more bytes (POLLOUT) besides
+    // ACKs (POLLIN). An egress lcore of its own just keeps polling.
+    int socket_fd() const { return fd_; }
+    bool wants_to_send() const { return ctl_len_ > ctl_off_ || rtx_.unsent() > 0; }
     uint64_t session_id() const { return session_id_; }
 
     // Ends the connection now with a reset and records `why` as an error
