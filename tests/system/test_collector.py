@@ -307,7 +307,7 @@ def test_end_to_end_exact(tmp_path, pcapgen, codec, compress):
 def test_sigkill_mid_stream_every_packet_exactly_once(tmp_path, pcapgen, compress):
     """SIGKILL the collector twice while a sender streams; restart it on the same
     directory each time: the output holds every packet exactly once."""
-    pcap = pcapgen(packets=60000, nanosecond=True, seed=11)
+    pcap = pcapgen(packets=100000, nanosecond=True, seed=11)  # >= 2.5 s at 40 kpps
     out = tmp_path / "out"
     extra = ["--compress", compress] if compress else []
     col = Collector(out, args=extra)
