@@ -16,8 +16,16 @@
 //       for (size_t i = 0, n = tx.reclaim(done); i < n; ++i) return done[i] to the pool;
 //   }
 //
+//   // shutdown: stop submitting, then wait (bounded) for the last ACKs
+//   while (!tx.all_acknowledged() && now_ns() < deadline) { tx.poll(now_ns()); reclaim...; }
+//   tx.close();
+//
 // A submitted frame stays where it is (never copied) until reclaim() returns
-// its cookie: the collector has written it, or a resume point said so.
+// its cookie: the collector has written it, or a resume point said so. The
+// frame's header must carry the stream id of the config and `sequence`;
+// sequences increase by one per frame built, dropped frames included, so the
+// collector sees every drop as a gap (docs/wire-protocol.md, "Stream
+// transport").
 #pragma once
 
 #include <array>
