@@ -27,6 +27,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+_running = []
+
+
+@pytest.fixture(autouse=True)
+def no_collector_left_behind():
+    """A failing test must not leave its collector running."""
+    yield
+    while _running:
+        _running.pop().kill()
+
+
 class Collector:
     """A sluice-collector in the background; its stderr is collected."""
 
@@ -37,6 +48,7 @@ class Collector:
         self.cmd = [str(COLLECTOR), "--listen", f"tcp://127.0.0.1:{self.port}", "--out",
                     str(out), "--summary-json", str(self.summary)] + [str(a) for a in args]
         self.proc = subprocess.Popen(self.cmd, stderr=subprocess.PIPE, text=True)
+        _running.append(self)
         self.lines = []
         self._lock = threading.Lock()
         self._ready = threading.Event()

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from test_collector import (SEND, Collector, assert_same_packets, expected_packets, read_stream,
-                            send, start_send, write_key)
+from test_collector import (SEND, Collector, assert_same_packets, expected_packets,  # noqa: F401
+                            no_collector_left_behind, read_stream, send, start_send, write_key)
 
 # ---- the transport, byte by byte ----------------------------------------------------
 
