@@ -1,0 +1,93 @@
+// What the collector must remember about a stream to survive its own crash
+// (SIGKILL, OOM kill, power loss with --sync) without losing or duplicating a
+// packet: the next sequence to write, and the file and byte offset where the
+// data written so far ends. docs/collector.md, "Crash safety", explains the
+// order of operations that keeps it true.
+//
+// On disk: DIR/.sluice/stream-<id>.state, two 4 KiB slots written
+// alternately with pwrite, each carrying a generation and a CRC-32C. A slot
+// torn by a crash fails its CRC and the other slot, one commit older, is
+// used: it is still true, because data beyond its offset is cut off again.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace sluice::collector {
+
+struct InterfaceKey {
+    uint16_t port = 0;
+    uint16_t queue = 0;
+    bool operator==(const InterfaceKey&) const = default;
+};
+
+struct StreamTotals {
+    uint64_t frames_written = 0;
+    uint64_t packets_written = 0;
+    uint64_t packet_bytes_written = 0;  // captured bytes
+    uint64_t frames_duplicate = 0;      // discarded: sequence already written
+    uint64_t frames_lost = 0;           // sequences never received (gaps)
+    uint64_t packets_lost = 0;          // packets of those frames (from packet indexes)
+    uint64_t gaps = 0;                  // gap events
+};
+
+// Plain data, copied as a whole at every commit: no allocation.
+struct StreamState {
+    static constexpr std::size_t kMaxInterfaces = 800;  // per file; more: a new file
+    static constexpr std::size_t kMaxFileName = 255;
+
+    uint64_t stream_id = 0;
+    uint64_t session_id = 0;  // 0: no sender seen yet
+    bool position_known = false;
+    uint64_t next_sequence = 0;
+    uint64_t next_packet_index = 0;
+    uint64_t file_index = 0;       // 0: no file yet
+    uint64_t file_offset = 0;      // bytes of the file that hold committed data
+    uint64_t file_created_ns = 0;  // wall clock, for --rotate-time across restarts
+    bool zstd = false;
+    std::array<char, kMaxFileName + 1> file_name{};  // NUL-terminated, in DIR
+    uint32_t interface_count = 0;
+    std::array<InterfaceKey, kMaxInterfaces> interfaces{};  // IDB order in the current file
+    StreamTotals totals;
+
+    std::string_view file() const { return file_name.data(); }
+    void set_file(std::string_view name);
+};
+
+inline constexpr std::size_t kStateSlotSize = 4096;
+
+// Encodes into / decodes from one slot. decode_slot: nullopt unless magic,
+// version and CRC check out.
+void encode_slot(const StreamState& s, uint64_t generation, std::byte* slot);
+std::optional<StreamState> decode_slot(const std::byte* slot, uint64_t* generation);
+
+class StateFile {
+  public:
+    // Opens (creating if missing) DIR/.sluice/stream-<id>.state. Throws
+    // std::runtime_error with the path and the fix.
+    StateFile(const std::string& path);
+    ~StateFile();
+    StateFile(StateFile&& o) noexcept;
+    StateFile& operator=(StateFile&& o) noexcept;
+
+    // The newest valid slot; nullopt for a new or unreadable file (`error`
+    // says which when it is not just new).
+    std::optional<StreamState> load(std::string* error);
+
+    // Writes the next slot (one pwrite); with `sync`, fdatasync()s it. False
+    // and errno on failure.
+    bool save(const StreamState& s, bool sync);
+
+    const std::string& path() const { return path_; }
+
+  private:
+    std::string path_;
+    int fd_ = -1;
+    uint64_t generation_ = 0;
+};
+
+}  // namespace sluice::collector

@@ -1,0 +1,136 @@
+// One frame stream at the collector: where its sequence stands, which file
+// it writes, and the order of operations that makes a crash lose or repeat
+// nothing (docs/collector.md, "Crash safety"):
+//
+//   add() frames      -> pcapng blocks in a batch buffer, in memory
+//   commit()          -> append the batch to the file (one zstd frame when
+//                        compressing), [fdatasync], then save the state
+//                        (next sequence, file, offset) -> only then ACK
+//   after a crash     -> recover(): cut the file back to the saved offset;
+//                        the sender replays from the saved sequence
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/collector/batch.hpp"
+#include "sluice/collector/buffer.hpp"
+#include "sluice/collector/output.hpp"
+#include "sluice/collector/state.hpp"
+#include "sluice/tcp/protocol.hpp"
+#include "sluice/wire/reader.hpp"
+
+namespace sluice::collector {
+
+struct StreamSettings {
+    std::string dir;  // the output directory
+    Compression compression = Compression::None;
+    uint64_t rotate_bytes = 0;  // 0: no size rotation
+    uint64_t rotate_ns = 0;     // 0: no time rotation
+    uint32_t keep_files = 0;    // 0: keep all; N: delete the oldest beyond N
+    bool sync = false;          // fdatasync data and state before each ACK
+    std::string application;    // shb_userappl
+};
+
+// Buffers shared by all streams of one collector thread: a stream's batch
+// is committed before another stream uses them.
+struct Workspace {
+    Batch batch;            // pcapng blocks not yet written
+    ByteBuffer flat;        // the batch in one piece, for the compressor
+    ByteBuffer compressed;  // the batch as a zstd frame
+    ZstdCompressor* zstd = nullptr;
+};
+
+enum class FrameOutcome : uint8_t {
+    Written,       // in the batch (the next commit writes it)
+    Duplicate,     // its sequence was written before: discarded
+    Gap,           // written, after frames that never came (counted lost)
+    StorageError,  // could not open, rotate or write: drop the connection, no ACK
+};
+
+struct HelloVerdict {
+    uint64_t resume_sequence = 0;
+    bool new_session = false;
+    bool had_session = false;  // a previous session of this stream existed
+    uint64_t previous_session = 0;
+    uint64_t previous_next_sequence = 0;
+};
+
+class Stream {
+  public:
+    Stream(uint64_t id, const StreamSettings& settings, Workspace& ws);
+
+    // Loads the state file (if any), cuts the current file back to its saved
+    // offset and deletes files a rotation had begun but not recorded. Throws
+    // std::runtime_error when the state cannot be trusted. Returns log lines.
+    std::vector<std::string> recover();
+
+    // A sender authenticated for this stream: where should it resume?
+    // Persists a new session before answering. nullopt: state write failed.
+    std::optional<HelloVerdict> on_hello(const tcp::Hello& h);
+
+    // Adds a verified frame to the batch (see FrameOutcome).
+    FrameOutcome add(const wire::FrameView& frame);
+
+    // Writes the batch and saves the state; false (errno, last_error())
+    // when either fails, in which case nothing of the batch counts and the
+    // file is back where the last commit left it.
+    bool commit();
+    bool dirty() const { return !ws_.batch.empty(); }
+
+    // Time-based rotation, from the collector's timer (commits first).
+    bool maybe_rotate_by_time(uint64_t wall_ns);
+
+    // The sequence every frame below which is written and saved: the ACK.
+    uint64_t acknowledged() const { return saved_.position_known ? saved_.next_sequence : 0; }
+    void close_file() { out_.close(); }
+
+    uint64_t id() const { return id_; }
+    const StreamState& saved() const { return saved_; }
+    const StreamTotals& run() const { return run_; }  // this process's share of the totals
+    uint64_t files_opened() const { return files_opened_; }
+    const std::string& last_error() const { return last_error_; }
+    // Frames and packets lost in the last add() that returned Gap.
+    uint64_t last_gap_frames() const { return last_gap_frames_; }
+    uint64_t last_gap_packets() const { return last_gap_packets_; }
+    std::string current_path() const;
+
+    // Connection bookkeeping for the collector.
+    void* connection = nullptr;
+
+  private:
+    bool ensure_file();
+    bool open_new_file();
+    bool rotate();
+    bool write_state();
+    bool fail_storage(const std::string& what);
+    uint32_t interface_id(uint16_t port, uint16_t queue);
+    void remove_old_files();
+    std::string file_path(std::string_view name) const;
+
+    uint64_t id_;
+    const StreamSettings& set_;
+    Workspace& ws_;
+    std::optional<StateFile> state_file_;
+    OutputFile out_;
+    StreamState st_;     // working: includes what the batch adds
+    StreamState saved_;  // as on disk
+    StreamTotals run_;
+    uint64_t files_opened_ = 0;
+    uint64_t packets_in_file_ = 0;  // since the file was opened by this process
+    std::string last_error_;
+    uint64_t last_gap_frames_ = 0, last_gap_packets_ = 0;
+    // The last (port, queue) seen and its interface id: capture streams
+    // mostly come from one queue, so one compare usually finds it.
+    InterfaceKey last_key_{};
+    uint32_t last_id_ = UINT32_MAX;
+};
+
+// "stream-<id>-<index:06>-<UTC>.pcapng[.zst]" and its parser (for recovery
+// and --keep): index, or nullopt for a name that is not this stream's.
+std::string output_file_name(uint64_t stream_id, uint64_t index, uint64_t wall_ns, Compression c);
+std::optional<uint64_t> parse_output_file_index(std::string_view name, uint64_t stream_id);
+
+}  // namespace sluice::collector

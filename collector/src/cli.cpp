@@ -1,0 +1,206 @@
+#include "sluice/collector/cli.hpp"
+
+#include <charconv>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "sluice/tcp/auth.hpp"
+
+namespace sluice::collector {
+namespace {
+
+std::optional<uint64_t> parse_uint(std::string_view s) {
+    uint64_t v = 0;
+    const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
+    return v;
+}
+
+}  // namespace
+
+std::string usage() {
+    return R"(usage: sluice-collector --out DIR [options]
+
+Receives sluice frame streams over TCP, verifies every frame, and writes
+pcapng files (nanosecond timestamps, one interface per stream/port/queue).
+Every frame is acknowledged only once written; a restarted collector
+resumes where its files end, so senders replay exactly what is missing.
+
+  --listen tcp://ADDR:PORT  where to listen (default tcp://127.0.0.1:7700).
+                            A non-loopback address needs --key-file.
+  --out DIR                 output directory (created if missing); files are
+                            DIR/stream-<id>-<n>-<UTC time>.pcapng[.zst],
+                            state in DIR/.sluice/
+  --rotate-size N           start a new file before one exceeds N bytes
+                            (suffixes K, M, G; default: never)
+  --rotate-time S           start a new file every S seconds (default: never)
+  --keep N                  keep only the newest N files per stream
+  --key-file F              pre-shared key the senders must prove (the same
+                            file as the sender's egress.key_file)
+  --compress zstd           write .pcapng.zst (one zstd frame per commit)
+  --zstd-level N            zstd level, 1..19 (default 3)
+  --sync                    fdatasync data and state before acknowledging:
+                            survives power loss, not only a crash (slower)
+  --stats-interval S        a stats line every S seconds (default 10, 0: off)
+  --peer-timeout MS         drop a connection without a handshake after MS ms,
+                            or silent for that long and three heartbeats
+                            (default 10000)
+  --max-frame-bytes N       largest frame accepted (default 16M)
+  --max-connections N       default 1024
+  --summary-json F          also write the exit summary to F as JSON
+  --help                    this text
+  --version                 the version
+
+SIGINT/SIGTERM: commit, acknowledge, close every file, print a summary, exit 0.
+Exit codes: 0 stopped by a signal; 1 could not start (address in use, output
+directory locked or not writable, unreadable key); 2 bad command line.
+See docs/collector.md.
+)";
+}
+
+std::optional<uint64_t> parse_size(std::string_view s) {
+    uint64_t mult = 1;
+    if (!s.empty()) {
+        switch (s.back()) {
+            case 'K':
+            case 'k':
+                mult = 1ull << 10;
+                break;
+            case 'M':
+            case 'm':
+                mult = 1ull << 20;
+                break;
+            case 'G':
+            case 'g':
+                mult = 1ull << 30;
+                break;
+            default:
+                break;
+        }
+        if (mult != 1) s.remove_suffix(1);
+    }
+    const auto v = parse_uint(s);
+    if (!v || *v > (UINT64_MAX / mult)) return std::nullopt;
+    return *v * mult;
+}
+
+CliResult parse_command_line(const std::vector<std::string>& args) {
+    CliResult r;
+    CollectorOptions o;
+    std::string key_file;
+    auto usage_error = [&](std::string msg) {
+        r.exit_code = kExitUsage;
+        r.message = "sluice-collector: " + msg + " (see --help)\n";
+        return r;
+    };
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        if (a == "--help" || a == "-h") {
+            r.message = usage();
+            return r;
+        }
+        if (a == "--version") {
+            r.message = "sluice-collector " SLUICE_VERSION "\n";
+            return r;
+        }
+        if (a == "--sync") {
+            o.sync = true;
+            continue;
+        }
+        if (a.rfind("--", 0) != 0) return usage_error(fmt::format("unexpected argument '{}'", a));
+        if (i + 1 >= args.size()) return usage_error(fmt::format("{} needs a value", a));
+        const std::string& v = args[++i];
+        auto number = [&](uint64_t lo, uint64_t hi) -> std::optional<uint64_t> {
+            const auto n = parse_uint(v);
+            if (!n || *n < lo || *n > hi) return std::nullopt;
+            return n;
+        };
+        if (a == "--listen") {
+            std::string err;
+            const auto e = tcp::parse_endpoint(v, &err);
+            if (!e) return usage_error("--listen " + err);
+            o.listen = *e;
+        } else if (a == "--out") {
+            o.out_dir = v;
+        } else if (a == "--rotate-size") {
+            const auto n = parse_size(v);
+            if (!n || *n < 4096)
+                return usage_error(
+                    fmt::format("--rotate-size '{}': give bytes >= 4096, e.g. 512M", v));
+            o.rotate_bytes = *n;
+        } else if (a == "--rotate-time") {
+            const auto n = number(1, 1ull << 32);
+            if (!n) return usage_error(fmt::format("--rotate-time '{}': give seconds >= 1", v));
+            o.rotate_seconds = *n;
+        } else if (a == "--keep") {
+            const auto n = number(1, 1u << 30);
+            if (!n) return usage_error(fmt::format("--keep '{}': give a number of files >= 1", v));
+            o.keep_files = static_cast<uint32_t>(*n);
+        } else if (a == "--key-file") {
+            key_file = v;
+        } else if (a == "--compress") {
+            if (v == "zstd")
+                o.compression = Compression::Zstd;
+            else if (v == "none")
+                o.compression = Compression::None;
+            else
+                return usage_error(
+                    fmt::format("--compress '{}': the choices are zstd and none", v));
+        } else if (a == "--zstd-level") {
+            const auto n = number(1, 19);
+            if (!n) return usage_error(fmt::format("--zstd-level '{}': give 1..19", v));
+            o.zstd_level = static_cast<int>(*n);
+        } else if (a == "--stats-interval") {
+            const auto n = number(0, 86400);
+            if (!n)
+                return usage_error(fmt::format("--stats-interval '{}': give seconds, 0..86400", v));
+            o.stats_interval_s = static_cast<uint32_t>(*n);
+        } else if (a == "--peer-timeout") {
+            const auto n = number(10, 3600000);
+            if (!n) return usage_error(fmt::format("--peer-timeout '{}': give ms, 10..3600000", v));
+            o.peer_timeout_ms = static_cast<uint32_t>(*n);
+        } else if (a == "--max-frame-bytes") {
+            const auto n = parse_size(v);
+            if (!n || *n < 16384 || *n > (1ull << 30))
+                return usage_error(fmt::format("--max-frame-bytes '{}': give 16K..1G", v));
+            o.max_frame_bytes = static_cast<uint32_t>(*n);
+        } else if (a == "--max-connections") {
+            const auto n = number(1, 1u << 20);
+            if (!n) return usage_error(fmt::format("--max-connections '{}': give >= 1", v));
+            o.max_connections = static_cast<uint32_t>(*n);
+        } else if (a == "--summary-json") {
+            o.summary_json = v;
+        } else {
+            return usage_error(fmt::format("unknown option '{}'", a));
+        }
+    }
+    if (o.out_dir.empty()) return usage_error("--out DIR is required");
+    if (!key_file.empty()) {
+        try {
+            std::string warning;
+            o.key = tcp::read_key_file(key_file, &warning);
+            if (!warning.empty()) r.message = "sluice-collector: warning: " + warning + "\n";
+        } catch (const std::exception& e) {
+            r.exit_code = kExitRuntime;
+            r.message = fmt::format("sluice-collector: {}\n", e.what());
+            return r;
+        }
+    }
+    try {
+        const tcp::ResolvedAddress addr = tcp::resolve(o.listen, true);
+        if (!tcp::is_loopback(addr) && o.key.empty()) {
+            return usage_error(fmt::format(
+                "listening on {} (not loopback) needs --key-file: without a key anyone who "
+                "reaches the port could write captures to {}. Give both ends the same key file, "
+                "or listen on 127.0.0.1",
+                o.listen.to_string(), o.out_dir));
+        }
+    } catch (const std::exception& e) {
+        return usage_error(fmt::format("--listen: {}", e.what()));
+    }
+    r.options = std::move(o);
+    return r;
+}
+
+}  // namespace sluice::collector

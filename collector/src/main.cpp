@@ -1,0 +1,53 @@
+// sluice-collector: see docs/collector.md and --help.
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include "sluice/collector/cli.hpp"
+#include "sluice/collector/log.hpp"
+#include "sluice/collector/server.hpp"
+
+namespace {
+
+int g_stop_fd = -1;
+
+void on_signal(int) {
+    const uint64_t one = 1;
+    // write() is async-signal-safe; the event loop sees the eventfd.
+    const ssize_t n = ::write(g_stop_fd, &one, sizeof one);
+    (void)n;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    using namespace sluice::collector;
+    const std::vector<std::string> args(argv + 1, argv + argc);
+    CliResult cli = parse_command_line(args);
+    if (!cli.options) {
+        std::fputs(cli.message.c_str(), cli.exit_code == kExitOk ? stdout : stderr);
+        return cli.exit_code;
+    }
+    if (!cli.message.empty()) std::fputs(cli.message.c_str(), stderr);
+    ::signal(SIGPIPE, SIG_IGN);
+    try {
+        Collector collector(*cli.options);
+        g_stop_fd = collector.stop_fd();
+        struct sigaction sa {};
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, nullptr);
+        sigaction(SIGTERM, &sa, nullptr);
+        return collector.run();
+    } catch (const std::invalid_argument& e) {
+        log_error("{}", e.what());
+        return kExitUsage;
+    } catch (const std::exception& e) {
+        log_error("{}", e.what());
+        return kExitRuntime;
+    }
+}

@@ -1,0 +1,186 @@
+#include "sluice/collector/state.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include "sluice/simd/crc32c.hpp"
+#include "sluice/wire/detail/le.hpp"
+
+namespace sluice::collector {
+namespace {
+
+using wire::detail::load_le;
+using wire::detail::store_le;
+
+constexpr uint32_t kStateMagic = 0x53434c53;  // "SLCS"
+constexpr uint16_t kStateVersion = 1;
+constexpr std::size_t kInterfacesAt = 512;
+constexpr std::size_t kCrcAt = kStateSlotSize - 4;
+static_assert(kInterfacesAt + StreamState::kMaxInterfaces * 4 <= kCrcAt);
+static_assert(160 + StreamState::kMaxFileName + 1 <= kInterfacesAt);
+
+namespace off {
+constexpr std::size_t magic = 0, version = 4, flags = 6, generation = 8, stream_id = 16,
+                      session_id = 24, next_sequence = 32, next_packet_index = 40, file_index = 48,
+                      file_offset = 56, file_created_ns = 64, interface_count = 72, name_len = 76,
+                      totals = 80,  // 7 x u64
+    name = 160;
+}
+namespace flag {
+constexpr uint16_t position_known = 1, zstd = 2;
+}
+
+}  // namespace
+
+void StreamState::set_file(std::string_view name) {
+    const std::size_t n = std::min(name.size(), kMaxFileName);
+    std::memcpy(file_name.data(), name.data(), n);
+    file_name[n] = '\0';
+}
+
+void encode_slot(const StreamState& s, uint64_t generation, std::byte* p) {
+    std::memset(p, 0, kStateSlotSize);
+    store_le<uint32_t>(p + off::magic, kStateMagic);
+    store_le<uint16_t>(p + off::version, kStateVersion);
+    store_le<uint16_t>(p + off::flags,
+                       static_cast<uint16_t>((s.position_known ? flag::position_known : 0) |
+                                             (s.zstd ? flag::zstd : 0)));
+    store_le<uint64_t>(p + off::generation, generation);
+    store_le<uint64_t>(p + off::stream_id, s.stream_id);
+    store_le<uint64_t>(p + off::session_id, s.session_id);
+    store_le<uint64_t>(p + off::next_sequence, s.next_sequence);
+    store_le<uint64_t>(p + off::next_packet_index, s.next_packet_index);
+    store_le<uint64_t>(p + off::file_index, s.file_index);
+    store_le<uint64_t>(p + off::file_offset, s.file_offset);
+    store_le<uint64_t>(p + off::file_created_ns, s.file_created_ns);
+    const uint32_t nif = std::min<uint32_t>(s.interface_count, StreamState::kMaxInterfaces);
+    store_le<uint32_t>(p + off::interface_count, nif);
+    const std::string_view name = s.file();
+    store_le<uint32_t>(p + off::name_len, static_cast<uint32_t>(name.size()));
+    const uint64_t t[7] = {s.totals.frames_written,
+                           s.totals.packets_written,
+                           s.totals.packet_bytes_written,
+                           s.totals.frames_duplicate,
+                           s.totals.frames_lost,
+                           s.totals.packets_lost,
+                           s.totals.gaps};
+    for (int i = 0; i < 7; ++i)
+        store_le<uint64_t>(p + off::totals + 8 * i, t[i]);
+    std::memcpy(p + off::name, name.data(), name.size());
+    for (uint32_t i = 0; i < nif; ++i) {
+        store_le<uint16_t>(p + kInterfacesAt + 4 * i, s.interfaces[i].port);
+        store_le<uint16_t>(p + kInterfacesAt + 4 * i + 2, s.interfaces[i].queue);
+    }
+    store_le<uint32_t>(p + kCrcAt, simd::crc32c(p, kCrcAt));
+}
+
+std::optional<StreamState> decode_slot(const std::byte* p, uint64_t* generation) {
+    if (load_le<uint32_t>(p + off::magic) != kStateMagic) return std::nullopt;
+    if (load_le<uint16_t>(p + off::version) != kStateVersion) return std::nullopt;
+    if (load_le<uint32_t>(p + kCrcAt) != simd::crc32c(p, kCrcAt)) return std::nullopt;
+    StreamState s;
+    const uint16_t flags = load_le<uint16_t>(p + off::flags);
+    s.position_known = flags & flag::position_known;
+    s.zstd = flags & flag::zstd;
+    if (generation) *generation = load_le<uint64_t>(p + off::generation);
+    s.stream_id = load_le<uint64_t>(p + off::stream_id);
+    s.session_id = load_le<uint64_t>(p + off::session_id);
+    s.next_sequence = load_le<uint64_t>(p + off::next_sequence);
+    s.next_packet_index = load_le<uint64_t>(p + off::next_packet_index);
+    s.file_index = load_le<uint64_t>(p + off::file_index);
+    s.file_offset = load_le<uint64_t>(p + off::file_offset);
+    s.file_created_ns = load_le<uint64_t>(p + off::file_created_ns);
+    s.interface_count = load_le<uint32_t>(p + off::interface_count);
+    const uint32_t name_len = load_le<uint32_t>(p + off::name_len);
+    if (s.interface_count > StreamState::kMaxInterfaces || name_len > StreamState::kMaxFileName)
+        return std::nullopt;
+    uint64_t t[7];
+    for (int i = 0; i < 7; ++i)
+        t[i] = load_le<uint64_t>(p + off::totals + 8 * i);
+    s.totals = {t[0], t[1], t[2], t[3], t[4], t[5], t[6]};
+    s.set_file({reinterpret_cast<const char*>(p + off::name), name_len});
+    for (uint32_t i = 0; i < s.interface_count; ++i) {
+        s.interfaces[i].port = load_le<uint16_t>(p + kInterfacesAt + 4 * i);
+        s.interfaces[i].queue = load_le<uint16_t>(p + kInterfacesAt + 4 * i + 2);
+    }
+    return s;
+}
+
+StateFile::StateFile(const std::string& path) : path_(path) {
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) {
+        throw std::runtime_error(
+            fmt::format("cannot open state file {}: {}; check that the output "
+                        "directory is writable",
+                        path, std::strerror(errno)));
+    }
+}
+
+StateFile::~StateFile() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+StateFile::StateFile(StateFile&& o) noexcept
+    : path_(std::move(o.path_)), fd_(o.fd_), generation_(o.generation_) {
+    o.fd_ = -1;
+}
+
+StateFile& StateFile::operator=(StateFile&& o) noexcept {
+    if (this != &o) {
+        if (fd_ >= 0) ::close(fd_);
+        path_ = std::move(o.path_);
+        fd_ = o.fd_;
+        generation_ = o.generation_;
+        o.fd_ = -1;
+    }
+    return *this;
+}
+
+std::optional<StreamState> StateFile::load(std::string* error) {
+    alignas(64) std::byte buf[2 * kStateSlotSize];
+    const ssize_t n = ::pread(fd_, buf, sizeof buf, 0);
+    if (n <= 0) return std::nullopt;  // new
+    std::optional<StreamState> best;
+    uint64_t best_gen = 0;
+    for (int slot = 0; slot < 2; ++slot) {
+        if (static_cast<std::size_t>(n) < (slot + 1) * kStateSlotSize) break;
+        uint64_t gen = 0;
+        auto s = decode_slot(buf + slot * kStateSlotSize, &gen);
+        if (s && (!best || gen > best_gen)) {
+            best = s;
+            best_gen = gen;
+        }
+    }
+    if (!best) {
+        if (error)
+            *error = fmt::format(
+                "state file {} has no valid slot (corrupt or from another "
+                "program): move it away to start this stream afresh",
+                path_);
+        return std::nullopt;
+    }
+    generation_ = best_gen;
+    return best;
+}
+
+bool StateFile::save(const StreamState& s, bool sync) {
+    alignas(64) std::byte slot[kStateSlotSize];
+    const uint64_t gen = generation_ + 1;
+    encode_slot(s, gen, slot);
+    const off_t at = static_cast<off_t>((gen % 2) * kStateSlotSize);
+    if (::pwrite(fd_, slot, sizeof slot, at) != static_cast<ssize_t>(sizeof slot)) {
+        if (errno == 0) errno = EIO;
+        return false;
+    }
+    if (sync && ::fdatasync(fd_) != 0) return false;
+    generation_ = gen;
+    return true;
+}
+
+}  // namespace sluice::collector

@@ -1,0 +1,414 @@
+#include "sluice/collector/stream.hpp"
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <ctime>
+#include <stdexcept>
+
+#include <dirent.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include "sluice/collector/log.hpp"
+#include "sluice/collector/pcapng.hpp"
+#include "sluice/wire/format.hpp"
+
+namespace sluice::collector {
+namespace {
+
+uint64_t wall_ns() {
+    timespec ts;
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    return uint64_t(ts.tv_sec) * 1'000'000'000u + uint64_t(ts.tv_nsec);
+}
+
+StreamTotals operator-(const StreamTotals& a, const StreamTotals& b) {
+    return {a.frames_written - b.frames_written,
+            a.packets_written - b.packets_written,
+            a.packet_bytes_written - b.packet_bytes_written,
+            a.frames_duplicate - b.frames_duplicate,
+            a.frames_lost - b.frames_lost,
+            a.packets_lost - b.packets_lost,
+            a.gaps - b.gaps};
+}
+
+void operator+=(StreamTotals& a, const StreamTotals& d) {
+    a.frames_written += d.frames_written;
+    a.packets_written += d.packets_written;
+    a.packet_bytes_written += d.packet_bytes_written;
+    a.frames_duplicate += d.frames_duplicate;
+    a.frames_lost += d.frames_lost;
+    a.packets_lost += d.packets_lost;
+    a.gaps += d.gaps;
+}
+
+// pcapng's FCS-length field (epb_flags bits 5-8): 4 bytes when the record
+// says the data ends with the Ethernet FCS.
+uint32_t epb_flags_for(uint32_t record_flags) {
+    return (record_flags & wire::record_flag::kFcsIncluded) ? (4u << 5) : 0;
+}
+
+}  // namespace
+
+std::string output_file_name(uint64_t stream_id, uint64_t index, uint64_t wall, Compression c) {
+    const time_t secs = static_cast<time_t>(wall / 1'000'000'000u);
+    tm t{};
+    ::gmtime_r(&secs, &t);
+    char when[32];
+    std::strftime(when, sizeof when, "%Y%m%dT%H%M%SZ", &t);
+    return fmt::format("stream-{}-{:06}-{}.pcapng{}", stream_id, index, when,
+                       c == Compression::Zstd ? ".zst" : "");
+}
+
+std::optional<uint64_t> parse_output_file_index(std::string_view name, uint64_t stream_id) {
+    const std::string prefix = fmt::format("stream-{}-", stream_id);
+    if (name.substr(0, prefix.size()) != prefix) return std::nullopt;
+    name.remove_prefix(prefix.size());
+    uint64_t index = 0;
+    const auto [p, ec] = std::from_chars(name.data(), name.data() + name.size(), index);
+    if (ec != std::errc() || p == name.data() || p == name.data() + name.size() || *p != '-')
+        return std::nullopt;
+    const std::string_view rest(p, name.data() + name.size() - p);
+    if (rest.find(".pcapng") == std::string_view::npos) return std::nullopt;
+    return index;
+}
+
+Stream::Stream(uint64_t id, const StreamSettings& settings, Workspace& ws)
+    : id_(id), set_(settings), ws_(ws) {
+    st_.stream_id = saved_.stream_id = id;
+}
+
+std::string Stream::file_path(std::string_view name) const {
+    return set_.dir + "/" + std::string(name);
+}
+
+std::string Stream::current_path() const {
+    return saved_.file().empty() ? std::string() : file_path(saved_.file());
+}
+
+std::vector<std::string> Stream::recover() {
+    std::vector<std::string> log;
+    state_file_.emplace(fmt::format("{}/.sluice/stream-{}.state", set_.dir, id_));
+    std::string error;
+    auto loaded = state_file_->load(&error);
+    // The highest index among this stream's files: a fresh state never
+    // reuses a name, and files past the saved one are orphans.
+    uint64_t highest = 0;
+    std::vector<std::pair<uint64_t, std::string>> files;
+    if (DIR* d = ::opendir(set_.dir.c_str())) {
+        while (const dirent* e = ::readdir(d)) {
+            if (auto i = parse_output_file_index(e->d_name, id_)) {
+                files.emplace_back(*i, e->d_name);
+                highest = std::max(highest, *i);
+            }
+        }
+        ::closedir(d);
+    }
+    if (!loaded) {
+        if (!error.empty()) log.push_back("warning: " + error);
+        st_ = StreamState{};
+        st_.stream_id = id_;
+        st_.file_index = highest;  // the next file gets a fresh index
+        saved_ = st_;
+        return log;
+    }
+    if (loaded->stream_id != id_) {
+        throw std::runtime_error(fmt::format("{} holds stream {}, not {}: move it away",
+                                             state_file_->path(), loaded->stream_id, id_));
+    }
+    st_ = saved_ = *loaded;
+    if (!st_.file().empty()) {
+        const std::string path = file_path(st_.file());
+        uint64_t discarded = 0;
+        if (out_.reopen(path, st_.file_offset, &discarded)) {
+            if (discarded) {
+                log.push_back(fmt::format(
+                    "stream {}: cut {} bytes written after the last commit from {}; the sender "
+                    "resends those frames from sequence {}",
+                    id_, discarded, path, st_.next_sequence));
+            }
+            out_.close();
+        } else if (errno == ENOENT || errno == ERANGE) {
+            log.push_back(fmt::format(
+                "error: stream {}: {} {}: packets acknowledged to the sender are gone (removed or "
+                "truncated outside the collector, or a power loss without --sync); continuing "
+                "in a new file",
+                id_, path, errno == ENOENT ? "is missing" : "is shorter than its committed size"));
+            st_.set_file("");
+            st_.interface_count = 0;
+            saved_ = st_;
+        } else {
+            throw std::runtime_error(
+                fmt::format("cannot reopen {}: {}; fix its permissions or "
+                            "move the output directory's .sluice away",
+                            path, std::strerror(errno)));
+        }
+    }
+    for (const auto& [index, name] : files) {
+        // A rotation creates the next file before it saves the state naming
+        // it, and writes no packet there until then: such a file holds only
+        // a section header.
+        if (index > st_.file_index) {
+            const std::string path = file_path(name);
+            if (::unlink(path.c_str()) == 0)
+                log.push_back(
+                    fmt::format("stream {}: removed {}, begun by a rotation that did not "
+                                "complete (it held no packets)",
+                                id_, path));
+        }
+    }
+    if (st_.file_index < highest && st_.file().empty()) st_.file_index = highest;
+    saved_ = st_;
+    return log;
+}
+
+bool Stream::fail_storage(const std::string& what) {
+    const int e = errno;
+    last_error_ = fmt::format("{}: {}", what, std::strerror(e ? e : EIO));
+    // Nothing of the batch counts: back to the saved state, file included.
+    ws_.batch.clear();
+    st_ = saved_;
+    last_id_ = UINT32_MAX;
+    if (out_.is_open() && out_.path() != current_path()) {
+        ::unlink(out_.path().c_str());  // a new file the state never named
+        out_.close();
+    } else if (out_.is_open() && out_.size() != saved_.file_offset) {
+        out_.close();  // reopen() cuts it back to the saved offset
+    }
+    errno = e;
+    return false;
+}
+
+bool Stream::write_state() {
+    if (!state_file_->save(st_, set_.sync)) return false;
+    run_ += st_.totals - saved_.totals;
+    saved_ = st_;
+    return true;
+}
+
+bool Stream::ensure_file() {
+    if (out_.is_open()) return true;
+    if (st_.file().empty()) return open_new_file();
+    if (out_.reopen(file_path(st_.file()), st_.file_offset, nullptr)) return true;
+    if (errno != ENOENT && errno != ERANGE)
+        return fail_storage(fmt::format("cannot reopen {}", file_path(st_.file())));
+    // Removed or cut behind the collector's back while the stream was
+    // disconnected: what it held is gone; go on in a new file.
+    log_error(
+        "stream {}: {} {} (removed or truncated outside the collector); continuing in a new file",
+        id_, file_path(st_.file()),
+        errno == ENOENT ? "is missing" : "is shorter than its committed size");
+    st_.set_file("");
+    st_.interface_count = 0;
+    return open_new_file();
+}
+
+bool Stream::open_new_file() {
+    const uint64_t now = wall_ns();
+    uint64_t index = st_.file_index + 1;
+    std::string name;
+    for (int tries = 0;; ++tries, ++index) {
+        name = output_file_name(id_, index, now, set_.compression);
+        if (out_.create(file_path(name))) break;
+        if (errno != EEXIST || tries > 1000)
+            return fail_storage(fmt::format("cannot create {}", file_path(name)));
+    }
+    ByteBuffer header;
+    pcapng::append_shb(header, set_.application, fmt::format("sluice stream {}", id_));
+    std::span<const std::byte> bytes = header.span();
+    if (set_.compression == Compression::Zstd) {
+        if (!ws_.zstd->compress(bytes, ws_.compressed))
+            return fail_storage(fmt::format("cannot compress for {}", out_.path()));
+        bytes = ws_.compressed.span();
+    }
+    if (!out_.append(bytes)) return fail_storage(fmt::format("cannot write {}", out_.path()));
+    st_.file_index = index;
+    st_.set_file(name);
+    st_.file_offset = out_.size();
+    st_.file_created_ns = now;
+    st_.zstd = set_.compression == Compression::Zstd;
+    st_.interface_count = 0;
+    last_id_ = UINT32_MAX;
+    if (!write_state()) return fail_storage(fmt::format("cannot save {}", state_file_->path()));
+    ++files_opened_;
+    remove_old_files();
+    return true;
+}
+
+void Stream::remove_old_files() {
+    if (set_.keep_files == 0 || st_.file_index <= set_.keep_files) return;
+    const uint64_t below = st_.file_index - set_.keep_files + 1;  // keep [below, current]
+    if (DIR* d = ::opendir(set_.dir.c_str())) {
+        std::vector<std::string> doomed;
+        while (const dirent* e = ::readdir(d)) {
+            if (auto i = parse_output_file_index(e->d_name, id_); i && *i < below)
+                doomed.emplace_back(e->d_name);
+        }
+        ::closedir(d);
+        for (const auto& n : doomed)
+            ::unlink(file_path(n).c_str());
+    }
+}
+
+bool Stream::rotate() {
+    if (!commit()) return false;
+    out_.close();
+    return open_new_file();
+}
+
+bool Stream::maybe_rotate_by_time(uint64_t wall) {
+    if (!set_.rotate_ns || !out_.is_open() || st_.interface_count == 0) return true;
+    if (wall - st_.file_created_ns < set_.rotate_ns) return true;
+    return rotate();
+}
+
+std::optional<HelloVerdict> Stream::on_hello(const tcp::Hello& h) {
+    HelloVerdict v;
+    v.had_session = st_.session_id != 0;
+    v.previous_session = st_.session_id;
+    v.previous_next_sequence = st_.next_sequence;
+    const bool has_position = h.flags & tcp::hello_flag::kHasPosition;
+    if (h.session_id != st_.session_id) {
+        // A new sender instance numbers its frames afresh: its position is
+        // the truth, whatever the previous session reached.
+        v.new_session = true;
+        st_.session_id = h.session_id;
+        st_.position_known = has_position;
+        st_.next_sequence = has_position ? h.next_sequence : 0;
+        st_.next_packet_index = has_position ? h.next_packet_index : 0;
+    } else if (!st_.position_known && has_position) {
+        st_.position_known = true;
+        st_.next_sequence = h.next_sequence;
+        st_.next_packet_index = h.next_packet_index;
+    }
+    if (v.new_session || st_.position_known != saved_.position_known) {
+        if (!write_state()) {
+            fail_storage(fmt::format("cannot save {}", state_file_->path()));
+            return std::nullopt;
+        }
+    }
+    v.resume_sequence = st_.position_known ? st_.next_sequence : 0;
+    return v;
+}
+
+uint32_t Stream::interface_id(uint16_t port, uint16_t queue) {
+    const InterfaceKey k{port, queue};
+    if (last_id_ != UINT32_MAX && k == last_key_) return last_id_;
+    for (uint32_t i = 0; i < st_.interface_count; ++i) {
+        if (st_.interfaces[i] == k) {
+            last_key_ = k;
+            return last_id_ = i;
+        }
+    }
+    const uint32_t id = st_.interface_count++;
+    st_.interfaces[id] = k;
+    ByteBuffer idb;
+    pcapng::append_idb(idb, pcapng::kLinkTypeEthernet, wire::kMaxSnaplen,
+                       fmt::format("sluice-s{}-p{}-q{}", id_, port, queue),
+                       fmt::format("sluice stream {} port {} queue {}", id_, port, queue));
+    ws_.batch.append(idb.span());
+    last_key_ = k;
+    return last_id_ = id;
+}
+
+FrameOutcome Stream::add(const wire::FrameView& frame) {
+    const wire::FrameInfo& info = frame.info();
+    last_gap_frames_ = last_gap_packets_ = 0;
+    if (!st_.position_known) {
+        st_.position_known = true;
+        st_.next_sequence = info.sequence;
+        st_.next_packet_index = info.first_packet_index;
+    }
+    if (info.sequence < st_.next_sequence) {
+        ++st_.totals.frames_duplicate;
+        return FrameOutcome::Duplicate;
+    }
+    FrameOutcome outcome = FrameOutcome::Written;
+    if (info.sequence > st_.next_sequence) {
+        last_gap_frames_ = info.sequence - st_.next_sequence;
+        last_gap_packets_ = info.first_packet_index > st_.next_packet_index
+                                ? info.first_packet_index - st_.next_packet_index
+                                : 0;
+        outcome = FrameOutcome::Gap;
+    }
+    if (!ensure_file()) return FrameOutcome::StorageError;
+
+    // Rotate before the frame rather than in its middle: a frame lives in one
+    // file, so a crash can never leave half of it committed.
+    const bool has_packets = st_.interface_count > 0;
+    const uint64_t frame_bytes = info.raw_len + 8ull * info.packet_count;
+    bool rotate_now = false;
+    if (has_packets && set_.rotate_bytes &&
+        out_.size() + ws_.batch.size() + frame_bytes > set_.rotate_bytes)
+        rotate_now = true;
+    if (has_packets && set_.rotate_ns && wall_ns() - st_.file_created_ns >= set_.rotate_ns)
+        rotate_now = true;
+    if (st_.interface_count + info.packet_count > StreamState::kMaxInterfaces) {
+        // Count the interfaces this frame would add (rare: many queues).
+        InterfaceKey fresh[StreamState::kMaxInterfaces];
+        std::size_t nfresh = 0;
+        for (const wire::Record& r : frame) {
+            const InterfaceKey k{r.port, r.queue};
+            bool known = false;
+            for (uint32_t i = 0; i < st_.interface_count && !known; ++i)
+                known = st_.interfaces[i] == k;
+            for (std::size_t i = 0; i < nfresh && !known; ++i)
+                known = fresh[i] == k;
+            if (!known && nfresh < StreamState::kMaxInterfaces) fresh[nfresh++] = k;
+        }
+        if (st_.interface_count + nfresh > StreamState::kMaxInterfaces) rotate_now = true;
+    }
+    if (rotate_now && !rotate()) return FrameOutcome::StorageError;
+
+    if (outcome == FrameOutcome::Gap) {
+        ++st_.totals.gaps;
+        st_.totals.frames_lost += last_gap_frames_;
+        st_.totals.packets_lost += last_gap_packets_;
+    }
+    // Packet bytes stay in the frame (the connection's receive buffer) until
+    // the commit writes them, unless a compressor needs them in one piece or
+    // they were decompressed into the shared scratch buffer.
+    const bool reference = set_.compression == Compression::None && info.codec == wire::Codec::None;
+    ws_.batch.reserve((reference ? 0 : info.raw_len) + 48ull * info.packet_count,
+                      2ull * info.packet_count + 2);
+    uint64_t bytes = 0;
+    for (const wire::Record& r : frame) {
+        const uint32_t ifid = interface_id(r.port, r.queue);
+        pcapng::append_epb(ws_.batch, ifid, r.timestamp_ns, r.data, r.orig_len,
+                           epb_flags_for(r.flags), reference);
+        bytes += r.caplen;
+    }
+    st_.next_sequence = info.sequence + 1;
+    st_.next_packet_index = info.first_packet_index + info.packet_count;
+    ++st_.totals.frames_written;
+    st_.totals.packets_written += info.packet_count;
+    st_.totals.packet_bytes_written += bytes;
+    return outcome;
+}
+
+bool Stream::commit() {
+    if (ws_.batch.empty()) {
+        // Nothing to write; still persist counters (duplicates) that moved.
+        if (st_.totals.frames_duplicate != saved_.totals.frames_duplicate && !write_state())
+            return fail_storage(fmt::format("cannot save {}", state_file_->path()));
+        return true;
+    }
+    bool written;
+    if (set_.compression == Compression::Zstd) {
+        ws_.batch.flatten(ws_.flat);
+        if (!ws_.zstd->compress(ws_.flat.span(), ws_.compressed))
+            return fail_storage(fmt::format("cannot compress for {}", out_.path()));
+        written = out_.append(ws_.compressed.span());
+    } else {
+        written = out_.append(ws_.batch);
+    }
+    if (!written) return fail_storage(fmt::format("cannot write {}", out_.path()));
+    if (set_.sync && !out_.sync()) return fail_storage(fmt::format("cannot sync {}", out_.path()));
+    st_.file_offset = out_.size();
+    if (!write_state()) return fail_storage(fmt::format("cannot save {}", state_file_->path()));
+    ws_.batch.clear();
+    return true;
+}
+
+}  // namespace sluice::collector

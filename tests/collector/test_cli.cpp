@@ -1,0 +1,122 @@
+// sluice-collector's command line: every option, every refusal and its words.
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "sluice/collector/cli.hpp"
+
+namespace sluice::collector {
+namespace {
+
+CliResult parse(std::vector<std::string> a) {
+    return parse_command_line(a);
+}
+
+TEST(Cli, DefaultsAndEveryOption) {
+    auto r = parse({"--out", "/tmp/x"});
+    ASSERT_TRUE(r.options);
+    EXPECT_EQ(r.options->listen.host, "127.0.0.1");
+    EXPECT_EQ(r.options->listen.port, 7700);
+    EXPECT_EQ(r.options->stats_interval_s, 10u);
+    r = parse({"--out",
+               "d",
+               "--listen",
+               "tcp://[::1]:9000",
+               "--rotate-size",
+               "64M",
+               "--rotate-time",
+               "60",
+               "--keep",
+               "5",
+               "--compress",
+               "zstd",
+               "--zstd-level",
+               "7",
+               "--sync",
+               "--stats-interval",
+               "0",
+               "--peer-timeout",
+               "2000",
+               "--max-frame-bytes",
+               "1M",
+               "--max-connections",
+               "10",
+               "--summary-json",
+               "s.json"});
+    ASSERT_TRUE(r.options) << r.message;
+    const auto& o = *r.options;
+    EXPECT_EQ(o.listen.host, "::1");
+    EXPECT_EQ(o.listen.port, 9000);
+    EXPECT_EQ(o.rotate_bytes, 64u << 20);
+    EXPECT_EQ(o.rotate_seconds, 60u);
+    EXPECT_EQ(o.keep_files, 5u);
+    EXPECT_EQ(o.compression, Compression::Zstd);
+    EXPECT_EQ(o.zstd_level, 7);
+    EXPECT_TRUE(o.sync);
+    EXPECT_EQ(o.stats_interval_s, 0u);
+    EXPECT_EQ(o.peer_timeout_ms, 2000u);
+    EXPECT_EQ(o.max_frame_bytes, 1u << 20);
+    EXPECT_EQ(o.max_connections, 10u);
+    EXPECT_EQ(o.summary_json, "s.json");
+}
+
+TEST(Cli, HelpAndVersionExitZero) {
+    auto r = parse({"--help"});
+    EXPECT_FALSE(r.options);
+    EXPECT_EQ(r.exit_code, kExitOk);
+    EXPECT_NE(r.message.find("--rotate-size"), std::string::npos);
+    EXPECT_NE(r.message.find("Exit codes"), std::string::npos);
+    r = parse({"--version"});
+    EXPECT_EQ(r.exit_code, kExitOk);
+    EXPECT_NE(r.message.find("sluice-collector "), std::string::npos);
+}
+
+TEST(Cli, MistakesAreNamed) {
+    struct Case {
+        std::vector<std::string> args;
+        const char* says;
+    } cases[] = {
+        {{}, "--out DIR is required"},
+        {{"--out", "d", "--frobnicate", "1"}, "unknown option '--frobnicate'"},
+        {{"--out", "d", "--rotate-size"}, "--rotate-size needs a value"},
+        {{"--out", "d", "--rotate-size", "12Q"}, "--rotate-size '12Q'"},
+        {{"--out", "d", "--rotate-size", "100"}, ">= 4096"},
+        {{"--out", "d", "--compress", "gzip"}, "the choices are zstd and none"},
+        {{"--out", "d", "--listen", "127.0.0.1"}, "no port"},
+        {{"--out", "d", "--listen", "udp://1.2.3.4:5"}, "only tcp://"},
+        {{"--out", "d", "--listen", "tcp://0.0.0.0:7700"}, "needs --key-file"},
+        {{"--out", "d", "--zstd-level", "30"}, "--zstd-level '30'"},
+        {{"--out", "d", "stray"}, "unexpected argument 'stray'"},
+    };
+    for (const auto& c : cases) {
+        const auto r = parse(c.args);
+        EXPECT_FALSE(r.options);
+        EXPECT_EQ(r.exit_code, kExitUsage) << c.says;
+        EXPECT_NE(r.message.find(c.says), std::string::npos) << r.message;
+    }
+}
+
+TEST(Cli, KeyFilesAreReadAndNonLoopbackThenAllowed) {
+    const std::string path = ::testing::TempDir() + "/cli.key";
+    std::ofstream(path) << "0123456789abcdef0123456789abcdef\n";
+    auto r = parse({"--out", "d", "--listen", "tcp://0.0.0.0:7700", "--key-file", path});
+    ASSERT_TRUE(r.options) << r.message;
+    EXPECT_EQ(r.options->key.size(), 32u);
+    r = parse({"--out", "d", "--key-file", path + ".missing"});
+    EXPECT_EQ(r.exit_code, kExitRuntime);
+    EXPECT_NE(r.message.find("cannot read key file"), std::string::npos);
+    std::remove(path.c_str());
+}
+
+TEST(Cli, Sizes) {
+    EXPECT_EQ(parse_size("4096"), 4096u);
+    EXPECT_EQ(parse_size("8k"), 8192u);
+    EXPECT_EQ(parse_size("2G"), 2ull << 30);
+    EXPECT_FALSE(parse_size(""));
+    EXPECT_FALSE(parse_size("M"));
+    EXPECT_FALSE(parse_size("-1"));
+    EXPECT_FALSE(parse_size("99999999999999999999G"));
+}
+
+}  // namespace
+}  // namespace sluice::collector

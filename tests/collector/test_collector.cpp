@@ -1,0 +1,168 @@
+// The collector's event loop in a thread, TcpSenders in the test's: the whole
+// path, in process (so ASan and TSan watch both ends at once).
+#include <thread>
+
+#include "collector_testing.hpp"
+#include <gtest/gtest.h>
+
+#include "sluice/collector/server.hpp"
+#include "sluice/tcp/sender.hpp"
+
+namespace sluice::collector {
+namespace {
+
+using namespace testing;
+
+class Running {
+  public:
+    explicit Running(CollectorOptions o) : c_(std::make_unique<Collector>(o)) {
+        thread_ = std::thread([this] { rc_ = c_->run(); });
+    }
+    ~Running() { stop(); }
+    int stop() {
+        if (thread_.joinable()) {
+            c_->request_stop();
+            thread_.join();
+        }
+        return rc_;
+    }
+    Collector& get() { return *c_; }
+    uint16_t port() const { return c_->port(); }
+
+  private:
+    std::unique_ptr<Collector> c_;
+    std::thread thread_;
+    int rc_ = -1;
+};
+
+CollectorOptions options(const TempDir& d, uint16_t port = 0) {
+    CollectorOptions o;
+    o.listen = {"127.0.0.1", port};
+    o.out_dir = d.str();
+    o.stats_interval_s = 0;
+    return o;
+}
+
+tcp::SenderConfig sender(uint16_t port, uint64_t stream) {
+    tcp::SenderConfig c;
+    c.port = port;
+    c.stream_id = stream;
+    c.reconnect_min_ms = 5;
+    c.reconnect_max_ms = 20;
+    c.retransmit_frames = 8;
+    return c;
+}
+
+// Submits every frame (waiting while the buffer is full), calling `between`
+// after each, then waits for the last ACK.
+template <class Between>
+void stream_all(tcp::TcpSender& tx, const FrameSet& fs, Between between) {
+    void* done[16];
+    for (std::size_t i = 0; i < fs.frames.size(); ++i) {
+        while (tx.submit(fs.frames[i], i, const_cast<std::vector<std::byte>*>(&fs.frames[i])) ==
+               tcp::SubmitResult::Full) {
+            tx.poll(tcp::monotonic_ns());
+            tx.reclaim(done);
+        }
+        tx.poll(tcp::monotonic_ns());
+        tx.reclaim(done);
+        between(i);
+    }
+    const uint64_t deadline = tcp::monotonic_ns() + 60'000'000'000ull;
+    while (!tx.all_acknowledged() && tcp::monotonic_ns() < deadline) {
+        tx.poll(tcp::monotonic_ns());
+        tx.reclaim(done);
+    }
+    ASSERT_TRUE(tx.all_acknowledged()) << tx.stats().last_error.get();
+    tx.close();
+}
+
+TEST(Collector, ExactThroughTheWholePath) {
+    TempDir dir;
+    Running col(options(dir));
+    const auto pk = packets(3000, 1, 2, 4);
+    const auto fs = make_frames(5, pk, 37, wire::Codec::Lz4);
+    tcp::TcpSender tx(sender(col.port(), 5));
+    stream_all(tx, fs, [](std::size_t) {});
+    EXPECT_EQ(col.stop(), 0);
+    EXPECT_EQ(read_stream(dir.path(), 5), pk);
+    EXPECT_EQ(col.get().counters().handshakes.get(), 1u);
+    EXPECT_NE(col.get().summary_text().find("stream 5: this run 3000 packets"), std::string::npos);
+    EXPECT_NE(col.get().summary_json().find("\"packets_written\": 3000"), std::string::npos);
+}
+
+TEST(Collector, LostConnectionsReplayExactlyOnce) {
+    TempDir dir;
+    Running col(options(dir));
+    const auto pk = packets(4000, 2);
+    const auto fs = make_frames(6, pk, 20, wire::Codec::Zstd);
+    tcp::TcpSender tx(sender(col.port(), 6));
+    stream_all(tx, fs, [&](std::size_t i) {
+        if (i % 37 == 36) tx.disconnect(tcp::monotonic_ns(), "test: connection cut");
+    });
+    EXPECT_EQ(col.stop(), 0);
+    EXPECT_EQ(read_stream(dir.path(), 6), pk);
+    EXPECT_GE(tx.stats().connects.get(), 5u);
+}
+
+TEST(Collector, ARestartedCollectorResumesWhereItsFilesEnd) {
+    TempDir dir;
+    const auto pk = packets(3000, 3);
+    const auto fs = make_frames(8, pk, 25);
+    auto first = std::make_unique<Running>(options(dir));
+    const uint16_t port = first->port();
+    tcp::TcpSender tx(sender(port, 8));
+    stream_all(tx, fs, [&](std::size_t i) {
+        if (i == fs.frames.size() / 2) {
+            EXPECT_EQ(first->stop(), 0);
+            first.reset();  // releases the directory lock and the port
+            first = std::make_unique<Running>(options(dir, port));
+        }
+    });
+    EXPECT_EQ(first->stop(), 0);
+    EXPECT_EQ(read_stream(dir.path(), 8), pk);
+}
+
+TEST(Collector, StreamsDoNotMix) {
+    TempDir dir;
+    Running col(options(dir));
+    const auto a = packets(1500, 4), b = packets(1500, 5);
+    const auto fa = make_frames(1, a, 30), fb = make_frames(2, b, 30);
+    tcp::TcpSender ta(sender(col.port(), 1)), tb(sender(col.port(), 2));
+    void* done[16];
+    std::size_t ia = 0, ib = 0;
+    while (ia < fa.frames.size() || ib < fb.frames.size() || !ta.all_acknowledged() ||
+           !tb.all_acknowledged()) {
+        if (ia < fa.frames.size() &&
+            ta.submit(fa.frames[ia], ia, nullptr) == tcp::SubmitResult::Accepted)
+            ++ia;
+        if (ib < fb.frames.size() &&
+            tb.submit(fb.frames[ib], ib, nullptr) == tcp::SubmitResult::Accepted)
+            ++ib;
+        ta.poll(tcp::monotonic_ns());
+        tb.poll(tcp::monotonic_ns());
+        ta.reclaim(done);
+        tb.reclaim(done);
+    }
+    EXPECT_EQ(col.stop(), 0);
+    EXPECT_EQ(read_stream(dir.path(), 1), a);
+    EXPECT_EQ(read_stream(dir.path(), 2), b);
+}
+
+TEST(Collector, RefusesToShareItsDirectoryOrListenUnprotected) {
+    TempDir dir;
+    Running col(options(dir));
+    try {
+        Collector second(options(dir));
+        FAIL();
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("another sluice-collector"), std::string::npos);
+    }
+    TempDir other;
+    auto o = options(other);
+    o.listen = {"0.0.0.0", 0};
+    EXPECT_THROW(Collector{o}, std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace sluice::collector

@@ -1,0 +1,414 @@
+// Stream: frames to pcapng, sequencing (duplicates, gaps, sessions), the
+// state file, rotation, and recovery after a crash at every point of a
+// commit: data written but no state saved, a torn state slot, a rotation
+// begun but not recorded, files removed behind the collector's back.
+#include <csignal>
+
+#include "collector_testing.hpp"
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "sluice/collector/state.hpp"
+
+namespace sluice::collector {
+namespace {
+
+using namespace testing;
+
+struct Fixture {
+    explicit Fixture(Compression c = Compression::None, uint64_t rotate = 0) {
+        set.dir = dir.str();
+        set.compression = c;
+        set.rotate_bytes = rotate;
+        set.application = "sluice-collector test";
+        ws.zstd = &zstd;
+    }
+    // A fresh Stream object on the same directory: what a restarted
+    // collector builds (the previous one may have been killed anywhere).
+    std::unique_ptr<Stream> open(uint64_t id = 7) {
+        auto s = std::make_unique<Stream>(id, set, ws);
+        log = s->recover();
+        return s;
+    }
+    FrameOutcome add(Stream& s, const std::vector<std::byte>& frame) {
+        auto v = reader.open(frame, scratch);
+        EXPECT_TRUE(v.ok());
+        return s.add(*v);
+    }
+    tcp::Hello hello(uint64_t session, std::optional<uint64_t> position = std::nullopt) {
+        tcp::Hello h;
+        h.session_id = session;
+        if (position) {
+            h.flags = tcp::hello_flag::kHasPosition;
+            h.next_sequence = *position;
+        }
+        return h;
+    }
+
+    TempDir dir;
+    StreamSettings set;
+    ZstdCompressor zstd{3};
+    Workspace ws;
+    wire::FrameReader reader;
+    std::vector<std::byte> scratch = std::vector<std::byte>(1 << 20);
+    std::vector<std::string> log;
+};
+
+TEST(Stream, FramesBecomeExactPcapngWithOneInterfacePerPortAndQueue) {
+    Fixture fx;
+    const auto pk = packets(500, 1, 2, 3);
+    const auto fr = make_frames(7, pk, 64);
+    auto s = fx.open();
+    ASSERT_TRUE(s->on_hello(fx.hello(11, 0)));
+    for (const auto& f : fr.frames)
+        EXPECT_EQ(fx.add(*s, f), FrameOutcome::Written);
+    ASSERT_TRUE(s->commit());
+    EXPECT_EQ(s->acknowledged(), fr.frames.size());
+    const auto files = stream_files(fx.dir.path(), 7);
+    ASSERT_EQ(files.size(), 1u);
+    const Pcapng p = read_pcapng(files[0]);
+    EXPECT_EQ(p.user_application, "sluice-collector test");
+    EXPECT_EQ(p.comment, "sluice stream 7");
+    EXPECT_EQ(p.packets, pk);
+    EXPECT_EQ(p.interfaces.size(), 6u);
+    for (const auto& i : p.interfaces) {
+        EXPECT_EQ(i.tsresol, 9);
+        EXPECT_EQ(i.link_type, pcapng::kLinkTypeEthernet);
+        EXPECT_NE(i.description.find("sluice stream 7 port "), std::string::npos);
+    }
+    EXPECT_EQ(s->run().packets_written, 500u);
+    EXPECT_EQ(s->saved().file_offset, fs::file_size(files[0]));
+}
+
+TEST(Stream, DuplicatesAreDiscardedAndGapsCounted) {
+    Fixture fx;
+    const auto pk = packets(60, 2);
+    const auto fr = make_frames(7, pk, 10);  // 6 frames, 10 packets each
+    auto s = fx.open();
+    s->on_hello(fx.hello(1, 0));
+    EXPECT_EQ(fx.add(*s, fr.frames[0]), FrameOutcome::Written);
+    EXPECT_EQ(fx.add(*s, fr.frames[1]), FrameOutcome::Written);
+    EXPECT_EQ(fx.add(*s, fr.frames[1]), FrameOutcome::Duplicate);
+    EXPECT_EQ(fx.add(*s, fr.frames[0]), FrameOutcome::Duplicate);
+    EXPECT_EQ(fx.add(*s, fr.frames[4]), FrameOutcome::Gap);  // 2 and 3 never come
+    EXPECT_EQ(s->last_gap_frames(), 2u);
+    EXPECT_EQ(s->last_gap_packets(), 20u);
+    EXPECT_EQ(fx.add(*s, fr.frames[3]), FrameOutcome::Duplicate) << "too late: counted lost";
+    EXPECT_EQ(fx.add(*s, fr.frames[5]), FrameOutcome::Written);
+    ASSERT_TRUE(s->commit());
+    const auto& t = s->saved().totals;
+    EXPECT_EQ(t.frames_written, 4u);
+    EXPECT_EQ(t.packets_written, 40u);
+    EXPECT_EQ(t.frames_duplicate, 3u);
+    EXPECT_EQ(t.frames_lost, 2u);
+    EXPECT_EQ(t.packets_lost, 20u);
+    EXPECT_EQ(t.gaps, 1u);
+    EXPECT_EQ(s->acknowledged(), 6u);
+    std::vector<Packet> want(pk.begin(), pk.begin() + 20);
+    want.insert(want.end(), pk.begin() + 40, pk.end());
+    EXPECT_EQ(read_stream(fx.dir.path(), 7), want);
+}
+
+TEST(Stream, SessionsDecideWhereToResume) {
+    Fixture fx;
+    const auto fr = make_frames(7, packets(30, 3), 10);
+    auto s = fx.open();
+    auto v = s->on_hello(fx.hello(1, 0));
+    ASSERT_TRUE(v);
+    EXPECT_TRUE(v->new_session);
+    EXPECT_FALSE(v->had_session);
+    EXPECT_EQ(v->resume_sequence, 0u);
+    fx.add(*s, fr.frames[0]);
+    fx.add(*s, fr.frames[1]);
+    s->commit();
+    // The same sender reconnects: resume after what is written.
+    v = s->on_hello(fx.hello(1, 1));
+    EXPECT_FALSE(v->new_session);
+    EXPECT_EQ(v->resume_sequence, 2u);
+    // A restarted sender (new session) numbering from 0 again is believed.
+    v = s->on_hello(fx.hello(2, 0));
+    EXPECT_TRUE(v->new_session);
+    EXPECT_TRUE(v->had_session);
+    EXPECT_EQ(v->previous_next_sequence, 2u);
+    EXPECT_EQ(v->resume_sequence, 0u);
+    EXPECT_EQ(fx.add(*s, fr.frames[0]), FrameOutcome::Written) << "not a duplicate: a new session";
+    // A new session with no frames yet: the first frame sets the position.
+    v = s->on_hello(fx.hello(3));
+    EXPECT_EQ(v->resume_sequence, 0u);
+    EXPECT_EQ(fx.add(*s, fr.frames[2]), FrameOutcome::Written);
+    EXPECT_EQ(s->acknowledged(), 0u) << "nothing acknowledged before a commit";
+    ASSERT_TRUE(s->commit());
+    EXPECT_EQ(s->acknowledged(), 3u);
+}
+
+// A crash after the data was written but before the state was saved: the
+// bytes after the saved offset are cut, and the replay writes them again.
+TEST(Stream, RecoveryCutsWhatWasWrittenAfterTheLastCommit) {
+    for (Compression c : {Compression::None, Compression::Zstd}) {
+        SCOPED_TRACE(c == Compression::Zstd ? "zstd" : "plain");
+        Fixture fx(c);
+        const auto pk = packets(300, 4, 1, 4);
+        const auto fr = make_frames(7, pk, 50);  // 6 frames
+        {
+            auto s = fx.open();
+            s->on_hello(fx.hello(9, 0));
+            for (int i = 0; i < 3; ++i)
+                fx.add(*s, fr.frames[i]);
+            ASSERT_TRUE(s->commit());
+            // Frames 3 and 4 reach the file, the process dies before the state.
+            fx.add(*s, fr.frames[3]);
+            fx.add(*s, fr.frames[4]);
+            const auto path = s->current_path();
+            std::ofstream(path, std::ios::binary | std::ios::app)
+                << std::string(fx.ws.batch.size(), 'x');
+            fx.ws.batch.clear();
+        }
+        auto s = fx.open();
+        ASSERT_EQ(fx.log.size(), 1u);
+        EXPECT_NE(fx.log[0].find("cut "), std::string::npos) << fx.log[0];
+        EXPECT_NE(fx.log[0].find("resends those frames from sequence 3"), std::string::npos);
+        auto v = s->on_hello(fx.hello(9, 3));
+        EXPECT_EQ(v->resume_sequence, 3u);
+        for (int i = 3; i < 6; ++i)
+            EXPECT_EQ(fx.add(*s, fr.frames[i]), FrameOutcome::Written);
+        ASSERT_TRUE(s->commit());
+        EXPECT_EQ(read_stream(fx.dir.path(), 7), pk);
+        EXPECT_EQ(s->saved().totals.packets_written, 300u);
+        EXPECT_EQ(s->run().packets_written, 150u);
+    }
+}
+
+// A crash between the state save and the ACK: the sender replays frames the
+// collector already wrote; they are duplicates.
+TEST(Stream, ReplayOfWrittenButUnacknowledgedFramesIsDiscarded) {
+    Fixture fx;
+    const auto pk = packets(40, 5);
+    const auto fr = make_frames(7, pk, 10);
+    {
+        auto s = fx.open();
+        s->on_hello(fx.hello(9, 0));
+        fx.add(*s, fr.frames[0]);
+        fx.add(*s, fr.frames[1]);
+        ASSERT_TRUE(s->commit());
+    }
+    auto s = fx.open();
+    auto v = s->on_hello(fx.hello(9, 0));  // the sender never saw the ACK
+    EXPECT_EQ(v->resume_sequence, 2u);
+    EXPECT_EQ(fx.add(*s, fr.frames[1]), FrameOutcome::Duplicate);  // a replay in flight
+    EXPECT_EQ(fx.add(*s, fr.frames[2]), FrameOutcome::Written);
+    EXPECT_EQ(fx.add(*s, fr.frames[3]), FrameOutcome::Written);
+    ASSERT_TRUE(s->commit());
+    EXPECT_EQ(read_stream(fx.dir.path(), 7), pk);
+}
+
+TEST(Stream, RotationKeepsEveryFrameInOneFileAndFilesUnderTheLimit) {
+    Fixture fx(Compression::None, 64 * 1024);
+    const auto pk = packets(2000, 6, 2, 2);
+    const auto fr = make_frames(7, pk, 20);
+    auto s = fx.open();
+    s->on_hello(fx.hello(1, 0));
+    for (std::size_t i = 0; i < fr.frames.size(); ++i) {
+        fx.add(*s, fr.frames[i]);
+        if (i % 5 == 4) {
+            ASSERT_TRUE(s->commit());
+        }
+    }
+    ASSERT_TRUE(s->commit());
+    const auto files = stream_files(fx.dir.path(), 7);
+    ASSERT_GE(files.size(), 10u);
+    std::vector<Packet> all;
+    for (const auto& f : files) {
+        EXPECT_LE(fs::file_size(f), 64u * 1024) << f;
+        const auto p = read_pcapng(f);
+        EXPECT_EQ(p.packets.size() % 20, 0u) << "whole frames per file";
+        all.insert(all.end(), p.packets.begin(), p.packets.end());
+    }
+    EXPECT_EQ(all, pk);
+    EXPECT_EQ(s->files_opened(), files.size());
+    EXPECT_EQ(s->current_path(), files.back().string());
+}
+
+TEST(Stream, KeepRemovesTheOldestFiles) {
+    Fixture fx(Compression::None, 16 * 1024);
+    fx.set.keep_files = 3;
+    const auto fr = make_frames(7, packets(1000, 7), 10);
+    auto s = fx.open();
+    s->on_hello(fx.hello(1, 0));
+    for (const auto& f : fr.frames) {
+        fx.add(*s, f);
+        ASSERT_TRUE(s->commit());
+    }
+    const auto files = stream_files(fx.dir.path(), 7);
+    ASSERT_EQ(files.size(), 3u);
+    EXPECT_EQ(parse_output_file_index(files.back().filename().string(), 7), s->saved().file_index);
+}
+
+// A rotation creates the next file before the state names it: a crash in
+// between leaves a file with only a section header, removed at recovery.
+TEST(Stream, AnUnrecordedRotationIsUndone) {
+    Fixture fx;
+    const auto pk = packets(20, 8);
+    const auto fr = make_frames(7, pk, 10);
+    {
+        auto s = fx.open();
+        s->on_hello(fx.hello(1, 0));
+        fx.add(*s, fr.frames[0]);
+        ASSERT_TRUE(s->commit());
+    }
+    const std::string orphan =
+        (fx.dir.path() / output_file_name(7, 2, 0, Compression::None)).string();
+    std::ofstream(orphan) << "SHB only";
+    auto s = fx.open();
+    EXPECT_FALSE(fs::exists(orphan));
+    ASSERT_EQ(fx.log.size(), 1u);
+    EXPECT_NE(fx.log[0].find("begun by a rotation"), std::string::npos);
+    s->on_hello(fx.hello(1, 1));
+    fx.add(*s, fr.frames[1]);
+    ASSERT_TRUE(s->commit());
+    EXPECT_EQ(read_stream(fx.dir.path(), 7), pk);
+    EXPECT_EQ(stream_files(fx.dir.path(), 7).size(), 1u);
+}
+
+TEST(Stream, AMissingFileIsReportedAndWritingGoesOn) {
+    Fixture fx;
+    const auto fr = make_frames(7, packets(20, 9), 10);
+    std::string first;
+    {
+        auto s = fx.open();
+        s->on_hello(fx.hello(1, 0));
+        fx.add(*s, fr.frames[0]);
+        ASSERT_TRUE(s->commit());
+        first = s->current_path();
+    }
+    fs::remove(first);
+    auto s = fx.open();
+    ASSERT_EQ(fx.log.size(), 1u);
+    EXPECT_NE(fx.log[0].find("is missing"), std::string::npos);
+    EXPECT_NE(fx.log[0].find("acknowledged to the sender are gone"), std::string::npos);
+    s->on_hello(fx.hello(1, 1));
+    EXPECT_EQ(fx.add(*s, fr.frames[1]), FrameOutcome::Written);
+    ASSERT_TRUE(s->commit());
+    EXPECT_NE(s->current_path(), first);
+    EXPECT_EQ(read_stream(fx.dir.path(), 7).size(), 10u);
+    // The same while the collector runs (the stream's sender disconnected).
+    const std::string second = s->current_path();
+    s->close_file();
+    fs::remove(second);
+    s->on_hello(fx.hello(1, 2));
+    const auto more = make_frames(7, packets(10, 11), 10, wire::Codec::None, 2);
+    EXPECT_EQ(fx.add(*s, more.frames[0]), FrameOutcome::Written);
+    ASSERT_TRUE(s->commit());
+    EXPECT_NE(s->current_path(), second);
+    EXPECT_EQ(read_stream(fx.dir.path(), 7).size(), 10u);
+}
+
+// A write that fails (here: the file size limit, EFBIG; a full disk is the
+// same path) undoes the batch: nothing counts, nothing is acknowledged, the
+// file is back at its committed size, and the sender's replay then succeeds.
+TEST(Stream, AFailedWriteUndoesTheBatch) {
+    Fixture fx;
+    const auto pk = packets(60, 10);
+    const auto fr = make_frames(7, pk, 10);
+    auto s = fx.open();
+    s->on_hello(fx.hello(1, 0));
+    for (int i = 0; i < 4; ++i)
+        fx.add(*s, fr.frames[i]);
+    ASSERT_TRUE(s->commit());
+    const auto size = fs::file_size(s->current_path());
+    ::signal(SIGXFSZ, SIG_IGN);
+    rlimit old{};
+    ::getrlimit(RLIMIT_FSIZE, &old);
+    rlimit lim{static_cast<rlim_t>(size + 100), old.rlim_max};
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &lim), 0);
+    EXPECT_EQ(fx.add(*s, fr.frames[4]), FrameOutcome::Written);
+    const bool ok = s->commit();
+    ::setrlimit(RLIMIT_FSIZE, &old);
+    ASSERT_FALSE(ok);
+    EXPECT_NE(s->last_error().find("cannot write"), std::string::npos) << s->last_error();
+    EXPECT_EQ(s->acknowledged(), 4u);
+    EXPECT_EQ(s->saved().totals.frames_written, 4u);
+    EXPECT_EQ(fs::file_size(s->current_path()), size);
+    // The sender replays from the acknowledged point.
+    EXPECT_EQ(fx.add(*s, fr.frames[4]), FrameOutcome::Written);
+    EXPECT_EQ(fx.add(*s, fr.frames[5]), FrameOutcome::Written);
+    ASSERT_TRUE(s->commit());
+    EXPECT_EQ(read_stream(fx.dir.path(), 7), pk);
+}
+
+// ---- the state file ----------------------------------------------------------------
+
+TEST(StateFile, SlotsRoundTripAndTheNewestValidOneWins) {
+    TempDir dir;
+    const std::string path = (dir.path() / ".sluice" / "stream-3.state").string();
+    StreamState s;
+    s.stream_id = 3;
+    s.session_id = 99;
+    s.position_known = true;
+    s.next_sequence = 1234;
+    s.next_packet_index = 55555;
+    s.file_index = 4;
+    s.file_offset = 1 << 20;
+    s.set_file("stream-3-000004-x.pcapng");
+    s.interface_count = 2;
+    s.interfaces[0] = {0, 1};
+    s.interfaces[1] = {3, 7};
+    s.totals.packets_lost = 8;
+    {
+        StateFile f(path);
+        ASSERT_TRUE(f.save(s, false));
+        s.next_sequence = 1235;
+        ASSERT_TRUE(f.save(s, true));
+    }
+    StateFile f(path);
+    std::string err;
+    auto got = f.load(&err);
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->next_sequence, 1235u);
+    EXPECT_EQ(got->file(), "stream-3-000004-x.pcapng");
+    EXPECT_EQ(got->interface_count, 2u);
+    EXPECT_EQ(got->interfaces[1], (InterfaceKey{3, 7}));
+    EXPECT_EQ(got->totals.packets_lost, 8u);
+    EXPECT_TRUE(got->position_known);
+
+    // The newest slot torn by a crash: the previous one is used.
+    {
+        std::fstream io(path, std::ios::in | std::ios::out | std::ios::binary);
+        io.seekp(0 * kStateSlotSize + 100);  // generation 2 lives in slot 0
+        io.put('!');
+    }
+    StateFile g(path);
+    got = g.load(&err);
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->next_sequence, 1234u);
+    // Both torn: no state, and a message saying what to do.
+    {
+        std::fstream io(path, std::ios::in | std::ios::out | std::ios::binary);
+        io.seekp(kStateSlotSize + 100);
+        io.put('!');
+    }
+    StateFile h(path);
+    EXPECT_FALSE(h.load(&err));
+    EXPECT_NE(err.find("no valid slot"), std::string::npos);
+}
+
+TEST(StateFile, ANewFileHasNoStateAndNoError) {
+    TempDir dir;
+    StateFile f((dir.path() / ".sluice" / "stream-1.state").string());
+    std::string err;
+    EXPECT_FALSE(f.load(&err));
+    EXPECT_TRUE(err.empty());
+}
+
+TEST(OutputFileName, RoundTripsAndRejectsOthers) {
+    const std::string n =
+        output_file_name(42, 17, 1700000000ull * 1000000000ull, Compression::Zstd);
+    EXPECT_EQ(n, "stream-42-000017-20231114T221320Z.pcapng.zst");
+    EXPECT_EQ(parse_output_file_index(n, 42), 17u);
+    EXPECT_FALSE(parse_output_file_index(n, 4));
+    EXPECT_FALSE(parse_output_file_index("stream-42-x-1.pcapng", 42));
+    EXPECT_FALSE(parse_output_file_index("stream-42-000001-1.txt", 42));
+}
+
+}  // namespace
+}  // namespace sluice::collector
