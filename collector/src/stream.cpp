@@ -389,8 +389,13 @@ FrameOutcome Stream::add(const wire::FrameView& frame) {
 
 bool Stream::commit() {
     if (ws_.batch.empty()) {
-        // Nothing to write; still persist counters (duplicates) that moved.
-        if (st_.totals.frames_duplicate != saved_.totals.frames_duplicate && !write_state())
+        // No packet bytes to write, but the position or the counters may have
+        // moved (duplicates; a frame with no packets that closes a gap): the
+        // state must say so before anything is acknowledged.
+        const bool moved = st_.next_sequence != saved_.next_sequence ||
+                           st_.next_packet_index != saved_.next_packet_index ||
+                           !(st_.totals == saved_.totals);
+        if (moved && !write_state())
             return fail_storage(fmt::format("cannot save {}", state_file_->path()));
         return true;
     }

@@ -86,6 +86,7 @@ std::unique_ptr<FrameSink> make_sink(const config::Config& cfg, uint32_t index, 
             return make_file_sink(path, error);
         }
         case config::EgressType::Tcp:
+            return make_tcp_sink(cfg, stream_id, error);
         case config::EgressType::Rdma:
             break;
     }
@@ -204,14 +205,30 @@ int run_sluice(const Options& o) {
     uint64_t last_rx = 0;
     std::string reason = "signal";
     std::vector<std::string> links;
-    for (const auto& p : ports)
-        links.push_back(link_status(p.port_id));
+    for (const auto& p : ports) links.push_back(link_status(p.port_id));
+    // Transport events, logged as they happen (the egress lcore only counts).
+    std::vector<std::pair<uint64_t, uint64_t>> seen(pipeline->sinks().size());
+    auto log_transport_events = [&] {
+        for (std::size_t i = 0; i < seen.size(); ++i) {
+            const FrameSink& sink = *pipeline->sinks()[i];
+            const uint64_t connects = sink.connects(), failures = sink.failures();
+            if (failures != seen[i].second) {
+                log_warning("stream {}: {} (reconnecting)", cfg.egress.stream_id + i,
+                            sink.last_error());
+            }
+            if (connects != seen[i].first) {
+                log_info("stream {}: connected: {}", cfg.egress.stream_id + i, sink.describe());
+            }
+            seen[i] = {connects, failures};
+        }
+    };
     double next_link_check = 0.1;
     for (;;) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
         const double t = seconds();
         if (t >= next_link_check) {
             next_link_check = t + 0.1;
+            log_transport_events();
             for (std::size_t i = 0; i < ports.size(); ++i) {
                 std::string now = link_status(ports[i].port_id);
                 if (now != links[i]) {
@@ -248,6 +265,8 @@ int run_sluice(const Options& o) {
     }
     log_info("stopping ({}): draining rings, flushing frames", reason);
     pipeline->drain_and_stop(cfg.egress.shutdown_timeout_ms / 1000.0 + 1.0);
+    log_transport_events();
+    for (const auto& d : pipeline->sink_descriptions()) log_info("egress at exit: {}", d);
 
     const Snapshot final_snapshot = pipeline->snapshot(seconds(), ports);
     std::printf("%s\n", summary_text(final_snapshot).c_str());

@@ -90,7 +90,10 @@ bool CaptureStage::process_pending(bool draining) {
     while (pending_i_ < pending_n_) {
         if (!builder_.active() && !begin_frame()) {
             if (p_.overflow == config::Overflow::Drop && !draining) {
+                // Dropped packets still take their index: the collector sees
+                // the gap in first_packet_index and counts them as lost too.
                 q.counters->frame_pool_empty.add(pending_n_ - pending_i_);
+                packet_index_ += pending_n_ - pending_i_;
                 break;
             }
             p_.counters->rx_paused.inc();
@@ -151,8 +154,17 @@ bool CaptureStage::poll() {
     if (draining) {
         if (builder_.active() && !builder_.empty()) {
             if (!finish_frame(true)) return true;
-        } else if (builder_.active()) {
-            builder_.finish();  // empty: give the buffer back
+        }
+        // The stream ends with an empty frame carrying the next sequence and
+        // packet index: packets dropped after the last delivered frame then
+        // show as a gap the collector counts (nothing follows them otherwise).
+        if (!end_sent_ && packet_index_ > 0) {
+            if (!builder_.active() && !begin_frame()) return work;  // wait for a buffer
+            end_sent_ = true;
+            if (!finish_frame(true)) return true;
+        }
+        if (builder_.active()) {  // never filled: give the buffer back
+            builder_.finish();
             p_.pool->put(buffer_);
             buffer_ = nullptr;
         }
@@ -612,6 +624,7 @@ void Pipeline::drain_and_stop(double timeout_s) {
     phase_.store(Phase::Done, std::memory_order_release);
     wait_lcores();
     launched_ = false;
+    for (auto& sink : sinks_) sink->close();
 }
 
 uint64_t Pipeline::received() const {
@@ -651,6 +664,11 @@ Snapshot Pipeline::snapshot(double seconds, const std::vector<PortState>& ports)
     }
     for (std::size_t i = 0; i < egress_counters_.size(); ++i) {
         s.blocks.push_back(snapshot_of(view_of("egress", *egress_counters_[i]), egress_labels_[i]));
+    }
+    for (std::size_t i = 0; i < sinks_.size(); ++i) {
+        if (const CounterBlockView* v = sinks_[i]->counters()) {
+            s.blocks.push_back(snapshot_of(*v, egress_labels_[i]));
+        }
     }
     return s;
 }

@@ -55,7 +55,7 @@ class FileSink final : public FrameSink {
   public:
     FileSink(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
     ~FileSink() override {
-        if (fd_ >= 0) close(fd_);
+        if (fd_ >= 0) ::close(fd_);
     }
     Submit submit(std::span<const std::byte> frame, uint64_t, void* cookie) override {
         if (done_.full()) return Submit::Full;

@@ -110,6 +110,42 @@ TEST(Stream, DuplicatesAreDiscardedAndGapsCounted) {
     EXPECT_EQ(read_stream(fx.dir.path(), 7), want);
 }
 
+// A sender ends its stream with a frame of no packets that carries the next
+// sequence and packet index, so packets it dropped after its last delivered
+// frame show as a gap. Such a frame writes no bytes, but the gap and the new
+// position must be saved before they are acknowledged: a restarted collector
+// (and the resume point it gives) must agree with what was acknowledged.
+TEST(Stream, AFrameWithoutPacketsClosingAGapIsSaved) {
+    Fixture fx;
+    const auto pk = packets(30, 4);
+    const auto fr = make_frames(7, pk, 10);  // sequences 0, 1, 2
+    auto s = fx.open();
+    s->on_hello(fx.hello(1, 0));
+    EXPECT_EQ(fx.add(*s, fr.frames[0]), FrameOutcome::Written);
+    ASSERT_TRUE(s->commit());
+    // Frames 1 and 2 (20 packets) were dropped by the sender; then the end marker.
+    std::vector<std::byte> raw(1 << 16), out(wire::FrameEncoder::max_sealed_size(1 << 16));
+    wire::FrameBuilder b({1 << 16, 1500});
+    b.begin(raw, 7, 3, 30);
+    wire::FrameEncoder enc({.codec = wire::Codec::None, .max_raw_frame_bytes = 1 << 16});
+    auto sealed = enc.seal(b.finish(), out);
+    ASSERT_TRUE(sealed.ok());
+    const std::vector<std::byte> marker(sealed->frame.begin(), sealed->frame.end());
+    EXPECT_EQ(fx.add(*s, marker), FrameOutcome::Gap);
+    ASSERT_TRUE(s->commit());
+    EXPECT_EQ(s->acknowledged(), 4u);
+    EXPECT_EQ(s->saved().totals.frames_lost, 2u);
+    EXPECT_EQ(s->saved().totals.packets_lost, 20u);
+    // What a collector restarted now would know and offer.
+    s.reset();
+    auto again = fx.open();
+    EXPECT_EQ(again->saved().next_sequence, 4u);
+    EXPECT_EQ(again->saved().totals.packets_lost, 20u);
+    auto v = again->on_hello(fx.hello(1, 0));
+    ASSERT_TRUE(v);
+    EXPECT_EQ(v->resume_sequence, 4u);
+}
+
 TEST(Stream, SessionsDecideWhereToResume) {
     Fixture fx;
     const auto fr = make_frames(7, packets(30, 3), 10);

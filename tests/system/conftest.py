@@ -106,3 +106,12 @@ class Running:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.communicate()
+
+
+@pytest.fixture(autouse=True)
+def no_collector_left_behind():
+    """A failing test must not leave a sluice-collector running."""
+    yield
+    import collector_helpers
+    while collector_helpers._running:
+        collector_helpers._running.pop().kill()

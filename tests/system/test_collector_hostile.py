@@ -4,16 +4,14 @@ transport"), so every byte the spec defines is exercised from outside C++."""
 import hashlib
 import hmac
 import os
-import signal
 import socket
 import struct
 import subprocess
 import time
 
-import pytest
 
-from test_collector import (SEND, Collector, assert_same_packets, expected_packets,  # noqa: F401
-                            no_collector_left_behind, read_stream, send, start_send, write_key)
+from collector_helpers import (SEND, Collector, assert_same_packets, expected_packets,
+                               read_stream, send, start_send, write_key)
 
 # ---- the transport, byte by byte ----------------------------------------------------
 

@@ -6,7 +6,6 @@ import re
 import signal
 import subprocess
 import textwrap
-from pathlib import Path
 
 import pytest
 

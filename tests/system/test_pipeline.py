@@ -2,12 +2,9 @@
 lcore modes, the filter, jumbo and multi-segment packets, an external DPDK
 source over memif, and forced overflow with every drop counted."""
 import json
-import os
-import shutil
 import subprocess
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 

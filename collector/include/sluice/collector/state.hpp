@@ -33,6 +33,7 @@ struct StreamTotals {
     uint64_t frames_lost = 0;           // sequences never received (gaps)
     uint64_t packets_lost = 0;          // packets of those frames (from packet indexes)
     uint64_t gaps = 0;                  // gap events
+    bool operator==(const StreamTotals&) const = default;
 };
 
 // Plain data, copied as a whole at every commit: no allocation.

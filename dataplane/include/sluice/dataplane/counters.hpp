@@ -11,42 +11,12 @@
 #include <cstdint>
 #include <span>
 
+#include "sluice/lockfree/counter.hpp"
+
 namespace sluice::dataplane {
 
-// One writer; readers on other threads. The writer's load+store pair is not
-// an atomic read-modify-write (no lock prefix): only the owning lcore writes.
-class Counter {
-  public:
-    void add(uint64_t n) {
-        // relaxed: a statistic. The control plane's relaxed load pairs with
-        // nothing; it may see a value a few bursts old. Exactness at the end
-        // comes from rte_eal_mp_wait_lcore(), which orders the last stores.
-        v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-    }
-    void inc() { add(1); }
-    uint64_t get() const { return v_.load(std::memory_order_relaxed); }
-
-  private:
-    std::atomic<uint64_t> v_{0};
-};
-
-struct CounterInfo {
-    const char* name;
-    const char* description;
-};
-
-// Declares `struct NAME` with one Counter per entry of LIST, the table of
-// names and descriptions, and snapshot().
-#define SLUICE_COUNTER_BLOCK(NAME, LIST)                                                          \
-    struct alignas(64) NAME {                                                                     \
-        LIST(SLUICE_COUNTER_DECLARE)                                                              \
-        static constexpr std::array info{LIST(SLUICE_COUNTER_INFO)};                              \
-        std::array<uint64_t, info.size()> snapshot() const { return {LIST(SLUICE_COUNTER_GET)}; } \
-    };                                                                                            \
-    static_assert(alignof(NAME) == 64, "one cache line per writer")
-#define SLUICE_COUNTER_DECLARE(name, desc) Counter name;
-#define SLUICE_COUNTER_INFO(name, desc) CounterInfo{#name, desc},
-#define SLUICE_COUNTER_GET(name, desc) name.get(),
+using lockfree::Counter;
+using lockfree::CounterInfo;
 
 // Per NIC queue, written by the lcore that polls it. Every received packet
 // ends in exactly one of: filtered, frame_pool_empty, captured.

@@ -113,6 +113,7 @@ class CaptureStage final : public Stage {
     uint64_t packet_index_ = 0;
     uint64_t deadline_tsc_ = 0;
     std::size_t next_queue_ = 0;
+    bool end_sent_ = false;  // the empty end-of-stream frame was handed on
     std::optional<FrameHandle> held_;
     // A burst being copied into frames; kept across polls under backpressure.
     rte_mbuf* pending_[512];
@@ -214,6 +215,7 @@ class Pipeline {
     const std::vector<RingInfo>& rings() const { return ring_info_; }
     std::vector<const FramePool*> pools() const;
     std::vector<std::string> sink_descriptions() const;
+    const std::vector<std::unique_ptr<FrameSink>>& sinks() const { return sinks_; }
     const std::vector<unsigned>& lcores() const { return lcore_ids_; }
     uint64_t received() const;  // rx_packets over all queues
 

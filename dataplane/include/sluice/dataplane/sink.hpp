@@ -9,6 +9,9 @@
 #include <span>
 #include <string>
 
+#include "sluice/config/config.hpp"
+#include "sluice/dataplane/counters.hpp"
+
 namespace sluice::dataplane {
 
 class FrameSink {
@@ -32,10 +35,27 @@ class FrameSink {
     virtual bool all_done() const = 0;
     // For logs and stats: "tcp 127.0.0.1:7700 (connected)".
     virtual std::string describe() const = 0;
+    // The transport's own counters (connections, retransmissions...), if any.
+    virtual const CounterBlockView* counters() const { return nullptr; }
+    // Connection events for the control plane's log: how many connections
+    // were established and how many failures were recorded, and the latest
+    // failure in words an operator can act on. Any thread.
+    virtual uint64_t connects() const { return 0; }
+    virtual uint64_t failures() const { return 0; }
+    virtual std::string last_error() const { return {}; }
+    // Stop sending: called once, after the drain (last acknowledgements in or
+    // timed out).
+    virtual void close() {}
 };
 
 // Discards frames (for measuring the rest of the pipeline).
 std::unique_ptr<FrameSink> make_null_sink();
+
+// A TCP connection to sluice-collector for stream `stream_id` (tcp::TcpSender):
+// reconnects, replays unacknowledged frames, heartbeats. Frames are done
+// once acknowledged.
+std::unique_ptr<FrameSink> make_tcp_sink(const config::Config& cfg, uint64_t stream_id,
+                                         std::string& error);
 
 // Appends frames to a file, as they are on the wire (sluice-decode reads it).
 // A frame that cannot be written is refused with Submit::Failed.

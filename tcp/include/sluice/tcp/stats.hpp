@@ -1,5 +1,5 @@
-// Counters one thread writes and any thread reads, and a last-error text a
-// control thread can read while the writer replaces it.
+// The shared counter type, and a last-error text a control thread can read
+// while the writer replaces it.
 #pragma once
 
 #include <array>
@@ -8,28 +8,12 @@
 #include <string>
 #include <string_view>
 
+#include "sluice/lockfree/counter.hpp"
+
 namespace sluice::tcp {
 
-// One writer; readers on other threads. The writer's load+store pair is not
-// an atomic read-modify-write (no lock prefix): only the owner writes.
-class Counter {
-  public:
-    void add(uint64_t n) {
-        // relaxed: a statistic; a reader's relaxed load pairs with nothing
-        // and may see a value a few calls old.
-        v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-    }
-    void inc() { add(1); }
-    uint64_t get() const { return v_.load(std::memory_order_relaxed); }
-
-  private:
-    std::atomic<uint64_t> v_{0};
-};
-
-struct CounterInfo {
-    const char* name;
-    const char* description;
-};
+using lockfree::Counter;
+using lockfree::CounterInfo;
 
 // A sequence lock over words of text: the writer never waits, a reader
 // retries while a write is in progress. Text longer than 255 bytes is cut.
