@@ -84,12 +84,14 @@ void register_crc() {
         {"clmul_fold", detail::crc32c_clmul_fold, sse},
         {"vpclmul_fold", detail::crc32c_vpclmul_fold,
          detected_level() >= Level::Avx2 && f.vpclmulqdq},
+        {"mixed", detail::crc32c_mixed, detected_level() >= Level::Avx2 && f.vpclmulqdq},
     };
     for (const auto& impl : impls) {
         if (!impl.ok) continue;
-        for (std::size_t size : {std::size_t{64}, std::size_t{128}, std::size_t{256},
-                                 std::size_t{512}, std::size_t{1024}, std::size_t{1518},
-                                 std::size_t{9 * 1024}, std::size_t{64 * 1024}}) {
+        for (std::size_t size :
+             {std::size_t{64}, std::size_t{128}, std::size_t{256}, std::size_t{512},
+              std::size_t{1024}, std::size_t{1518}, std::size_t{2048}, std::size_t{4096},
+              std::size_t{9 * 1024}, std::size_t{64 * 1024}}) {
             const auto fn = impl.fn;
             benchmark::RegisterBenchmark(
                 ("crc32c_impl/" + std::string(impl.name) + "/" + std::to_string(size)).c_str(),

@@ -52,10 +52,7 @@ class FrameBuilder {
     // min(total length, snaplen) bytes. Cost: one record header store and a
     // memcpy per segment; no allocation, no exception.
     AppendResult append(const RecordMeta& meta, std::span<const Segment> segments);
-    AppendResult append(const RecordMeta& meta, std::span<const std::byte> packet) {
-        const Segment s{packet.data(), static_cast<uint32_t>(packet.size())};
-        return append(meta, std::span<const Segment>(&s, 1));
-    }
+    AppendResult append(const RecordMeta& meta, std::span<const std::byte> packet);
 
     uint32_t packet_count() const { return count_; }
     std::size_t bytes() const { return used_; }  // header included
