@@ -1,7 +1,6 @@
 #include "sluice/wire/builder.hpp"
 
 #include <algorithm>
-#include <cassert>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
@@ -46,19 +45,24 @@ FrameBuilder::FrameBuilder(const BuilderLimits& limits) : limits_(limits) {
 
 void FrameBuilder::begin(std::span<std::byte> buffer, uint64_t stream_id, uint64_t sequence,
                          uint64_t first_packet_index) {
-    assert(buffer.size() >= kHeaderSize);
+    count_ = 0;
+    if (buffer.size() < kHeaderSize) {  // cannot even hold a header: a frame that takes nothing
+        buffer_ = {};
+        capacity_ = used_ = 0;
+        return;
+    }
     buffer_ = buffer;
     // Keep the capacity a multiple of 8 so that a frame is always whole records.
     capacity_ = std::min<std::size_t>(buffer.size(), limits_.max_frame_bytes) & ~std::size_t{7};
     used_ = kHeaderSize;
-    count_ = 0;
     stream_id_ = stream_id;
     sequence_ = sequence;
     first_packet_index_ = first_packet_index;
 }
 
 AppendResult FrameBuilder::append(const RecordMeta& meta, std::span<const Segment> segments) {
-    assert(active());
+    // used_ <= capacity_ always (both 0 while idle), so an idle builder
+    // reports a full frame instead of writing anywhere.
     uint64_t total = 0;
     for (const Segment& s : segments)
         total += s.len;
@@ -87,7 +91,6 @@ AppendResult FrameBuilder::append(const RecordMeta& meta, std::span<const Segmen
 }
 
 AppendResult FrameBuilder::append(const RecordMeta& meta, std::span<const std::byte> packet) {
-    assert(active());
     const uint32_t caplen =
         static_cast<uint32_t>(std::min<uint64_t>(packet.size(), limits_.snaplen));
     const std::size_t need = record_size(caplen);
@@ -103,7 +106,7 @@ AppendResult FrameBuilder::append(const RecordMeta& meta, std::span<const std::b
 }
 
 std::span<std::byte> FrameBuilder::finish() {
-    assert(active());
+    if (!active()) return {};
     std::byte* h = buffer_.data();
     std::memset(h, 0, kHeaderSize);
     store_le<uint32_t>(h + offset::magic, kMagic);
