@@ -84,12 +84,14 @@ void register_crc() {
         {"clmul_fold", detail::crc32c_clmul_fold, sse},
         {"vpclmul_fold", detail::crc32c_vpclmul_fold,
          detected_level() >= Level::Avx2 && f.vpclmulqdq},
+        {"mixed", detail::crc32c_mixed, detected_level() >= Level::Avx2 && f.vpclmulqdq},
     };
     for (const auto& impl : impls) {
         if (!impl.ok) continue;
-        for (std::size_t size : {std::size_t{64}, std::size_t{128}, std::size_t{256},
-                                 std::size_t{512}, std::size_t{1024}, std::size_t{1518},
-                                 std::size_t{9 * 1024}, std::size_t{64 * 1024}}) {
+        for (std::size_t size :
+             {std::size_t{64}, std::size_t{128}, std::size_t{256}, std::size_t{512},
+              std::size_t{1024}, std::size_t{1518}, std::size_t{2048}, std::size_t{4096},
+              std::size_t{9 * 1024}, std::size_t{64 * 1024}}) {
             const auto fn = impl.fn;
             benchmark::RegisterBenchmark(
                 ("crc32c_impl/" + std::string(impl.name) + "/" + std::to_string(size)).c_str(),
@@ -250,63 +252,73 @@ void register_verify() {
 
 // ---- Toeplitz --------------------------------------------------------------------
 
+// Hashes back-to-back tuples filling `bytes` (64 B is 5 IPv4 tuples, 64 KiB
+// is 5461): reports tuple bytes/s and TSC cycles per tuple.
 template <class Fn>
-void run_tuples(benchmark::State& st, std::size_t tuple_len, Fn fn) {
-    constexpr std::size_t kCount = 64;
-    const auto data = random_bytes(tuple_len * kCount, tuple_len);
-    std::vector<uint32_t> out(kCount);
+void run_tuples(benchmark::State& st, std::size_t tuple_len, std::size_t bytes, Fn fn) {
+    const std::size_t count = std::max<std::size_t>(1, bytes / tuple_len);
+    const auto data = random_bytes(tuple_len * count, tuple_len);
+    std::vector<uint32_t> out(count);
     uint64_t ticks = 0;
     for (auto _ : st) {
         const uint64_t t0 = __rdtsc();
-        fn(data.data(), tuple_len, kCount, out.data());
+        fn(data.data(), tuple_len, count, out.data());
         benchmark::DoNotOptimize(out.data());
         ticks += __rdtsc() - t0;
     }
-    st.SetItemsProcessed(static_cast<int64_t>(st.iterations() * kCount));
-    st.counters["cycles_per_tuple"] = static_cast<double>(ticks) / st.iterations() / kCount;
+    st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * count * tuple_len));
+    st.counters["cycles_per_tuple"] =
+        static_cast<double>(ticks) / static_cast<double>(st.iterations() * count);
 }
 
 void register_toeplitz() {
     static const ToeplitzHash hash(kDefaultRssKey);
-    static const detail::ToeplitzTables tables(kDefaultRssKey);
     static uint8_t be_key[40];
     rte_convert_rss_key(reinterpret_cast<const uint32_t*>(kDefaultRssKey.data()),
                         reinterpret_cast<uint32_t*>(be_key), sizeof be_key);
     for (std::size_t len : {kIpv4TupleLen, kIpv6TupleLen}) {
-        const std::string s = len == kIpv4TupleLen ? "/ipv4_tcp" : "/ipv6_tcp";
-        benchmark::RegisterBenchmark(("toeplitz/sluice" + s).c_str(), [len](benchmark::State& st) {
-            run_tuples(st, len, [](const uint8_t* d, std::size_t l, std::size_t n, uint32_t* o) {
-                hash.hash_bulk(reinterpret_cast<const std::byte*>(d), l, n, o);
-            });
-        });
-        // DPDK takes host-order words; converting them is part of its cost in a
-        // real pipeline (rte_thash_tuple is filled the same way).
-        benchmark::RegisterBenchmark(("toeplitz/dpdk" + s).c_str(), [len](benchmark::State& st) {
-            run_tuples(st, len, [](const uint8_t* d, std::size_t l, std::size_t n, uint32_t* o) {
-                uint32_t words[9];
-                for (std::size_t i = 0; i < n; ++i) {
-                    std::memcpy(words, d + i * l, l);
-                    for (std::size_t w = 0; w < l / 4; ++w)
-                        words[w] = __builtin_bswap32(words[w]);
-                    o[i] = rte_softrss(words, static_cast<uint32_t>(l / 4), kDefaultRssKey.data());
-                }
-            });
-        });
-        benchmark::RegisterBenchmark(("toeplitz/dpdk_be" + s).c_str(), [len](benchmark::State& st) {
-            run_tuples(st, len, [](const uint8_t* d, std::size_t l, std::size_t n, uint32_t* o) {
-                uint32_t words[9];
-                for (std::size_t i = 0; i < n; ++i) {
-                    std::memcpy(words, d + i * l, l);
-                    for (std::size_t w = 0; w < l / 4; ++w)
-                        words[w] = __builtin_bswap32(words[w]);
-                    o[i] = rte_softrss_be(words, static_cast<uint32_t>(l / 4), be_key);
-                }
-            });
-        });
+        for (std::size_t bytes : kSizes) {
+            const std::string s = (len == kIpv4TupleLen ? "/v4x" : "/v6x") + std::to_string(bytes);
+            benchmark::RegisterBenchmark(
+                ("toeplitz/sluice" + s).c_str(), [len, bytes](benchmark::State& st) {
+                    run_tuples(st, len, bytes,
+                               [](const uint8_t* d, std::size_t l, std::size_t n, uint32_t* o) {
+                                   hash.hash_bulk(reinterpret_cast<const std::byte*>(d), l, n, o);
+                               });
+                });
+            // DPDK takes host-order words; converting them is part of its
+            // cost in a real pipeline (rte_thash_tuple is filled the same way).
+            benchmark::RegisterBenchmark(
+                ("toeplitz/dpdk" + s).c_str(), [len, bytes](benchmark::State& st) {
+                    run_tuples(st, len, bytes,
+                               [](const uint8_t* d, std::size_t l, std::size_t n, uint32_t* o) {
+                                   uint32_t words[9];
+                                   for (std::size_t i = 0; i < n; ++i) {
+                                       std::memcpy(words, d + i * l, l);
+                                       for (std::size_t w = 0; w < l / 4; ++w)
+                                           words[w] = __builtin_bswap32(words[w]);
+                                       o[i] = rte_softrss(words, static_cast<uint32_t>(l / 4),
+                                                          kDefaultRssKey.data());
+                                   }
+                               });
+                });
+            benchmark::RegisterBenchmark(
+                ("toeplitz/dpdk_be" + s).c_str(), [len, bytes](benchmark::State& st) {
+                    run_tuples(st, len, bytes,
+                               [](const uint8_t* d, std::size_t l, std::size_t n, uint32_t* o) {
+                                   uint32_t words[9];
+                                   for (std::size_t i = 0; i < n; ++i) {
+                                       std::memcpy(words, d + i * l, l);
+                                       for (std::size_t w = 0; w < l / 4; ++w)
+                                           words[w] = __builtin_bswap32(words[w]);
+                                       o[i] = rte_softrss_be(words, static_cast<uint32_t>(l / 4),
+                                                             be_key);
+                                   }
+                               });
+                });
+        }
     }
 }
-
-// ---- copy: packets appended one after another to a frame ------------------------
 
 // The inline copy a frame builder would use instead of memcpy: 16-byte
 // overlapping moves, no call. It was measured slower than glibc's memcpy for

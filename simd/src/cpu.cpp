@@ -78,7 +78,7 @@ std::array<Kernels, kLevelCount> build_tables(const CpuFeatures& f) {
     t[1] = k;
 
     k.level = Level::Avx2;
-    if (f.vpclmulqdq) k.crc32c = detail::crc32c_vpclmul_fold, k.crc32c_name = "vpclmulqdq-fold";
+    if (f.vpclmulqdq) k.crc32c = detail::crc32c_mixed, k.crc32c_name = "vpclmulqdq+crc32q";
     k.cksum_add = detail::cksum_add_avx2, k.cksum_name = "avx2-pmaddwd";
     k.verify_checksums = detail::verify_checksums_avx2;
     t[2] = k;

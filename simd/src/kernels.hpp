@@ -25,6 +25,8 @@ uint32_t crc32c_clmul_fold(const void* data, std::size_t len,
                            uint32_t state);  // Sse42: PCLMUL folding, 4 x 128 bit
 uint32_t crc32c_vpclmul_fold(const void* data, std::size_t len,
                              uint32_t state);  // Avx2 + VPCLMULQDQ: 4 x 256 bit
+uint32_t crc32c_mixed(const void* data, std::size_t len,
+                      uint32_t state);  // Avx2 + VPCLMULQDQ: folding beside 3 crc32q chains
 
 // ---- Internet checksum partial sums ------------------------------------------
 uint64_t cksum_add_scalar(const void* data, std::size_t len, uint64_t acc);

@@ -1,9 +1,11 @@
-// Writes seed inputs for the frame_reader fuzz target: real frames built from
-// the packets of a pcap (sluice-pcapgen's output in scripts/fuzz), for every
-// codec, several frame sizes and snap lengths, each prefixed with the
-// target's mode byte.
+// Writes seed inputs for the fuzz targets from the packets of a pcap
+// (sluice-pcapgen's output in scripts/fuzz):
+//   --kind frames   (frame_reader) real frames for every codec, several frame
+//                   sizes and snap lengths, each prefixed with the target's
+//                   mode byte
+//   --kind packets  (checksum_verify) the first 300 packets, one per file
 //
-//   fuzz_seeds --pcap FILE --out DIR [--max-frame BYTES]
+//   fuzz_seeds --pcap FILE --out DIR [--kind frames|packets] [--max-frame BYTES]
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -55,14 +57,16 @@ bool read_pcap(const std::string& path, std::vector<Packet>& out) {
 }
 
 int usage() {
-    std::fprintf(stderr, "usage: fuzz_seeds --pcap FILE --out DIR [--max-frame BYTES]\n");
+    std::fprintf(stderr,
+                 "usage: fuzz_seeds --pcap FILE --out DIR [--kind frames|packets] "
+                 "[--max-frame BYTES]\n");
     return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string pcap, dir;
+    std::string pcap, dir, kind = "frames";
     uint32_t max_frame = 65536;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i];
@@ -70,18 +74,30 @@ int main(int argc, char** argv) {
             pcap = argv[i + 1];
         else if (a == "--out")
             dir = argv[i + 1];
+        else if (a == "--kind")
+            kind = argv[i + 1];
         else if (a == "--max-frame")
             max_frame = static_cast<uint32_t>(std::stoul(argv[i + 1]));
         else
             return usage();
     }
-    if (pcap.empty() || dir.empty()) return usage();
+    if (pcap.empty() || dir.empty() || (kind != "frames" && kind != "packets")) return usage();
     std::vector<Packet> pkts;
     if (!read_pcap(pcap, pkts)) {
         std::fprintf(stderr, "fuzz_seeds: %s is not a readable pcap\n", pcap.c_str());
         return 1;
     }
     std::filesystem::create_directories(dir);
+    if (kind == "packets") {
+        std::size_t n = 0;
+        for (; n < pkts.size() && n < 300; ++n) {
+            std::ofstream o(dir + "/seed-packet-" + std::to_string(n), std::ios::binary);
+            o.write(reinterpret_cast<const char*>(pkts[n].data.data()),
+                    static_cast<std::streamsize>(pkts[n].data.size()));
+        }
+        std::printf("fuzz_seeds: wrote %zu packet seeds to %s\n", n, dir.c_str());
+        return 0;
+    }
     std::size_t written = 0, next = 0;
     for (uint32_t frame : {256u, 1024u, 4096u, 16384u, max_frame}) {
         for (uint32_t snap : {64u, 1518u, 9018u}) {

@@ -1,6 +1,7 @@
 // Replays every input kept under tests/fuzz/regressions/<target>/ (crashers
-// the fuzzer found, and hand-made inputs for paths worth pinning) through the
-// fuzz target's own entry point, in the normal and the ASan builds.
+// the fuzzer found, and inputs for paths worth pinning) through the fuzz
+// target's own entry point, in the normal and the ASan builds. Built once per
+// target, SLUICE_FUZZ_TARGET naming it (tests/fuzz/meson.build).
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -29,10 +30,10 @@ std::vector<fs::path> inputs(const char* target) {
     return v;
 }
 
-TEST(FuzzRegressions, FrameReader) {
+TEST(FuzzRegressions, ReplayEveryKeptInput) {
     ASSERT_NE(std::getenv("SLUICE_SOURCE_ROOT"), nullptr) << "run through meson test";
-    const auto files = inputs("frame_reader");
-    EXPECT_FALSE(files.empty()) << "tests/fuzz/regressions/frame_reader/ holds no inputs";
+    const auto files = inputs(SLUICE_FUZZ_TARGET);
+    EXPECT_FALSE(files.empty()) << "tests/fuzz/regressions/" SLUICE_FUZZ_TARGET "/ holds no inputs";
     for (const auto& f : files) {
         SCOPED_TRACE(f.string());
         std::fprintf(stderr, "replaying %s\n", f.c_str());  // named even if it crashes

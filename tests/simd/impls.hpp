@@ -34,6 +34,7 @@ inline std::vector<Impl<CrcFn>> crc_impls() {
         {"clmul_fold", detail::crc32c_clmul_fold, sse},
         {"vpclmul_fold", detail::crc32c_vpclmul_fold,
          detected_level() >= Level::Avx2 && f.vpclmulqdq},
+        {"mixed", detail::crc32c_mixed, detected_level() >= Level::Avx2 && f.vpclmulqdq},
     };
 }
 

@@ -103,13 +103,15 @@ TEST(Crc32c, EdgePatterns) {
 }
 
 TEST(Crc32c, LongBuffersCrossEveryBlockSize) {
-    // Lengths around the 3-way round size (3 x 4 KiB) and large buffers.
+    // Lengths around the round sizes (3 x 4 KiB chains, 1792-byte mixed
+    // rounds, 512-byte VPCLMULQDQ minimum) and large buffers.
     const auto data = random_bytes(3 * 1024 * 1024 + 77, 3);
     const uint32_t want = reference::crc32c_raw(data.data(), data.size(), 0xffffffffu);
     for (const auto& impl : crc_impls()) {
         if (!impl.available) continue;
         EXPECT_EQ(impl.fn(data.data(), data.size(), 0xffffffffu), want) << impl.name;
-        for (std::size_t n : {12287u, 12288u, 12289u, 24576u + 215u, 24576u + 216u, 65536u}) {
+        for (std::size_t n : {511u, 512u, 1791u, 1792u, 1793u, 3584u + 511u, 3584u + 512u, 12287u,
+                              12288u, 12289u, 24576u + 215u, 24576u + 216u, 65536u}) {
             EXPECT_EQ(impl.fn(data.data() + 1, n, 7u),
                       reference::crc32c_raw(data.data() + 1, n, 7u))
                 << impl.name << " len " << n;

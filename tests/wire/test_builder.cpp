@@ -146,6 +146,24 @@ TEST(FrameBuilder, ZeroLengthPacketsAndEmptyFrames) {
     EXPECT_EQ(recs[0].caplen, 0u);
 }
 
+TEST(FrameBuilder, AnIdleBuilderOrATinyBufferTakesNothing) {
+    FrameBuilder b({.max_frame_bytes = 1024, .snaplen = 100});
+    std::vector<std::byte> pkt(10);
+    EXPECT_EQ(b.append({}, std::span<const std::byte>(pkt)), AppendResult::FrameFull);
+    EXPECT_TRUE(b.finish().empty());
+    std::vector<std::byte> tiny(kHeaderSize - 1, std::byte{0x55});
+    b.begin(tiny, 0, 0, 0);
+    EXPECT_EQ(b.append({}, std::span<const std::byte>(pkt)), AppendResult::FrameFull);
+    EXPECT_TRUE(b.finish().empty());
+    for (std::byte x : tiny)
+        EXPECT_EQ(x, std::byte{0x55});
+    std::vector<std::byte> buf(1024);
+    b.begin(buf, 0, 0, 0);
+    EXPECT_EQ(b.append({}, std::span<const std::byte>(pkt)), AppendResult::Appended);
+    EXPECT_EQ(b.finish().size(), kHeaderSize + record_size(10));
+    EXPECT_EQ(b.append({}, std::span<const std::byte>(pkt)), AppendResult::FrameFull);
+}
+
 TEST(FrameBuilder, RejectsLimitsThatCannotHoldOnePacket) {
     EXPECT_THROW(FrameBuilder({.max_frame_bytes = 1 << 20, .snaplen = 0}), std::invalid_argument);
     EXPECT_THROW(FrameBuilder({.max_frame_bytes = 1 << 20, .snaplen = kMaxSnaplen + 1}),

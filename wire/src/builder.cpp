@@ -1,7 +1,6 @@
 #include "sluice/wire/builder.hpp"
 
 #include <algorithm>
-#include <cassert>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
@@ -11,6 +10,22 @@ namespace sluice::wire {
 
 using detail::round_up8;
 using detail::store_le;
+
+namespace {
+
+inline void write_record_header(std::byte* rec, const RecordMeta& meta, uint32_t caplen,
+                                uint64_t total) {
+    const auto orig = static_cast<uint32_t>(
+        std::min<uint64_t>(std::max<uint64_t>(meta.orig_len, total), UINT32_MAX));
+    store_le<uint64_t>(rec + record_offset::timestamp_ns, meta.timestamp_ns);
+    store_le<uint32_t>(rec + record_offset::caplen, caplen);
+    store_le<uint32_t>(rec + record_offset::orig_len, orig);
+    store_le<uint16_t>(rec + record_offset::port, meta.port);
+    store_le<uint16_t>(rec + record_offset::queue, meta.queue);
+    store_le<uint32_t>(rec + record_offset::flags, meta.flags);
+}
+
+}  // namespace
 
 FrameBuilder::FrameBuilder(const BuilderLimits& limits) : limits_(limits) {
     if (limits.snaplen == 0 || limits.snaplen > kMaxSnaplen)
@@ -30,19 +45,24 @@ FrameBuilder::FrameBuilder(const BuilderLimits& limits) : limits_(limits) {
 
 void FrameBuilder::begin(std::span<std::byte> buffer, uint64_t stream_id, uint64_t sequence,
                          uint64_t first_packet_index) {
-    assert(buffer.size() >= kHeaderSize);
+    count_ = 0;
+    if (buffer.size() < kHeaderSize) {  // cannot even hold a header: a frame that takes nothing
+        buffer_ = {};
+        capacity_ = used_ = 0;
+        return;
+    }
     buffer_ = buffer;
     // Keep the capacity a multiple of 8 so that a frame is always whole records.
     capacity_ = std::min<std::size_t>(buffer.size(), limits_.max_frame_bytes) & ~std::size_t{7};
     used_ = kHeaderSize;
-    count_ = 0;
     stream_id_ = stream_id;
     sequence_ = sequence;
     first_packet_index_ = first_packet_index;
 }
 
 AppendResult FrameBuilder::append(const RecordMeta& meta, std::span<const Segment> segments) {
-    assert(active());
+    // used_ <= capacity_ always (both 0 while idle), so an idle builder
+    // reports a full frame instead of writing anywhere.
     uint64_t total = 0;
     for (const Segment& s : segments)
         total += s.len;
@@ -51,14 +71,7 @@ AppendResult FrameBuilder::append(const RecordMeta& meta, std::span<const Segmen
     if (need > capacity_ - used_) return AppendResult::FrameFull;
 
     std::byte* rec = buffer_.data() + used_;
-    const uint32_t orig = static_cast<uint32_t>(
-        std::min<uint64_t>(std::max<uint64_t>(meta.orig_len, total), UINT32_MAX));
-    store_le<uint64_t>(rec + record_offset::timestamp_ns, meta.timestamp_ns);
-    store_le<uint32_t>(rec + record_offset::caplen, caplen);
-    store_le<uint32_t>(rec + record_offset::orig_len, orig);
-    store_le<uint16_t>(rec + record_offset::port, meta.port);
-    store_le<uint16_t>(rec + record_offset::queue, meta.queue);
-    store_le<uint32_t>(rec + record_offset::flags, meta.flags);
+    write_record_header(rec, meta, caplen, total);
 
     std::byte* dst = rec + kRecordHeaderSize;
     // Zero the last word first: the copy overwrites its data part and the
@@ -77,8 +90,23 @@ AppendResult FrameBuilder::append(const RecordMeta& meta, std::span<const Segmen
     return AppendResult::Appended;
 }
 
+AppendResult FrameBuilder::append(const RecordMeta& meta, std::span<const std::byte> packet) {
+    const uint32_t caplen =
+        static_cast<uint32_t>(std::min<uint64_t>(packet.size(), limits_.snaplen));
+    const std::size_t need = record_size(caplen);
+    if (need > capacity_ - used_) return AppendResult::FrameFull;
+    std::byte* rec = buffer_.data() + used_;
+    write_record_header(rec, meta, caplen, packet.size());
+    std::byte* dst = rec + kRecordHeaderSize;
+    if (caplen) store_le<uint64_t>(dst + round_up8(caplen) - 8, 0);
+    std::memcpy(dst, packet.data(), caplen);
+    used_ += need;
+    ++count_;
+    return AppendResult::Appended;
+}
+
 std::span<std::byte> FrameBuilder::finish() {
-    assert(active());
+    if (!active()) return {};
     std::byte* h = buffer_.data();
     std::memset(h, 0, kHeaderSize);
     store_le<uint32_t>(h + offset::magic, kMagic);

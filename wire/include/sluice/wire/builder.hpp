@@ -44,18 +44,17 @@ class FrameBuilder {
     // Starts a frame in `buffer` (from a pool; the builder never owns memory).
     // The frame grows up to min(buffer.size(), max_frame_bytes); with
     // buffer.size() >= max_frame_bytes an empty frame always accepts one
-    // packet of any length. buffer.size() must be >= kHeaderSize.
+    // packet of any length. A buffer below kHeaderSize holds nothing: every
+    // append() says FrameFull and finish() returns an empty span.
     void begin(std::span<std::byte> buffer, uint64_t stream_id, uint64_t sequence,
                uint64_t first_packet_index);
 
     // Copies the packet made of `segments` (in order), keeping
     // min(total length, snaplen) bytes. Cost: one record header store and a
-    // memcpy per segment; no allocation, no exception.
+    // memcpy per segment; no allocation, no exception. Before begin() and
+    // after finish(), says FrameFull.
     AppendResult append(const RecordMeta& meta, std::span<const Segment> segments);
-    AppendResult append(const RecordMeta& meta, std::span<const std::byte> packet) {
-        const Segment s{packet.data(), static_cast<uint32_t>(packet.size())};
-        return append(meta, std::span<const Segment>(&s, 1));
-    }
+    AppendResult append(const RecordMeta& meta, std::span<const std::byte> packet);
 
     uint32_t packet_count() const { return count_; }
     std::size_t bytes() const { return used_; }  // header included
@@ -65,7 +64,8 @@ class FrameBuilder {
 
     // Writes the header of the raw (uncompressed) frame and returns it. The
     // CRCs are not computed yet: the frame is valid on the wire only after
-    // FrameEncoder::seal(). The builder is then idle until the next begin().
+    // FrameEncoder::seal(). The builder is then idle until the next begin()
+    // (finish() on an idle builder returns an empty span).
     std::span<std::byte> finish();
 
   private:
