@@ -106,29 +106,37 @@ void ObjectPool::store_put(void* const* objs, std::size_t n) noexcept {
 }
 
 bool ObjectPool::get_slow(Cache& c, void** out, std::size_t n) noexcept {
+    // Relaxed: len_ has a single writer, this thread.
+    const std::uint32_t len = c.len_.load(std::memory_order_relaxed);
     if (n > kMaxCacheSize || c.target_ == 0) {
         // Larger than a cache holds: straight from the store.
         if (!store_.dequeue_bulk({out, n})) {
             Cache::bump(c.empty_, 1);
             return false;
         }
+        Cache::bump(c.direct_gets_, n);
         Cache::bump(c.misses_, n);
         return true;
     }
     // Refill on top of what the cache holds, so it keeps `target_` after serving n. Whatever
     // the store has is taken, even if short: the objects stay in the cache.
-    const std::size_t want = c.target_ + n - c.len_;  // len_ < n here
-    const std::size_t got = store_.dequeue_burst({c.objs_.data() + c.len_, want});
-    c.len_ += static_cast<std::uint32_t>(got);
-    if (got != 0) Cache::bump(c.refills_, 1);
-    if (c.len_ < n) {
+    const std::size_t want = c.target_ + n - len;  // len < n here
+    const std::size_t got = store_.dequeue_burst({c.objs_.data() + len, want});
+    if (got != 0) {
+        Cache::bump(c.refilled_, got);
+        Cache::bump(c.refills_, 1);
+    }
+    const auto have = static_cast<std::uint32_t>(len + got);
+    if (have < n) {
+        c.len_.store(have, std::memory_order_relaxed);  // Relaxed: single writer.
         Cache::bump(c.empty_, 1);
         return false;
     }
-    void** top = c.objs_.data() + c.len_;
+    void* const* top = c.objs_.data() + have;
     for (std::size_t i = 0; i < n; ++i)
         out[i] = *--top;
-    c.len_ -= static_cast<std::uint32_t>(n);
+    // Relaxed: single writer.
+    c.len_.store(have - static_cast<std::uint32_t>(n), std::memory_order_relaxed);
     Cache::bump(c.misses_, n);
     return true;
 }
@@ -137,25 +145,27 @@ void ObjectPool::put_slow(Cache& c, void* const* objs, std::size_t n) noexcept {
     Cache::bump(c.puts_, n);
     if (n > kMaxCacheSize || c.target_ == 0) {
         store_put(objs, n);
+        Cache::bump(c.direct_puts_, n);
         return;
     }
     // Flush the oldest objects (bottom of the stack) so that the cache ends at target_ with the
     // new ones on top.
-    const std::size_t excess = c.len_ + n - c.target_;
+    // Relaxed: len_ has a single writer, this thread.
+    const std::uint32_t len = c.len_.load(std::memory_order_relaxed);
+    const std::size_t excess = len + n - c.target_;
     Cache::bump(c.flushes_, 1);
-    if (excess <= c.len_) {
+    Cache::bump(c.flushed_, excess);
+    if (excess <= len) {
         store_put(c.objs_.data(), excess);
-        std::memmove(c.objs_.data(), c.objs_.data() + excess, (c.len_ - excess) * sizeof(void*));
-        c.len_ -= static_cast<std::uint32_t>(excess);
-        std::memcpy(c.objs_.data() + c.len_, objs, n * sizeof(void*));
-        c.len_ += static_cast<std::uint32_t>(n);
+        std::memmove(c.objs_.data(), c.objs_.data() + excess, (len - excess) * sizeof(void*));
+        std::memcpy(c.objs_.data() + (len - excess), objs, n * sizeof(void*));
     } else {
-        store_put(c.objs_.data(), c.len_);
-        const std::size_t spill = excess - c.len_;
+        store_put(c.objs_.data(), len);
+        const std::size_t spill = excess - len;
         store_put(objs, spill);
         std::memcpy(c.objs_.data(), objs + spill, (n - spill) * sizeof(void*));
-        c.len_ = static_cast<std::uint32_t>(n - spill);
     }
+    c.len_.store(c.target_, std::memory_order_relaxed);  // Relaxed: single writer.
 }
 
 void* ObjectPool::get() noexcept {
@@ -202,30 +212,48 @@ void ObjectPool::attach(Cache& c) {
     caches_.push_back(&c);
 }
 
+// What a cache has done, from its counters: objects are conserved, so the objects it handed out
+// are those that came in (puts, refills) minus those that went out (flushes) or are still there.
+// Relaxed loads: each counter has a single writer; the result is a snapshot, clamped where
+// counters read a moment apart disagree.
+ObjectPool::Counters ObjectPool::totals_of(const Cache& c) noexcept {
+    constexpr auto r = std::memory_order_relaxed;
+    Counters k;
+    k.puts = c.puts_.load(r);
+    const std::uint64_t in = k.puts + c.refilled_.load(r) + c.direct_gets_.load(r);
+    const std::uint64_t out = c.flushed_.load(r) + c.direct_puts_.load(r) + c.len_.load(r);
+    k.gets = in > out ? in - out : 0;
+    const std::uint64_t misses = c.misses_.load(r);
+    k.cache_hits = k.gets > misses ? k.gets - misses : 0;
+    k.refills = c.refills_.load(r);
+    k.flushes = c.flushes_.load(r);
+    k.empty_events = c.empty_.load(r);
+    return k;
+}
+
 void ObjectPool::detach(Cache& c) noexcept {
-    store_put(c.objs_.data(), c.len_);
-    c.len_ = 0;
+    // Relaxed: single writer (this thread, the owner, is destroying the cache).
+    const std::uint32_t len = c.len_.load(std::memory_order_relaxed);
+    store_put(c.objs_.data(), len);
+    Cache::bump(c.flushed_, len);
+    c.len_.store(0, std::memory_order_relaxed);
+    const Counters k = totals_of(c);
     const std::lock_guard lock(caches_mutex_);
-    // Relaxed: statistics. This thread wrote the cache's counters; the mutex orders the fold
-    // with counters() on other threads.
-    auto fold = [](std::atomic<std::uint64_t>& into, const std::atomic<std::uint64_t>& from) {
-        into.fetch_add(from.load(std::memory_order_relaxed), std::memory_order_relaxed);
-    };
-    fold(shared_.hits, c.hits_);
-    fold(shared_.gets, c.hits_);
-    fold(shared_.gets, c.misses_);
-    fold(shared_.puts, c.puts_);
-    fold(shared_.refills, c.refills_);
-    fold(shared_.flushes, c.flushes_);
-    fold(shared_.empty, c.empty_);
+    // Relaxed: statistics; the mutex orders the fold with counters() on other threads.
+    constexpr auto r = std::memory_order_relaxed;
+    shared_.gets.fetch_add(k.gets, r);
+    shared_.puts.fetch_add(k.puts, r);
+    shared_.hits.fetch_add(k.cache_hits, r);
+    shared_.refills.fetch_add(k.refills, r);
+    shared_.flushes.fetch_add(k.flushes, r);
+    shared_.empty.fetch_add(k.empty_events, r);
     std::erase(caches_, &c);
 }
 
 ObjectPool::Counters ObjectPool::counters() const {
     Counters k;
     const std::lock_guard lock(caches_mutex_);
-    // Relaxed throughout: each counter has a single writer (or is an atomic add); the snapshot
-    // needs no ordering between them.
+    // Relaxed: statistics with a single writer each (or atomic adds); no ordering needed.
     constexpr auto r = std::memory_order_relaxed;
     k.gets = shared_.gets.load(r);
     k.puts = shared_.puts.load(r);
@@ -234,13 +262,13 @@ ObjectPool::Counters ObjectPool::counters() const {
     k.flushes = shared_.flushes.load(r);
     k.empty_events = shared_.empty.load(r);
     for (const Cache* c : caches_) {
-        const std::uint64_t hits = c->hits_.load(r);
-        k.cache_hits += hits;
-        k.gets += hits + c->misses_.load(r);
-        k.puts += c->puts_.load(r);
-        k.refills += c->refills_.load(r);
-        k.flushes += c->flushes_.load(r);
-        k.empty_events += c->empty_.load(r);
+        const Counters t = totals_of(*c);
+        k.gets += t.gets;
+        k.puts += t.puts;
+        k.cache_hits += t.cache_hits;
+        k.refills += t.refills;
+        k.flushes += t.flushes;
+        k.empty_events += t.empty_events;
     }
     // Counters read a moment apart can briefly show more puts than gets.
     k.in_use = k.gets > k.puts ? k.gets - k.puts : 0;

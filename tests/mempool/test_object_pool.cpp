@@ -184,6 +184,17 @@ TEST(ObjectPool, WithoutCache) {
     EXPECT_EQ(pool->available_in_store(), 8u);
 }
 
+// The example in docs/memory.md, as written there.
+TEST(ObjectPool, DocumentedExampleWorks) {
+    auto pool = sluice::mempool::ObjectPool::create(
+        {.name = "frame pool", .object_size = 65536, .capacity = 64, .numa_node = 0});
+    ASSERT_TRUE(pool.has_value()) << pool.error().message;
+    sluice::mempool::ObjectPool::Cache cache(**pool);
+    void* frame = (*pool)->get(cache);
+    ASSERT_NE(frame, nullptr);
+    (*pool)->put(cache, frame);
+}
+
 TEST(ObjectPool, InvalidOptionsAreErrors) {
     ObjectPoolOptions o;
     o.name = "bad pool";

@@ -76,27 +76,33 @@ class ObjectPool {
         Cache& operator=(const Cache&) = delete;
 
         // Free objects this cache holds.
-        std::uint32_t size() const noexcept { return len_; }
+        std::uint32_t size() const noexcept { return len_.load(std::memory_order_relaxed); }
         ObjectPool& pool() const noexcept { return *pool_; }
 
       private:
         friend class ObjectPool;
 
-        // Written only by the owning thread; read relaxed by counters() on any thread. A relaxed
-        // load plus store (not an atomic add) is all a single writer needs.
+        // Counters are written only by the owning thread and read relaxed by counters() on any
+        // thread; a relaxed load plus store (not an atomic add) is all a single writer needs.
+        // The fast path moves only `puts_` (and len_): how many objects were handed out follows
+        // from conservation, gets = puts + (into the cache from the store) - (out of it) - len.
         static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept {
             c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
         }
 
         ObjectPool* pool_;
-        std::uint32_t len_ = 0;
-        std::uint32_t target_;                  // objects kept after a refill
-        std::uint32_t flush_at_;                // a put that would go past this flushes
-        std::atomic<std::uint64_t> hits_{0};    // objects handed out from the stack
-        std::atomic<std::uint64_t> misses_{0};  // objects handed out through a refill
-        std::atomic<std::uint64_t> puts_{0};
-        std::atomic<std::uint64_t> refills_{0};
-        std::atomic<std::uint64_t> flushes_{0};
+        // Relaxed: written by the owner only; atomic so counters() may read it.
+        std::atomic<std::uint32_t> len_{0};
+        std::uint32_t target_;                       // objects kept after a refill
+        std::uint32_t flush_at_;                     // a put that would go past this flushes
+        std::atomic<std::uint64_t> puts_{0};         // objects returned through this cache
+        std::atomic<std::uint64_t> refilled_{0};     // objects moved from the store into the stack
+        std::atomic<std::uint64_t> flushed_{0};      // objects moved from the stack to the store
+        std::atomic<std::uint64_t> direct_gets_{0};  // handed out from the store, bypassing
+        std::atomic<std::uint64_t> direct_puts_{0};  // returned to the store, bypassing
+        std::atomic<std::uint64_t> misses_{0};       // objects handed out by the slow path
+        std::atomic<std::uint64_t> refills_{0};      // refill operations
+        std::atomic<std::uint64_t> flushes_{0};      // flush operations
         std::atomic<std::uint64_t> empty_{0};
         std::array<void*, 2 * kMaxCacheSize> objs_;
     };
@@ -113,17 +119,23 @@ class ObjectPool {
 
     // An object, or nullptr if the pool is exhausted.
     void* get(Cache& c) noexcept {
-        if (c.len_ != 0) [[likely]] {
-            Cache::bump(c.hits_, 1);
-            return c.objs_[--c.len_];
+        // Relaxed: len_ has a single writer, this thread (see Cache).
+        const std::uint32_t len = c.len_.load(std::memory_order_relaxed);
+        if (len != 0) [[likely]] {
+            void* obj = c.objs_[len - 1];
+            c.len_.store(len - 1, std::memory_order_relaxed);
+            return obj;
         }
         void* obj = nullptr;
         return get_slow(c, &obj, 1) ? obj : nullptr;
     }
 
     void put(Cache& c, void* obj) noexcept {
-        if (c.len_ < c.flush_at_) [[likely]] {
-            c.objs_[c.len_++] = obj;
+        // Relaxed: len_ has a single writer, this thread (see Cache).
+        const std::uint32_t len = c.len_.load(std::memory_order_relaxed);
+        if (len < c.flush_at_) [[likely]] {
+            c.objs_[len] = obj;
+            c.len_.store(len + 1, std::memory_order_relaxed);
             Cache::bump(c.puts_, 1);
             return;
         }
@@ -133,12 +145,13 @@ class ObjectPool {
     // All of out.size() objects, or none (false, pool exhausted).
     bool get_bulk(Cache& c, std::span<void*> out) noexcept {
         const std::size_t n = out.size();
-        if (n <= c.len_) [[likely]] {
-            void** top = c.objs_.data() + c.len_;
-            for (std::size_t i = 0; i < n; ++i)
-                out[i] = *--top;
-            c.len_ -= static_cast<std::uint32_t>(n);
-            Cache::bump(c.hits_, n);
+        // Relaxed: len_ has a single writer, this thread (see Cache).
+        const std::uint32_t len = c.len_.load(std::memory_order_relaxed);
+        if (n <= len) [[likely]] {
+            // The top n (the most recently put) in one straight copy; their order among
+            // themselves does not matter.
+            std::memcpy(out.data(), c.objs_.data() + (len - n), n * sizeof(void*));
+            c.len_.store(len - static_cast<std::uint32_t>(n), std::memory_order_relaxed);
             return true;
         }
         return get_slow(c, out.data(), n);
@@ -146,9 +159,11 @@ class ObjectPool {
 
     void put_bulk(Cache& c, std::span<void* const> objs) noexcept {
         const std::size_t n = objs.size();
-        if (c.len_ + n <= c.flush_at_) [[likely]] {
-            std::memcpy(c.objs_.data() + c.len_, objs.data(), n * sizeof(void*));
-            c.len_ += static_cast<std::uint32_t>(n);
+        // Relaxed: len_ has a single writer, this thread (see Cache).
+        const std::uint32_t len = c.len_.load(std::memory_order_relaxed);
+        if (len + n <= c.flush_at_) [[likely]] {
+            std::memcpy(c.objs_.data() + len, objs.data(), n * sizeof(void*));
+            c.len_.store(len + static_cast<std::uint32_t>(n), std::memory_order_relaxed);
             Cache::bump(c.puts_, n);
             return;
         }
@@ -201,6 +216,7 @@ class ObjectPool {
     void store_put(void* const* objs, std::size_t n) noexcept;
     void attach(Cache& c);
     void detach(Cache& c) noexcept;
+    static Counters totals_of(const Cache& c) noexcept;
 
     std::byte* base_;
     std::size_t stride_;
