@@ -277,6 +277,34 @@ TEST(SpscRingStress, NoFlushNeededInEitherDirection) {
     EXPECT_EQ(rest[7], 18u);
 }
 
+// The same with a ring of 64, where the producer gets room back a line of 8 slots at a time:
+// a consumer that frees a line and goes quiet has made that line usable.
+TEST(SpscRingStress, NoFlushNeededWithLineGranularRoom) {
+    SpscRing<std::uint32_t> ring(64);
+    std::atomic<int> stage{0};
+    std::thread consumer([&] {
+        while (stage.load(std::memory_order_acquire) != 1)
+            sched_yield();
+        std::uint32_t got[8];
+        EXPECT_EQ(ring.dequeue_burst(got), 8u);
+        EXPECT_EQ(got[7], 7u);
+        stage.store(2, std::memory_order_release);  // then goes quiet
+    });
+    for (std::uint32_t i = 0; i < 64; ++i)
+        ASSERT_TRUE(ring.try_enqueue(i));
+    stage.store(1, std::memory_order_release);
+    while (stage.load(std::memory_order_acquire) != 2)
+        sched_yield();
+    consumer.join();
+    const std::uint32_t more[8] = {64, 65, 66, 67, 68, 69, 70, 71};
+    EXPECT_TRUE(ring.enqueue_bulk(more));
+    std::uint32_t all[64];
+    ASSERT_EQ(ring.dequeue_burst(all), 64u);
+    EXPECT_EQ(all[0], 8u);
+    EXPECT_EQ(all[63], 71u);
+    EXPECT_TRUE(ring.empty());
+}
+
 // The ring lives in a MAP_SHARED mapping; a forked child consumes what the parent produces.
 // Only positions and slots are in the mapping, so the child's handle works at the same address.
 TEST(SpscRingStress, WorksAcrossFork) {

@@ -114,6 +114,23 @@ TYPED_TEST(SpscRingTyped, BurstLargerThanFreeSpaceTakesWhatFits) {
         EXPECT_EQ(got[i], make<TypeParam>(i));
 }
 
+// A refused bulk dequeue looks at runs without consuming them; what follows must still see
+// every element exactly as enqueued.
+TYPED_TEST(SpscRingTyped, RefusedBulkLeavesRunsIntact) {
+    SpscRing<TypeParam> r(16);
+    std::vector<TypeParam> a{make<TypeParam>(1), make<TypeParam>(2), make<TypeParam>(3)};
+    std::vector<TypeParam> b{make<TypeParam>(4), make<TypeParam>(5)};
+    ASSERT_EQ(r.enqueue_burst(a), 3u);
+    ASSERT_TRUE(r.enqueue_bulk(b));
+    std::vector<TypeParam> out(6);
+    EXPECT_FALSE(r.dequeue_bulk(out));
+    ASSERT_EQ(r.dequeue_burst(std::span<TypeParam>(out).first(2)), 2u);
+    ASSERT_EQ(r.dequeue_burst(out), 3u);
+    EXPECT_EQ(out[0], make<TypeParam>(3));
+    EXPECT_EQ(out[1], make<TypeParam>(4));
+    EXPECT_EQ(out[2], make<TypeParam>(5));
+}
+
 TYPED_TEST(SpscRingTyped, BulkAcrossTheWrap) {
     SpscRing<TypeParam> r(8);
     std::vector<TypeParam> items;
@@ -217,6 +234,50 @@ TEST(SpscRing, CapacityIsRoundedUpToAPowerOfTwo) {
     EXPECT_EQ(SpscRing<void*>(1024).capacity(), 1024u);
     EXPECT_THROW(SpscRing<void*>(0), std::invalid_argument);
     EXPECT_THROW(SpscRing<void*>((std::size_t{1} << 31) + 1), std::invalid_argument);
+}
+
+// Rings of 64 slots or more hand freed slots back to the producer a cache line (8 slots) at a
+// time, so the producer never writes into the line the consumer is reading.
+TEST(SpscRing, LargeRingsReuseSlotsALineAtATime) {
+    SpscRing<std::uint32_t> r(64);
+    for (std::uint32_t i = 0; i < 64; ++i)
+        ASSERT_TRUE(r.try_enqueue(i));
+    std::uint32_t v = 0;
+    for (std::uint32_t i = 0; i < 7; ++i) {
+        ASSERT_TRUE(r.try_dequeue(v));
+        EXPECT_FALSE(r.try_enqueue(100)) << "after " << i + 1 << " freed";
+    }
+    ASSERT_TRUE(r.try_dequeue(v));  // the 8th completes a line
+    for (std::uint32_t i = 0; i < 8; ++i)
+        ASSERT_TRUE(r.try_enqueue(100 + i));
+    EXPECT_FALSE(r.try_enqueue(200));
+    EXPECT_EQ(r.size(), 64u);
+    // Drained completely, everything is reusable and the ring reads empty.
+    std::uint32_t out[64];
+    EXPECT_EQ(r.dequeue_burst(out), 64u);
+    EXPECT_EQ(out[63], 107u);
+    EXPECT_EQ(r.dequeue_burst(out), 0u);
+    EXPECT_TRUE(r.empty());
+    EXPECT_EQ(r.size(), 0u);
+    for (std::uint32_t i = 0; i < 64; ++i)
+        ASSERT_TRUE(r.try_enqueue(i));
+}
+
+// size() may lag by less than a line while the consumer streams, and is exact once it runs
+// dry (a dequeue that finds less than it asked for).
+TEST(SpscRing, SizeIsExactOnceTheConsumerRunsDry) {
+    SpscRing<std::uint32_t> r(128);
+    for (std::uint32_t i = 0; i < 20; ++i)
+        ASSERT_TRUE(r.try_enqueue(i));
+    std::uint32_t v = 0;
+    for (int i = 0; i < 3; ++i)
+        ASSERT_TRUE(r.try_dequeue(v));
+    EXPECT_GE(r.size(), 17u);
+    EXPECT_LE(r.size(), 20u);
+    std::uint32_t out[32];
+    EXPECT_EQ(r.dequeue_burst(out), 17u);  // asked 32: ran dry
+    EXPECT_EQ(r.size(), 0u);
+    EXPECT_TRUE(r.empty());
 }
 
 TEST(SpscRing, CapacityOneAlternatesLaps) {

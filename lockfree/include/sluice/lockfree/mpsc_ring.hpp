@@ -22,6 +22,7 @@
 
 #include "sluice/lockfree/detail/lap_slot.hpp"
 #include "sluice/lockfree/detail/multi_producer.hpp"
+#include "sluice/lockfree/detail/run_slots.hpp"
 
 namespace sluice::lockfree {
 
@@ -30,13 +31,18 @@ class MpscRing {
     static_assert(std::is_trivially_copyable_v<T>,
                   "MpscRing copies elements as raw bytes; pass pointers or handles");
 
-    using Slot = detail::LapSlot<T>;
+    // Pointers and small elements: runs with one header each (detail/run_slots.hpp). Wider
+    // elements: a flag in every slot (detail/lap_slot.hpp).
+    using Slots =
+        std::conditional_t<detail::kPackedSlot<T>, detail::RunSlots<T>, detail::SlotArray<T>>;
 
     struct Control {
         detail::RingHeader header;  // written once, read-only afterwards
         alignas(detail::kFalseSharingRange) detail::ProducerPositions producers;
         // Next position to read; written by the consumer only.
         alignas(detail::kFalseSharingRange) std::atomic<std::uint64_t> tail;
+        // Only the consumer uses it: where the next run not yet seen starts (run_slots.hpp).
+        std::uint64_t ready_until;
     };
     static_assert(offsetof(Control, producers) % detail::kFalseSharingRange == 0);
     static_assert(offsetof(Control, tail) - offsetof(Control, producers) >=
@@ -44,7 +50,7 @@ class MpscRing {
     static_assert(sizeof(Control) % detail::kFalseSharingRange == 0);
 
     static constexpr std::uint64_t kMagic = 0x31435350'4d434c53;  // "SLCMPSC1"
-    static constexpr std::uint32_t kLayoutVersion = 1;
+    static constexpr std::uint32_t kLayoutVersion = 2;
 
   public:
     using value_type = T;
@@ -58,7 +64,7 @@ class MpscRing {
 
     static std::size_t bytes_for(std::size_t capacity) {
         const std::size_t cap = detail::round_capacity(capacity, "MpscRing");
-        return sizeof(Control) + detail::align_up(cap * sizeof(Slot), detail::kCacheLine);
+        return sizeof(Control) + detail::align_up(cap * Slots::kSlotSize, detail::kCacheLine);
     }
 
     static MpscRing create_in(void* region, std::size_t bytes, std::size_t capacity) {
@@ -72,8 +78,8 @@ class MpscRing {
     static MpscRing attach(void* region, std::size_t bytes) {
         detail::check_region(region, bytes, sizeof(Control), region_alignment, "MpscRing");
         auto* ctl = std::launder(static_cast<Control*>(region));
-        detail::check_header(ctl->header, kMagic, kLayoutVersion, sizeof(Slot), sizeof(T), bytes,
-                             &bytes_for, "MpscRing");
+        detail::check_header(ctl->header, kMagic, kLayoutVersion, Slots::kSlotSize, sizeof(T),
+                             bytes, &bytes_for, "MpscRing");
         MpscRing r;
         r.bind(region, ctl->header.capacity);
         return r;
@@ -104,7 +110,7 @@ class MpscRing {
         const std::size_t n =
             detail::reserve_positions(ctl_->producers, ctl_->tail, ring_.capacity,
                                       std::min(items.size(), ring_.capacity), false, first);
-        if (n != 0) ring_.write_reverse(first, items.data(), n);
+        if (n != 0) ring_.write(first, items.data(), n);
         return n;
     }
 
@@ -116,7 +122,7 @@ class MpscRing {
                                       true, first) == 0) {
             return false;
         }
-        ring_.write_reverse(first, items.data(), items.size());
+        ring_.write(first, items.data(), items.size());
         return true;
     }
 
@@ -125,7 +131,7 @@ class MpscRing {
     bool try_dequeue(T& out) noexcept {
         // Relaxed: only this thread writes tail.
         const std::uint64_t tail = ctl_->tail.load(std::memory_order_relaxed);
-        if (!ring_.read_one(tail, out)) return false;
+        if (!ring_.read_one(tail, out, ctl_->ready_until)) return false;
         // Release: our read of the slot is done before a producer reuses it; pairs with the
         // acquire of tail in detail::reserve_positions().
         ctl_->tail.store(tail + 1, std::memory_order_release);
@@ -135,7 +141,8 @@ class MpscRing {
     std::size_t dequeue_burst(std::span<T> out) noexcept {
         // Relaxed: only this thread writes tail.
         const std::uint64_t tail = ctl_->tail.load(std::memory_order_relaxed);
-        const std::size_t n = ring_.read_run(tail, out.data(), std::min(out.size(), capacity()));
+        const std::size_t n =
+            ring_.read(tail, out.data(), std::min(out.size(), capacity()), ctl_->ready_until);
         if (n != 0) {
             // Release: pairs with the acquire of tail in detail::reserve_positions().
             ctl_->tail.store(tail + n, std::memory_order_release);
@@ -147,7 +154,13 @@ class MpscRing {
         if (out.size() > capacity()) return false;
         // Relaxed: only this thread writes tail.
         const std::uint64_t tail = ctl_->tail.load(std::memory_order_relaxed);
-        if (ring_.read_run(tail, out.data(), out.size()) != out.size()) return false;
+        // A refused bulk consumes nothing, so the runs it looked at must be looked at again:
+        // their headers are still in the slots.
+        const std::uint64_t seen = ctl_->ready_until;
+        if (ring_.read(tail, out.data(), out.size(), ctl_->ready_until) != out.size()) {
+            ctl_->ready_until = seen;
+            return false;
+        }
         if (!out.empty()) {
             // Release: pairs with the acquire of tail in detail::reserve_positions().
             ctl_->tail.store(tail + out.size(), std::memory_order_release);
@@ -169,17 +182,16 @@ class MpscRing {
         return std::min(static_cast<std::size_t>(used), capacity());
     }
 
-    bool empty() const noexcept {
-        // Relaxed: only the consumer writes tail; from other threads this is an estimate.
-        return !ring_.ready(ctl_->tail.load(std::memory_order_relaxed));
-    }
+    // size() == 0: an estimate from any thread; true only once every claimed position has
+    // been consumed.
+    bool empty() const noexcept { return size() == 0; }
 
   private:
     MpscRing() = default;
 
     void init(void* region, std::size_t cap) {
         auto* ctl = ::new (region) Control{};
-        ctl->header = detail::RingHeader{kMagic, kLayoutVersion, sizeof(Slot), cap, sizeof(T)};
+        ctl->header = detail::RingHeader{kMagic, kLayoutVersion, Slots::kSlotSize, cap, sizeof(T)};
         bind(region, cap);
         ring_.construct();
     }
@@ -194,7 +206,7 @@ class MpscRing {
     }
 
     Control* ctl_ = nullptr;
-    detail::SlotArray<T> ring_;
+    Slots ring_;
     void* owned_ = nullptr;
 };
 

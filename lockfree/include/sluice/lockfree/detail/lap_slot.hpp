@@ -167,6 +167,7 @@ namespace sluice::lockfree::detail {
 template <class T>
 struct SlotArray {
     using Slot = LapSlot<T>;
+    static constexpr std::size_t kSlotSize = sizeof(Slot);
 
     Slot* slots = nullptr;
     std::size_t capacity = 0;
@@ -193,6 +194,19 @@ struct SlotArray {
     bool ready(std::uint64_t pos) const noexcept {
         return slots[pos & mask].ready(lap_flag(pos, lap_shift));
     }
+
+    // The interface the single-consumer rings use (see RunSlots in run_slots.hpp); with a
+    // flag in every slot there is nothing for the consumer to remember between calls.
+    void write(std::uint64_t pos, const T* items, std::size_t n) noexcept {
+        write_reverse(pos, items, n);
+    }
+    std::size_t read(std::uint64_t pos, T* out, std::size_t max, std::uint64_t&) const noexcept {
+        return read_run(pos, out, max);
+    }
+    bool read_one(std::uint64_t pos, T& out, std::uint64_t&) const noexcept {
+        return read_one(pos, out);
+    }
+    void prefetch(std::uint64_t, std::size_t) const noexcept {}
 
     // Writes items[0..n) (n <= capacity) at positions pos.., the last one first: a consumer
     // polling position `pos` sees the run only when all of it is in place, and does not pull a
