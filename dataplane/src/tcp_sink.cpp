@@ -28,8 +28,9 @@ public:
     bool all_done() const override { return sender_.all_acknowledged(); }
     std::string describe() const override {
         const auto& c = sender_.config();
-        std::string s = fmt::format("tcp {}:{} stream {} ({})", c.host, c.port, c.stream_id,
-                                    tcp::to_string(sender_.state()));
+        std::string s =
+            fmt::format("tcp {}:{} stream {} ({})", c.host, c.port, c.stream_id,
+                        closed_ ? std::string_view("closed") : tcp::to_string(sender_.state()));
         if (!sender_.stats().connected.load(std::memory_order_relaxed)) {
             const std::string err = sender_.stats().last_error.get();
             if (!err.empty()) s += ": " + err;
@@ -40,11 +41,15 @@ public:
     uint64_t connects() const override { return sender_.stats().connects.get(); }
     uint64_t failures() const override { return sender_.stats().errors.get(); }
     std::string last_error() const override { return sender_.stats().last_error.get(); }
-    void close() override { sender_.close(); }
+    void close() override {
+        sender_.close();
+        closed_ = true;
+    }
 
 private:
     tcp::TcpSender sender_;
     CounterBlockView view_;
+    bool closed_ = false;
 };
 
 }  // namespace
