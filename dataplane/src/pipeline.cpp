@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -15,6 +16,7 @@
 #include <rte_pause.h>
 
 #include "sluice/dataplane/log.hpp"
+#include "sluice/mempool/topology.hpp"
 #include "sluice/wire/format.hpp"
 
 namespace sluice::dataplane {
@@ -405,6 +407,18 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
              {"lcore", std::to_string(pipeline_mode ? egress_lcore : lc.rx[i])}});
     }
 
+    // Placement is judged from the machine's topology when a port is a PCI
+    // device (virtual devices have no locality of their own: DPDK's socket).
+    std::optional<mempool::Topology> topology;
+    if (std::any_of(ports.begin(), ports.end(), [](const PortState& p) { return !p.pci.empty(); })) {
+        auto t = mempool::Topology::discover();
+        if (t) {
+            topology = std::move(*t);
+        } else {
+            log_warning("cannot read the machine's topology ({}); NUMA placement is not checked",
+                        t.error().message);
+        }
+    }
     // Queues: (port, queue) pairs dealt to rx lcores round-robin, port-major.
     std::vector<std::vector<CaptureQueue>> queues(nstreams);
     std::size_t next = 0;
@@ -419,6 +433,19 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
             pl->queue_labels_.push_back({{"port", std::to_string(pi)},
                                          {"queue", std::to_string(q)},
                                          {"lcore", std::to_string(lc.rx[w])}});
+            if (!ports[pi].pci.empty() && topology) {
+                // A PCI NIC: ask the machine's topology (hwloc) which node it
+                // hangs off and where the lcore's CPUs are.
+                rte_cpuset_t set = rte_lcore_cpuset(lc.rx[w]);
+                for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+                    if (!CPU_ISSET(cpu, &set)) continue;
+                    if (auto warn = topology->placement_warning(cpu, ports[pi].pci)) {
+                        log_warning("lcore {} polls port '{}' queue {}: {}", lc.rx[w],
+                                    ports[pi].name, q, *warn);
+                    }
+                }
+                continue;
+            }
             const unsigned lsock = rte_lcore_to_socket_id(lc.rx[w]);
             if (static_cast<int>(lsock) != ports[pi].socket) {
                 log_warning(

@@ -69,6 +69,10 @@ std::optional<PortError> find_ports(const config::Config& cfg, std::vector<PortS
             return PortError{fmt::format("port '{}': cannot read device info", pc.name), 4};
         }
         ps.driver = info.driver_name ? info.driver_name : "?";
+        if (info.device != nullptr && rte_dev_bus(info.device) != nullptr &&
+            std::strcmp(rte_bus_name(rte_dev_bus(info.device)), "pci") == 0) {
+            ps.pci = rte_dev_name(info.device);
+        }
         if (pc.rx_queues > info.max_rx_queues) {
             return PortError{
                 fmt::format("port '{}' ({}) supports at most {} rx queues, config asks for {}: "

@@ -21,6 +21,7 @@ struct PortState {
     std::string device;  // EAL device name
     std::string driver;
     int socket = 0;
+    std::string pci;  // PCI address ("0000:3b:00.0") when the port is a PCI device
     uint16_t rx_queues = 1;
     bool started = false;
     bool hw_timestamps = false;  // the NIC stamps packets (config asked and port offers it)
