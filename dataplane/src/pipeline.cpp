@@ -22,9 +22,6 @@
 namespace sluice::dataplane {
 namespace {
 
-// Longest mbuf chain copied whole; longer chains (never seen with MTU 9600
-// and 1 KB mbufs) keep their first kMaxSegments segments, counted as truncated.
-constexpr std::size_t kMaxSegments = 64;
 
 wire::Codec to_wire(config::CodecType t) {
     switch (t) {
@@ -102,11 +99,6 @@ bool CaptureStage::process_pending(bool draining) {
             return false;
         }
         rte_mbuf* m = pending_[pending_i_];
-        wire::Segment segs[kMaxSegments];
-        std::size_t n = 0;
-        for (rte_mbuf* s = m; s && n < kMaxSegments; s = s->next) {
-            segs[n++] = {rte_pktmbuf_mtod(s, const std::byte*), s->data_len};
-        }
         wire::RecordMeta meta;
         meta.timestamp_ns = pending_ts_;
         if (q.hw_clock && ts_offset_ >= 0 && (m->ol_flags & ts_flag_)) {
@@ -117,7 +109,21 @@ bool CaptureStage::process_pending(bool draining) {
         meta.port = q.port_index;
         meta.queue = q.queue_id;
         const bool first = builder_.empty();
-        if (builder_.append(meta, {segs, n}) == wire::AppendResult::FrameFull) {
+        // One segment (the common case) is a plain buffer; a chain goes
+        // through a segment list (no per-packet array to construct).
+        std::size_t n = 1;
+        wire::AppendResult appended;
+        if (m->next == nullptr) {
+            appended = builder_.append(
+                meta, std::span<const std::byte>(rte_pktmbuf_mtod(m, const std::byte*), m->data_len));
+        } else {
+            n = 0;
+            for (rte_mbuf* s = m; s && n < CaptureStage::kMaxSegments; s = s->next) {
+                segs_[n++] = {rte_pktmbuf_mtod(s, const std::byte*), s->data_len};
+            }
+            appended = builder_.append(meta, std::span<const wire::Segment>(segs_.data(), n));
+        }
+        if (appended == wire::AppendResult::FrameFull) {
             if (!finish_frame(draining)) return false;
             continue;  // the same packet again, into a new frame
         }
@@ -125,7 +131,7 @@ bool CaptureStage::process_pending(bool draining) {
         const uint32_t kept = std::min(m->pkt_len, p_.snaplen);
         q.counters->captured.inc();
         q.counters->captured_bytes.add(kept);
-        if (m->pkt_len > p_.snaplen || (n == kMaxSegments && m->next && m->nb_segs > n)) {
+        if (m->pkt_len > p_.snaplen || (n == CaptureStage::kMaxSegments && m->next && m->nb_segs > n)) {
             q.counters->truncated.inc();
         }
         ++packet_index_;
