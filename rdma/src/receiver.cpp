@@ -363,6 +363,12 @@ void RdmaListener::Impl::on_message(RConn& c, std::span<const std::byte> bytes, 
                     true, RejectReason::Protocol, now);
         return;
     }
+    if (c.state == ConnState::AwaitEstablished) {
+        // A message on the queue pair proves the connection is up; the
+        // ESTABLISHED event may still be on its way.
+        c.established = true;
+        c.state = ConnState::AwaitProof;
+    }
     if (c.state != ConnState::AwaitProof || m.type != MessageType::Proof) {
         begin_close(c, CloseCause::Protocol,
                     fmt::format("connection from {}: unexpected message type {}", c.peer,
