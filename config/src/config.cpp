@@ -442,6 +442,10 @@ const std::vector<Section>& sections() {
         e.push_back(integer<Config>("rdma_queue_depth", 4, 16384,
             "RDMA: send queue depth (work requests in flight).",
             [](Config& c) -> auto& { return c.egress.rdma.queue_depth; }));
+        e.push_back(string<Config>("rdma_source", "address, empty = the route's",
+            "RDMA: the local address to connect from, which picks the RDMA device (its netdev's "
+            "address). Needed when several devices could reach the collector.",
+            [](Config& c) -> auto& { return c.egress.rdma.source; }));
 
         v.push_back({"stats", "What sluice reports.", {}});
         auto& st = v.back().fields;
