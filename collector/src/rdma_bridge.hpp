@@ -24,6 +24,7 @@ class RdmaBridge final : public rdma::ReceiverHandler {
   public:
     explicit RdmaBridge(Collector& c) : c_(c) {}
 
+    void on_request(const std::string&) override { c_.counters_.connections_accepted.inc(); }
     HelloAnswer on_hello(uint64_t conn, const rdma::ConnectRequest& rq,
                          const std::string& peer) override;
     bool on_frame(uint64_t conn, std::span<const std::byte> slot, uint16_t sequence_bits,

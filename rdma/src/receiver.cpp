@@ -285,6 +285,7 @@ bool RdmaListener::Impl::setup(RConn& c) {
 void RdmaListener::Impl::on_connect_request(rdma_cm_id* id, const void* pd, std::size_t len,
                                             uint64_t now) {
     const std::string peer = peer_of(id);
+    h.on_request(peer);
     ConnectRequest rq;
     const DecodeStatus st =
         decode(std::span<const std::byte>(static_cast<const std::byte*>(pd), pd ? len : 0), rq);

@@ -56,6 +56,8 @@ class ReceiverHandler {
         RejectReason reason = RejectReason::Protocol;  // when !accept
         std::string text;
     };
+    // A connect request arrived (before any check).
+    virtual void on_request(const std::string& peer) { (void)peer; }
     // A sender proved the key (or none is configured): where does it resume?
     virtual HelloAnswer on_hello(uint64_t conn, const ConnectRequest& request,
                                  const std::string& peer) = 0;
