@@ -71,10 +71,11 @@ bool RdmaBridge::on_frame(uint64_t conn, std::span<const std::byte> slot, uint16
     }
     Entry& e = it->second;
     Stream& s = *e.stream;
-    const std::string who = fmt::format("stream {} from {}", s.id(), e.peer.peer);
+    // Formatted only on the error paths: nothing is allocated per frame.
+    const auto who = [&] { return fmt::format("stream {} from {}", s.id(), e.peer.peer); };
     const auto hdr = wire::parse_header(slot, c_.reader_.limits());
     if (!hdr) {
-        why = fmt::format("{}: a ring slot holds a malformed frame: {}; connection dropped", who,
+        why = fmt::format("{}: a ring slot holds a malformed frame: {}; connection dropped", who(),
                           wire::to_string(hdr.error()));
         return false;
     }
@@ -84,12 +85,12 @@ bool RdmaBridge::on_frame(uint64_t conn, std::span<const std::byte> slot, uint16
         why = fmt::format(
             "{}: a ring slot holds a malformed frame (sequence {}): {}; connection "
             "dropped",
-            who, hdr->sequence, wire::to_string(view.error()));
+            who(), hdr->sequence, wire::to_string(view.error()));
         return false;
     }
     const wire::FrameInfo& info = view->info();
     if (info.stream_id != s.id()) {
-        why = fmt::format("{}: a frame of stream {} arrived on it; connection dropped", who,
+        why = fmt::format("{}: a frame of stream {} arrived on it; connection dropped", who(),
                           info.stream_id);
         cause = rdma::CloseCause::Protocol;
         return false;
@@ -98,7 +99,7 @@ bool RdmaBridge::on_frame(uint64_t conn, std::span<const std::byte> slot, uint16
         why = fmt::format(
             "{}: the frame in the slot (sequence {}) is not the one its write "
             "announced (sequence bits {:#06x}); connection dropped",
-            who, info.sequence, sequence_bits);
+            who(), info.sequence, sequence_bits);
         cause = rdma::CloseCause::Protocol;
         return false;
     }
@@ -111,7 +112,7 @@ bool RdmaBridge::on_frame(uint64_t conn, std::span<const std::byte> slot, uint16
                 log_warning(
                     "{}: frames {}..{} never arrived: {} packets lost at the sender (its "
                     "retransmit buffer overflowed: see submit_full there){}",
-                    who, info.sequence - s.last_gap_frames(), info.sequence - 1,
+                    who(), info.sequence - s.last_gap_frames(), info.sequence - 1,
                     s.last_gap_packets(),
                     e.peer.gap_logs == kMaxGapLogsPerConnection
                         ? "; further gaps on this connection are only counted"
@@ -119,7 +120,7 @@ bool RdmaBridge::on_frame(uint64_t conn, std::span<const std::byte> slot, uint16
             }
             break;
         case FrameOutcome::StorageError:
-            why = fmt::format("{}: the collector cannot write: {}", who, s.last_error());
+            why = fmt::format("{}: the collector cannot write: {}", who(), s.last_error());
             cause = rdma::CloseCause::Storage;
             return false;
     }

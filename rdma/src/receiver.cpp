@@ -519,6 +519,15 @@ void RdmaListener::Impl::poll_cq(RConn& c, uint64_t now) {
 void RdmaListener::Impl::begin_close(RConn& c, CloseCause cause, const std::string& why,
                                      bool reject, RejectReason reason, uint64_t now) {
     if (c.state == ConnState::Closing) return;
+    // Frames handed over but not committed point into the ring, which is
+    // about to go: commit them now (what came before a fault is good).
+    if (c.state == ConnState::Streaming && c.consumed != c.released) {
+        std::string ignored;
+        if (const auto ack = h.on_batch_done(c.id, ignored)) {
+            c.ack = *ack;
+            c.released = c.consumed;
+        }
+    }
     if (reject && c.established) {
         Message m;
         m.type = MessageType::Reject;

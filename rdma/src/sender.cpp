@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <infiniband/verbs.h>
@@ -692,9 +693,15 @@ bool RdmaSender::poll(uint64_t now) {
             break;
     }
     if (now >= next_cm_check_ns_) {
+        // rdma_get_cm_event() allocates its event before it looks: ask the
+        // channel first (a zero-timeout poll), read only when something is
+        // there (a disconnect, on a streaming connection).
         next_cm_check_ns_ = now + kCmCheckNs;
-        work |= read_cm_events(now);
-        if (state_ != SenderState::Streaming) return true;
+        pollfd pfd{channel_->fd, POLLIN, 0};
+        if (::poll(&pfd, 1, 0) > 0) {
+            work |= read_cm_events(now);
+            if (state_ != SenderState::Streaming) return true;
+        }
     }
     work |= poll_completions(now);
     if (state_ != SenderState::Streaming) return true;

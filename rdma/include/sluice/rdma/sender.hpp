@@ -13,7 +13,7 @@
 //
 // Streaming (submit, poll, reclaim) never allocates, locks or throws; its
 // syscalls are the verbs doorbell (ibv_post_send) and, every millisecond, a
-// non-blocking read of the rdma_cm event channel. Connection set-up
+// zero-timeout poll() of the rdma_cm event channel. Connection set-up
 // (control path) allocates: queue pair, completion queue, handshake.
 //
 // Memory: register every region frames come from with register_memory()

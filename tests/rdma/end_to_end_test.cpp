@@ -1,7 +1,7 @@
 // The whole product over RDMA in the testbed guest: a pcap -> sluice
 // (net_pcap, no huge pages) -> RDMA (rxe1 -> rxe0) -> sluice-collector
 // --listen rdma:// -> pcapng, compared packet by packet with the input.
-#include "guest_testing.hpp"
+#include "testbed_testing.hpp"
 #include <pcap/pcap.h>
 
 namespace sluice::rdma {

@@ -25,11 +25,11 @@ namespace {
 
 using namespace collector::testing;
 
-bool in_testbed() {
+inline bool in_testbed() {
     const char* v = std::getenv("SLUICE_RDMA_TESTBED");
     return v != nullptr && std::string(v) == "1";
 }
-std::string env_or(const char* name, const char* fallback) {
+inline std::string env_or(const char* name, const char* fallback) {
     const char* v = std::getenv(name);
     return v != nullptr ? v : fallback;
 }
@@ -42,14 +42,14 @@ std::string env_or(const char* name, const char* fallback) {
 
 const std::string kKey = "0123456789abcdef0123456789abcdef";
 
-std::string write_key(const TempDir& d, const std::string& key = kKey) {
+inline std::string write_key(const TempDir& d, const std::string& key = kKey) {
     const std::string p = d.str() + "/key";
     std::ofstream(p) << key << "\n";
     ::chmod(p.c_str(), 0600);
     return p;
 }
 
-std::string slurp(const std::string& p) {
+inline std::string slurp(const std::string& p) {
     std::ifstream in(p);
     std::stringstream s;
     s << in.rdbuf();
@@ -125,10 +125,20 @@ class CollectorProcess {
     int runs_ = 0;
 };
 
-uint64_t json_number(const std::string& json, const std::string& key) {
+inline uint64_t json_number(const std::string& json, const std::string& key) {
     const auto at = json.find("\"" + key + "\": ");
     if (at == std::string::npos) return UINT64_MAX;
     return std::stoull(json.substr(at + key.size() + 4));
+}
+
+inline void expect_exact(const TempDir& d, uint64_t stream, const std::vector<Packet>& pk) {
+    const std::vector<Packet> got = read_stream(d.path() / "out", stream);
+    ASSERT_EQ(got.size(), pk.size());
+    for (std::size_t i = 0; i < pk.size(); ++i) {
+        ASSERT_EQ(got[i].data, pk[i].data) << "packet " << i;
+        ASSERT_EQ(got[i].ts_ns, pk[i].ts_ns) << "packet " << i;
+        ASSERT_EQ(got[i].orig_len, pk[i].orig_len) << "packet " << i;
+    }
 }
 
 // Runs a program to completion with its output in `log`; returns its exit

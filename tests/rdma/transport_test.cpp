@@ -8,7 +8,7 @@
 #include <sstream>
 #include <thread>
 
-#include "guest_testing.hpp"
+#include "testbed_testing.hpp"
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -93,15 +93,6 @@ void stream_all(RdmaSender& tx, const FrameSet& fs, Between between) {
         << tx.stats().last_error.get();
 }
 
-void expect_exact(const TempDir& d, uint64_t stream, const std::vector<Packet>& pk) {
-    const std::vector<Packet> got = read_stream(d.path() / "out", stream);
-    ASSERT_EQ(got.size(), pk.size());
-    for (std::size_t i = 0; i < pk.size(); ++i) {
-        ASSERT_EQ(got[i].data, pk[i].data) << "packet " << i;
-        ASSERT_EQ(got[i].ts_ns, pk[i].ts_ns) << "packet " << i;
-        ASSERT_EQ(got[i].orig_len, pk[i].orig_len) << "packet " << i;
-    }
-}
 
 TEST(RdmaTransport, HandshakeAdvertisesTheRingAndStreams) {
     REQUIRE_TESTBED();
