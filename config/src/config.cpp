@@ -692,6 +692,14 @@ void check(Config& c, const Sink& sink, bool have_ports_key) {
                            quote(c.egress.address) + " (" + why + ")");
         }
     }
+    if (c.egress.type == EgressType::Rdma &&
+        c.egress.rdma.signal_interval > c.egress.rdma.queue_depth / 2) {
+        sink.error(at("egress.rdma_signal_interval"), "egress.rdma_signal_interval",
+                   "expected at most rdma_queue_depth / 2 = " +
+                       std::to_string(c.egress.rdma.queue_depth / 2) +
+                       " (the send queue must hold two signal intervals), found " +
+                       std::to_string(c.egress.rdma.signal_interval));
+    }
     if (c.egress.type == EgressType::File && c.egress.path.empty()) {
         sink.error(at("egress.type"), "egress.path",
                    "egress.type = \"file\" needs egress.path, the file frames are written to");

@@ -93,7 +93,6 @@ void stream_all(RdmaSender& tx, const FrameSet& fs, Between between) {
         << tx.stats().last_error.get();
 }
 
-
 TEST(RdmaTransport, HandshakeAdvertisesTheRingAndStreams) {
     REQUIRE_TESTBED();
     TempDir d;
@@ -204,6 +203,53 @@ TEST(RdmaTransport, CollectorKilledAndRestartedLosesAndRepeatsNothing) {
     tx.close();
     EXPECT_EQ(col->stop(), 0);
     // Every packet exactly once, in order, across the files of three runs.
+    expect_exact(d, 7, pk);
+}
+
+TEST(RdmaTransport, SenderDroppingItsConnectionReplaysWithoutDuplicates) {
+    REQUIRE_TESTBED();
+    TempDir d;
+    write_key(d);
+    const uint16_t port = g_port++;
+    CollectorProcess col(d, port);
+    const auto pk = packets(3000, 13);
+    const FrameSet fs = make_frames(7, pk, 15);
+    RdmaSender tx(sender_config(port));
+    int drops = 0;
+    stream_all(tx, fs, [&](std::size_t i) {
+        // Mid-stream, with frames written but not yet acknowledged.
+        if (i % 50 == 25 && tx.state() == SenderState::Streaming) {
+            tx.disconnect(tcp::monotonic_ns(), "test: dropping the connection");
+            ++drops;
+        }
+    });
+    EXPECT_GE(drops, 2);
+    EXPECT_GE(tx.stats().connects.get(), static_cast<uint64_t>(drops) + 1);
+    tx.close();
+    EXPECT_EQ(col.stop(), 0);
+    expect_exact(d, 7, pk);  // replayed frames the collector had are not written twice
+    EXPECT_EQ(json_number(col.summary(), "packets_lost"), 0u);
+}
+
+TEST(RdmaTransport, CollectorStoppedAndStartedAgainResumes) {
+    REQUIRE_TESTBED();
+    TempDir d;
+    write_key(d);
+    const uint16_t port = g_port++;
+    auto col = std::make_unique<CollectorProcess>(d, port);
+    const auto pk = packets(2000, 17);
+    const FrameSet fs = make_frames(7, pk, 20);
+    RdmaSender tx(sender_config(port));
+    stream_all(tx, fs, [&](std::size_t i) {
+        if (i == fs.frames.size() / 2) {
+            EXPECT_EQ(col->stop(SIGTERM), 0);  // a clean stop: Reject shutting-down
+            col = std::make_unique<CollectorProcess>(d, port);
+        }
+    });
+    EXPECT_GE(tx.stats().disconnects.get(), 1u);
+    EXPECT_GE(tx.stats().connects.get(), 2u);
+    tx.close();
+    EXPECT_EQ(col->stop(), 0);
     expect_exact(d, 7, pk);
 }
 
