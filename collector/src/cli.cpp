@@ -31,7 +31,8 @@ resumes where its files end, so senders replay exactly what is missing.
   --listen tcp://ADDR:PORT  where to listen (default tcp://127.0.0.1:7700).
                             A non-loopback address needs --key-file.
   --listen rdma://ADDR:PORT the RDMA transport instead (ADDR: the address of
-                            an RDMA device's netdev; needs --key-file);
+                            an RDMA device's netdev; as for tcp://, not
+                            loopback: needs --key-file);
                             see docs/rdma.md
   --rdma-slot-bytes N       RDMA ring slot size: the largest frame a sender
                             may write (default 1M; suffixes K, M)
