@@ -147,7 +147,7 @@ std::size_t encode(const ConnectReject& m, std::span<std::byte, kMaxRejectPrivat
     out[4] = std::byte{m.version};
     out[5] = static_cast<std::byte>(n);
     put<uint16_t>(&out[6], static_cast<uint16_t>(m.reason));
-    std::memcpy(&out[8], m.text.data(), n);
+    if (n) std::memcpy(&out[8], m.text.data(), n);  // an empty text may have no data()
     return 8 + n;
 }
 
@@ -183,7 +183,7 @@ MessageBytes encode(const Message& m) {
     put<uint16_t>(&b[24], m.type == MessageType::Reject ? static_cast<uint16_t>(m.reason) : 0);
     if (m.type == MessageType::Proof || m.type == MessageType::Welcome)
         std::memcpy(&b[32], m.proof.data(), m.proof.size());
-    std::memcpy(&b[64], m.text.data(), n);
+    if (n) std::memcpy(&b[64], m.text.data(), n);  // an empty text may have no data()
     return b;
 }
 
