@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "sluice/rdma/protocol.hpp"
 #include "sluice/tcp/auth.hpp"
 
 namespace sluice::collector {
@@ -22,13 +23,20 @@ std::optional<uint64_t> parse_uint(std::string_view s) {
 std::string usage() {
     return R"(usage: sluice-collector --out DIR [options]
 
-Receives sluice frame streams over TCP, verifies every frame, and writes
+Receives sluice frame streams over TCP or RDMA, verifies every frame, and writes
 pcapng files (nanosecond timestamps, one interface per stream/port/queue).
 Every frame is acknowledged only once written; a restarted collector
 resumes where its files end, so senders replay exactly what is missing.
 
   --listen tcp://ADDR:PORT  where to listen (default tcp://127.0.0.1:7700).
                             A non-loopback address needs --key-file.
+  --listen rdma://ADDR:PORT the RDMA transport instead (ADDR: the address of
+                            an RDMA device's netdev; as for tcp://, not
+                            loopback: needs --key-file);
+                            see docs/rdma.md
+  --rdma-slot-bytes N       RDMA ring slot size: the largest frame a sender
+                            may write (default 1M; suffixes K, M)
+  --rdma-slots N            RDMA ring slots per connection (default 64)
   --out DIR                 output directory (created if missing); files are
                             DIR/stream-<id>-<n>-<UTC time>.pcapng[.zst],
                             state in DIR/.sluice/
@@ -118,7 +126,10 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
         };
         if (a == "--listen") {
             std::string err;
-            const auto e = tcp::parse_endpoint(v, &err);
+            std::string_view text = v;
+            o.rdma = text.rfind("rdma://", 0) == 0;
+            if (o.rdma) text.remove_prefix(7);
+            const auto e = tcp::parse_endpoint(text, &err);
             if (!e) return usage_error("--listen " + err);
             o.listen = *e;
         } else if (a == "--out") {
@@ -169,6 +180,16 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
             const auto n = number(1, 1u << 20);
             if (!n) return usage_error(fmt::format("--max-connections '{}': give >= 1", v));
             o.max_connections = static_cast<uint32_t>(*n);
+        } else if (a == "--rdma-slot-bytes") {
+            const auto n = parse_size(v);
+            if (!n || *n < rdma::kMinSlotBytes || *n > (1ull << 30) || *n % 8 != 0)
+                return usage_error(fmt::format(
+                    "--rdma-slot-bytes '{}': give a multiple of 8 from 4K to 1G", v));
+            o.rdma_slot_bytes = static_cast<uint32_t>(*n);
+        } else if (a == "--rdma-slots") {
+            const auto n = number(1, rdma::kMaxSlots);
+            if (!n) return usage_error(fmt::format("--rdma-slots '{}': give 1..{}", v, rdma::kMaxSlots));
+            o.rdma_slots = static_cast<uint32_t>(*n);
         } else if (a == "--summary-json") {
             o.summary_json = v;
         } else {

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "sluice/collector/log.hpp"
+#include "rdma_bridge.hpp"
 #include "sluice/tcp/auth.hpp"
 #include "sluice/tcp/receiver.hpp"
 #include "sluice/tcp/sender.hpp"
@@ -54,6 +55,7 @@ namespace {
 
 constexpr uint64_t kTagListener = 0;
 constexpr uint64_t kTagStop = 1;
+constexpr uint64_t kTagRdma = UINT64_MAX;  // TCP connections count up from 2
 constexpr uint64_t kTimerNs = 100'000'000;        // timeouts and rotation checks
 constexpr std::size_t kRecvChunk = 1u << 20;      // bytes asked of one recv()
 constexpr std::size_t kTurnBudget = 8u << 20;     // bytes one connection reads per turn
@@ -166,6 +168,35 @@ Collector::Collector(const CollectorOptions& options)
             stream(id);
     }
 
+    if (opt_.rdma) {
+        bridge_ = std::make_unique<RdmaBridge>(*this);
+        rdma::ListenerConfig lc;
+        lc.host = opt_.listen.host;
+        lc.port = opt_.listen.port;
+        lc.key = opt_.key;
+        lc.slot_bytes = opt_.rdma_slot_bytes;
+        lc.slot_count = opt_.rdma_slots;
+        lc.handshake_timeout_ms = opt_.peer_timeout_ms;
+        rdma_ = std::make_unique<rdma::RdmaListener>(lc, *bridge_);
+        bridge_->listener = rdma_.get();
+        port_ = rdma_->port();
+    } else {
+        listen_tcp(addr);
+    }
+
+    stop_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (stop_fd_ < 0 || epoll_fd_ < 0)
+        throw std::runtime_error(fmt::format("eventfd/epoll: {}", std::strerror(errno)));
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = opt_.rdma ? kTagRdma : kTagListener;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, opt_.rdma ? rdma_->fd() : listen_fd_, &ev);
+    ev.data.u64 = kTagStop;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, stop_fd_, &ev);
+}
+
+void Collector::listen_tcp(const tcp::ResolvedAddress& addr) {
     listen_fd_ = ::socket(addr.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (listen_fd_ < 0) throw std::runtime_error(fmt::format("socket(): {}", std::strerror(errno)));
     const int one = 1;
@@ -187,16 +218,6 @@ Collector::Collector(const CollectorOptions& options)
     port_ = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
                                         : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
 
-    stop_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-    if (stop_fd_ < 0 || epoll_fd_ < 0)
-        throw std::runtime_error(fmt::format("eventfd/epoll: {}", std::strerror(errno)));
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = kTagListener;
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
-    ev.data.u64 = kTagStop;
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, stop_fd_, &ev);
 }
 
 Collector::~Collector() {
@@ -240,7 +261,7 @@ int Collector::run() {
     next_timer_ns_ = started_ns_ + kTimerNs;
     next_stats_ns_ =
         opt_.stats_interval_s ? started_ns_ + opt_.stats_interval_s * 1'000'000'000ull : UINT64_MAX;
-    log_info("listening on {} ({}), writing to {}{}{}",
+    log_info("listening on {}{} ({}), writing to {}{}{}", opt_.rdma ? "rdma://" : "",
              opt_.listen.host + ":" + std::to_string(port_),
              opt_.key.empty() ? "no key" : "key required", settings_.dir,
              opt_.compression == Compression::Zstd ? " (zstd)" : "", opt_.sync ? " (sync)" : "");
@@ -259,6 +280,8 @@ int Collector::run() {
             const uint64_t tag = events[i].data.u64;
             if (tag == kTagListener) {
                 accept_connections(now);
+            } else if (tag == kTagRdma) {
+                rdma_->poll(now);
             } else if (tag == kTagStop) {
                 stopping_.store(true, std::memory_order_relaxed);
             } else if (auto it = conns_.find(tag); it != conns_.end() && !it->second->closed) {
@@ -278,6 +301,7 @@ int Collector::run() {
 
     // Stop: every batch is committed and acknowledged already (each turn
     // ends with a commit); tell the senders why the connection ends.
+    if (rdma_) rdma_->close_all("sluice-collector is stopping; reconnect when it is back");
     for (auto& [id, c] : conns_) {
         if (c->closed) continue;
         if (c->stream) send(*c, c->session.ack(c->stream->acknowledged()));
@@ -596,6 +620,18 @@ void Collector::on_hello(Connection& c, const tcp::Hello& h, uint64_t now) {
     send(c, c.session.welcome(v->resume_sequence, v->new_session));
 }
 
+void Collector::drop_for_storage(Stream& s) {
+    const std::string why = fmt::format("the collector cannot write: {}", s.last_error());
+    if (rdma_) {
+        rdma_->close(static_cast<RdmaPeer*>(s.connection)->conn, rdma::CloseCause::Storage,
+                     tcp::RejectReason::Storage,
+                     fmt::format("stream {}: {}; connection dropped", s.id(), why));
+        return;
+    }
+    Connection& c = *static_cast<Connection*>(s.connection);
+    reject(c, tcp::RejectReason::Storage, counters_.dropped_storage, why);
+}
+
 void Collector::timers(uint64_t now) {
     const uint64_t handshake_ns = uint64_t{opt_.peer_timeout_ms} * 1'000'000;
     for (auto& [id, cp] : conns_) {
@@ -621,13 +657,10 @@ void Collector::timers(uint64_t now) {
     if (settings_.rotate_ns) {
         const uint64_t wall = wall_now_ns();
         for (auto& [id, s] : streams_) {
-            if (!s->maybe_rotate_by_time(wall) && s->connection) {
-                Connection& c = *static_cast<Connection*>(s->connection);
-                reject(c, tcp::RejectReason::Storage, counters_.dropped_storage,
-                       fmt::format("the collector cannot write: {}", s->last_error()));
-            }
+            if (!s->maybe_rotate_by_time(wall) && s->connection) drop_for_storage(*s);
         }
     }
+    if (rdma_) rdma_->timers(now);
     if (now >= next_stats_ns_) {
         stats_line(now);
         next_stats_ns_ = now + opt_.stats_interval_s * 1'000'000'000ull;

@@ -442,6 +442,10 @@ const std::vector<Section>& sections() {
         e.push_back(integer<Config>("rdma_queue_depth", 4, 16384,
             "RDMA: send queue depth (work requests in flight).",
             [](Config& c) -> auto& { return c.egress.rdma.queue_depth; }));
+        e.push_back(string<Config>("rdma_source", "address, empty = the route's",
+            "RDMA: the local address to connect from, which picks the RDMA device (its netdev's "
+            "address). Needed when several devices could reach the collector.",
+            [](Config& c) -> auto& { return c.egress.rdma.source; }));
 
         v.push_back({"stats", "What sluice reports.", {}});
         auto& st = v.back().fields;
@@ -687,6 +691,14 @@ void check(Config& c, const Sink& sink, bool have_ports_key) {
                        "found " +
                            quote(c.egress.address) + " (" + why + ")");
         }
+    }
+    if (c.egress.type == EgressType::Rdma &&
+        c.egress.rdma.signal_interval > c.egress.rdma.queue_depth / 2) {
+        sink.error(at("egress.rdma_signal_interval"), "egress.rdma_signal_interval",
+                   "expected at most rdma_queue_depth / 2 = " +
+                       std::to_string(c.egress.rdma.queue_depth / 2) +
+                       " (the send queue must hold two signal intervals), found " +
+                       std::to_string(c.egress.rdma.signal_interval));
     }
     if (c.egress.type == EgressType::File && c.egress.path.empty()) {
         sink.error(at("egress.type"), "egress.path",

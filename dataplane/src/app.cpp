@@ -88,7 +88,7 @@ std::unique_ptr<FrameSink> make_sink(const config::Config& cfg, uint32_t index, 
         case config::EgressType::Tcp:
             return make_tcp_sink(cfg, stream_id, error);
         case config::EgressType::Rdma:
-            break;
+            return make_rdma_sink(cfg, stream_id, error);
     }
     (void)index;
     error = fmt::format("egress.type = \"{}\" is not available in this build",

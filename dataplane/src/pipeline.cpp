@@ -406,6 +406,12 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
         pl->pools_.push_back(std::move(pool));
         auto sink = make_sink(static_cast<uint32_t>(i), id, error);
         if (!sink) return nullptr;
+        try {
+            sink->register_memory(pl->pools_.back()->base(), pl->pools_.back()->region_bytes());
+        } catch (const std::exception& e) {
+            error = fmt::format("egress: {}", e.what());
+            return nullptr;
+        }
         pl->sinks_.push_back(std::move(sink));
         pl->egress_counters_.push_back(std::make_unique<EgressCounters>());
         pl->egress_labels_.push_back(

@@ -15,6 +15,8 @@ SLUICE_PACKAGES=(
   build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   dpdk dpdk-dev libdpdk-dev
   rdma-core libibverbs-dev librdmacm-dev ibverbs-providers
+  # RDMA tools: ibv_devices (operators' checks), ib_write_bw (scripts/bench rdma)
+  ibverbs-utils perftest
   libhwloc-dev libnuma-dev liblz4-dev libzstd-dev libfmt-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev libpcap-dev
   # tests, demo, benchmarks

@@ -108,6 +108,35 @@ TEST(Cli, KeyFilesAreReadAndNonLoopbackThenAllowed) {
     std::remove(path.c_str());
 }
 
+TEST(Cli, RdmaListenAndRing) {
+    const std::string path = ::testing::TempDir() + "/cli-rdma.key";
+    std::ofstream(path) << "0123456789abcdef0123456789abcdef\n";
+    auto r = parse({"--out", "d", "--listen", "rdma://10.10.0.1:7701", "--key-file", path,
+                    "--rdma-slot-bytes", "512K", "--rdma-slots", "16"});
+    ASSERT_TRUE(r.options) << r.message;
+    EXPECT_TRUE(r.options->rdma);
+    EXPECT_EQ(r.options->listen.host, "10.10.0.1");
+    EXPECT_EQ(r.options->listen.port, 7701);
+    EXPECT_EQ(r.options->rdma_slot_bytes, 512u * 1024);
+    EXPECT_EQ(r.options->rdma_slots, 16u);
+    r = parse({"--out", "d", "--listen", "tcp://127.0.0.1:7701"});
+    ASSERT_TRUE(r.options) << r.message;
+    EXPECT_FALSE(r.options->rdma);
+    // As for TCP, a non-loopback address needs a key.
+    r = parse({"--out", "d", "--listen", "rdma://10.10.0.1:7701"});
+    EXPECT_EQ(r.exit_code, kExitUsage);
+    EXPECT_NE(r.message.find("needs --key-file"), std::string::npos) << r.message;
+    r = parse({"--out", "d", "--rdma-slots", "0"});
+    EXPECT_EQ(r.exit_code, kExitUsage);
+    EXPECT_NE(r.message.find("--rdma-slots"), std::string::npos) << r.message;
+    r = parse({"--out", "d", "--rdma-slots", "65537"});
+    EXPECT_EQ(r.exit_code, kExitUsage);
+    r = parse({"--out", "d", "--rdma-slot-bytes", "1000"});
+    EXPECT_EQ(r.exit_code, kExitUsage);
+    EXPECT_NE(r.message.find("--rdma-slot-bytes"), std::string::npos) << r.message;
+    std::remove(path.c_str());
+}
+
 TEST(Cli, Sizes) {
     EXPECT_EQ(parse_size("4096"), 4096u);
     EXPECT_EQ(parse_size("8k"), 8192u);

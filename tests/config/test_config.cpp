@@ -319,3 +319,20 @@ TEST(Config, DocsKeyReferenceIsCurrent) {
     EXPECT_EQ(docs.substr(b + begin.size(), e - b - begin.size()), schema_markdown())
         << "docs/configuration.md is out of date: regenerate the key reference";
 }
+
+// RdmaSender needs room for two signal intervals in its send queue; say so
+// before sluice touches a device.
+TEST(Config, RdmaSignalIntervalMustFitTheQueueTwice) {
+    auto r = load(std::string(kMinimal) +
+                  "[egress]\ntype = \"rdma\"\nrdma_queue_depth = 32\nrdma_signal_interval = 17\n");
+    ASSERT_EQ(r.error_count(), 1u) << ::testing::PrintToString(messages(r));
+    EXPECT_THAT(r.diagnostics[0].str(), HasSubstr("egress.rdma_signal_interval: expected at most "
+                                                  "rdma_queue_depth / 2 = 16"));
+    EXPECT_TRUE(load(std::string(kMinimal) + "[egress]\ntype = \"rdma\"\nrdma_queue_depth = "
+                                             "32\nrdma_signal_interval = 16\n")
+                    .ok());
+    // Only for RDMA: the keys mean nothing to TCP.
+    EXPECT_TRUE(
+        load(std::string(kMinimal) + "[egress]\nrdma_queue_depth = 32\nrdma_signal_interval = 17\n")
+            .ok());
+}

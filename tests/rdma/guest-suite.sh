@@ -64,8 +64,13 @@ while [ $# -gt 0 ]; do
       ;;
   esac
 done
+# Split into words without globbing here: the patterns are taken from
+# $SLUICE_BUILD below, not from the current folder (the source tree, whose
+# tests/rdma holds the programs' sources).
+set -f
 # shellcheck disable=SC2206
 [ ${#patterns[@]} -eq 0 ] && patterns=(${SLUICE_RDMA_TESTS:-tests/rdma/guest_*})
+set +f
 
 programs=()
 cd "$SLUICE_BUILD" || exit 2

@@ -14,6 +14,7 @@
 
 #include "sluice/collector/output.hpp"
 #include "sluice/collector/stream.hpp"
+#include "sluice/rdma/receiver.hpp"
 #include "sluice/tcp/endpoint.hpp"
 #include "sluice/tcp/stats.hpp"
 
@@ -34,10 +35,14 @@ struct CollectorOptions {
     uint32_t max_frame_bytes = 16u << 20;
     uint32_t max_connections = 1024;
     std::string summary_json;  // also write the exit summary here (JSON)
+    // --listen rdma://ADDR:PORT: the RDMA transport instead of TCP (docs/rdma.md).
+    bool rdma = false;
+    uint32_t rdma_slot_bytes = 1u << 20;
+    uint32_t rdma_slots = 64;
 };
 
 #define SLUICE_COLLECTOR_COUNTERS(_)                                            \
-    _(connections_accepted, "TCP connections accepted.")                        \
+    _(connections_accepted, "Connections accepted (TCP) or requested (RDMA).") \
     _(handshakes, "Connections that completed the handshake.")                  \
     _(refused_version,                                                          \
       "Connections refused: the sender speaks another transport version. Run "  \
@@ -86,6 +91,7 @@ struct CollectorCounters {
 };
 
 struct Connection;
+class RdmaBridge;
 
 class Collector {
   public:
@@ -127,6 +133,10 @@ class Collector {
     void stats_line(uint64_t now);
     Stream& stream(uint64_t id);
     void reap();
+    void listen_tcp(const tcp::ResolvedAddress& addr);
+    // The stream cannot be written: end its connection (either transport).
+    void drop_for_storage(Stream& s);
+    friend class RdmaBridge;
 
     CollectorOptions opt_;
     StreamSettings settings_;
@@ -146,6 +156,10 @@ class Collector {
     uint64_t next_timer_ns_ = 0, next_stats_ns_ = 0;
     // For the stats line's rates.
     uint64_t last_stats_ns_ = 0, last_packets_ = 0, last_bytes_ = 0;
+    // RDMA mode (--listen rdma://): the listener and the glue to the streams.
+    // Stream::connection then points to an RdmaPeer (rdma_bridge.cpp).
+    std::unique_ptr<RdmaBridge> bridge_;
+    std::unique_ptr<rdma::RdmaListener> rdma_;
 };
 
 }  // namespace sluice::collector

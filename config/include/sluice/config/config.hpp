@@ -76,6 +76,7 @@ struct Rdma {
     uint32_t inline_size = 256;
     uint32_t signal_interval = 16;
     uint32_t queue_depth = 128;
+    std::string source;  // local address to bind; empty: the route's
 };
 
 struct Egress {

@@ -23,6 +23,13 @@ class FrameSink {
     };
 
     virtual ~FrameSink() = default;
+    // Frames will come from [base, base + bytes) (a frame pool). Called once
+    // per pool before the first submit(); a transport that registers memory
+    // with a device (RDMA) does it here, not per frame.
+    virtual void register_memory(const void* base, std::size_t bytes) {
+        (void)base;
+        (void)bytes;
+    }
     // Takes the frame (not its memory): the bytes must stay valid until the
     // sink gives `cookie` back through reclaim().
     virtual Submit submit(std::span<const std::byte> frame, uint64_t sequence, void* cookie) = 0;
@@ -56,6 +63,13 @@ std::unique_ptr<FrameSink> make_null_sink();
 // once acknowledged.
 std::unique_ptr<FrameSink> make_tcp_sink(const config::Config& cfg, uint64_t stream_id,
                                          std::string& error);
+
+// An RDMA RC connection to sluice-collector --listen rdma:// (rdma::RdmaSender):
+// writes frames into the collector's ring, replays unacknowledged frames
+// after a reconnect. nullptr and `error` when the host has no RDMA device
+// (the message names ibv_devices and rdma link).
+std::unique_ptr<FrameSink> make_rdma_sink(const config::Config& cfg, uint64_t stream_id,
+                                          std::string& error);
 
 // Appends frames to a file, as they are on the wire (sluice-decode reads it).
 // A frame that cannot be written is refused with Submit::Failed.

@@ -1,0 +1,444 @@
+// The RDMA transport on real verbs (soft-RoCE in the testbed guest): an
+// RdmaSender on rxe1 writing into sluice-collector --listen rdma:// on rxe0.
+// Handshake, exact in-order delivery, credit exhaustion and recovery, a
+// collector killed and restarted (replay, no loss, no duplicate), a wrong
+// key, and a raw-verbs peer writing a malformed frame.
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "testbed_testing.hpp"
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
+
+#include "sluice/rdma/protocol.hpp"
+#include "sluice/rdma/sender.hpp"
+#include "sluice/tcp/auth.hpp"
+#include "sluice/tcp/sender.hpp"
+
+namespace sluice::rdma {
+namespace {
+
+using namespace collector::testing;
+
+uint16_t g_port = 7790;
+
+SenderConfig sender_config(uint16_t port, const std::string& key = kKey) {
+    SenderConfig c;
+    c.host = env_or("RXE0_IP", "10.10.0.1");
+    c.source = env_or("RXE1_IP", "10.10.0.2");
+    c.port = port;
+    c.stream_id = 7;
+    c.key.resize(key.size());
+    std::memcpy(c.key.data(), key.data(), key.size());
+    c.reconnect_min_ms = 20;
+    c.reconnect_max_ms = 200;
+    c.timeout_ms = 5000;
+    c.retransmit_frames = 16;
+    c.signal_interval = 4;
+    c.queue_depth = 32;
+    return c;
+}
+
+bool wait_for(RdmaSender& tx, auto&& cond, uint64_t seconds = 60) {
+    void* done[64];
+    const uint64_t deadline = tcp::monotonic_ns() + seconds * 1'000'000'000ull;
+    while (!cond()) {
+        if (tcp::monotonic_ns() > deadline) return false;
+        tx.poll(tcp::monotonic_ns());
+        tx.reclaim(done);
+    }
+    return true;
+}
+
+// Submits every frame (polling while the buffer is full), calling
+// `between(i)` after each, then waits for the last acknowledgement.
+// The frames are copied into one buffer registered once, as a frame pool is.
+template <class Between>
+void stream_all(RdmaSender& tx, const FrameSet& fs, Between between) {
+    void* done[64];
+    std::size_t total = 0;
+    for (const auto& f : fs.frames)
+        total += (f.size() + 63) & ~std::size_t{63};
+    static std::vector<std::byte> arena;
+    arena.assign(total, std::byte{0});
+    std::vector<std::span<const std::byte>> frames;
+    std::size_t at = 0;
+    for (const auto& f : fs.frames) {
+        std::memcpy(arena.data() + at, f.data(), f.size());
+        frames.emplace_back(arena.data() + at, f.size());
+        at += (f.size() + 63) & ~std::size_t{63};
+    }
+    tx.register_memory(arena.data(), arena.size());
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+        while (tx.submit(frames[i], i, const_cast<std::byte*>(frames[i].data())) ==
+               SubmitResult::Full) {
+            tx.poll(tcp::monotonic_ns());
+            tx.reclaim(done);
+        }
+        tx.poll(tcp::monotonic_ns());
+        tx.reclaim(done);
+        between(i);
+    }
+    ASSERT_TRUE(wait_for(
+        tx, [&] { return tx.all_acknowledged(); }, 120))
+        << tx.stats().last_error.get();
+}
+
+TEST(RdmaTransport, HandshakeAdvertisesTheRingAndStreams) {
+    REQUIRE_TESTBED();
+    TempDir d;
+    write_key(d);
+    const uint16_t port = g_port++;
+    CollectorProcess col(d, port, {"--rdma-slots", "8", "--rdma-slot-bytes", "256K"});
+    RdmaSender tx(sender_config(port));
+    ASSERT_TRUE(wait_for(tx, [&] { return tx.state() == SenderState::Streaming; }))
+        << tx.stats().last_error.get();
+    EXPECT_EQ(tx.ring().slot_count, 8u);
+    EXPECT_EQ(tx.ring().slot_bytes, 256u * 1024);
+    EXPECT_NE(tx.ring().rkey, 0u);
+    EXPECT_EQ(tx.credits().available(), 8u);
+    EXPECT_EQ(tx.stats().connects.get(), 1u);
+    tx.close();
+    EXPECT_EQ(col.stop(), 0);
+    EXPECT_NE(col.log().find("stream 7 connected over RDMA"), std::string::npos) << col.log();
+    EXPECT_EQ(json_number(col.summary(), "handshakes"), 1u);
+}
+
+TEST(RdmaTransport, FramesArriveInOrderByteExact) {
+    REQUIRE_TESTBED();
+    TempDir d;
+    write_key(d);
+    const uint16_t port = g_port++;
+    CollectorProcess col(d, port);
+    const auto pk = packets(3000, 11);
+    const FrameSet fs = make_frames(7, pk, 37);
+    RdmaSender tx(sender_config(port));
+    stream_all(tx, fs, [](std::size_t) {});
+    EXPECT_EQ(tx.stats().frames_sent.get(), fs.frames.size());
+    EXPECT_EQ(tx.stats().frames_retransmitted.get(), 0u);
+    EXPECT_GT(tx.stats().post_lists.get(), 0u);
+    tx.close();
+    EXPECT_EQ(col.stop(), 0);
+    expect_exact(d, 7, pk);
+    EXPECT_EQ(json_number(col.summary(), "frames_duplicate"), 0u);
+    EXPECT_EQ(json_number(col.summary(), "packets_lost"), 0u);
+}
+
+TEST(RdmaTransport, SmallFramesGoInline) {
+    REQUIRE_TESTBED();
+    TempDir d;
+    write_key(d);
+    const uint16_t port = g_port++;
+    CollectorProcess col(d, port);
+    auto pk = packets(200, 5);
+    for (auto& p : pk) {  // one small packet per frame: frames below the inline size
+        p.data.resize(64);
+        p.orig_len = 64;
+    }
+    const FrameSet fs = make_frames(7, pk, 1);
+    ASSERT_LE(fs.frames[0].size(), 256u);
+    RdmaSender tx(sender_config(port));
+    stream_all(tx, fs, [](std::size_t) {});
+    if (tx.max_inline() >= fs.frames[0].size()) {
+        EXPECT_EQ(tx.stats().frames_inline.get(), fs.frames.size());
+    }
+    tx.close();
+    EXPECT_EQ(col.stop(), 0);
+    expect_exact(d, 7, pk);
+}
+
+TEST(RdmaTransport, CreditExhaustionStallsAndRecovers) {
+    REQUIRE_TESTBED();
+    TempDir d;
+    write_key(d);
+    const uint16_t port = g_port++;
+    // Two slots: the sender runs out of credits at once and must wait for
+    // the collector's releases, again and again.
+    CollectorProcess col(d, port, {"--rdma-slots", "2"});
+    const auto pk = packets(2000, 3);
+    const FrameSet fs = make_frames(7, pk, 10);
+    RdmaSender tx(sender_config(port));
+    uint32_t max_in_flight = 0;
+    stream_all(tx, fs, [&](std::size_t) {
+        max_in_flight = std::max<uint32_t>(
+            max_in_flight, static_cast<uint32_t>(tx.credits().written() - tx.credits().released()));
+    });
+    EXPECT_GT(tx.stats().credit_stalls.get(), 0u);
+    EXPECT_LE(max_in_flight, 2u);  // never more than the ring holds
+    EXPECT_GE(tx.stats().credit_messages.get(), fs.frames.size() / 2);
+    tx.close();
+    EXPECT_EQ(col.stop(), 0);
+    expect_exact(d, 7, pk);
+}
+
+TEST(RdmaTransport, CollectorKilledAndRestartedLosesAndRepeatsNothing) {
+    REQUIRE_TESTBED();
+    TempDir d;
+    write_key(d);
+    const uint16_t port = g_port++;
+    auto col = std::make_unique<CollectorProcess>(d, port);
+    const auto pk = packets(4000, 9);
+    const FrameSet fs = make_frames(7, pk, 20);
+    RdmaSender tx(sender_config(port));
+    int kills = 0;
+    stream_all(tx, fs, [&](std::size_t i) {
+        if (i == fs.frames.size() / 3 || i == 2 * fs.frames.size() / 3) {
+            col->stop(SIGKILL);
+            ++kills;
+            col = std::make_unique<CollectorProcess>(d, port);
+        }
+    });
+    EXPECT_EQ(kills, 2);
+    EXPECT_GE(tx.stats().connects.get(), 3u);
+    EXPECT_GE(tx.stats().disconnects.get(), 2u);
+    tx.close();
+    EXPECT_EQ(col->stop(), 0);
+    // Every packet exactly once, in order, across the files of three runs.
+    expect_exact(d, 7, pk);
+}
+
+TEST(RdmaTransport, SenderDroppingItsConnectionReplaysWithoutDuplicates) {
+    REQUIRE_TESTBED();
+    TempDir d;
+    write_key(d);
+    const uint16_t port = g_port++;
+    CollectorProcess col(d, port);
+    const auto pk = packets(3000, 13);
+    const FrameSet fs = make_frames(7, pk, 15);
+    RdmaSender tx(sender_config(port));
+    int drops = 0;
+    stream_all(tx, fs, [&](std::size_t i) {
+        // Mid-stream, with frames written but not yet acknowledged.
+        if (i % 50 == 25 && tx.state() == SenderState::Streaming) {
+            tx.disconnect(tcp::monotonic_ns(), "test: dropping the connection");
+            ++drops;
+        }
+    });
+    EXPECT_GE(drops, 2);
+    EXPECT_GE(tx.stats().connects.get(), static_cast<uint64_t>(drops) + 1);
+    tx.close();
+    EXPECT_EQ(col.stop(), 0);
+    expect_exact(d, 7, pk);  // replayed frames the collector had are not written twice
+    EXPECT_EQ(json_number(col.summary(), "packets_lost"), 0u);
+}
+
+TEST(RdmaTransport, CollectorStoppedAndStartedAgainResumes) {
+    REQUIRE_TESTBED();
+    TempDir d;
+    write_key(d);
+    const uint16_t port = g_port++;
+    auto col = std::make_unique<CollectorProcess>(d, port);
+    const auto pk = packets(2000, 17);
+    const FrameSet fs = make_frames(7, pk, 20);
+    RdmaSender tx(sender_config(port));
+    stream_all(tx, fs, [&](std::size_t i) {
+        if (i == fs.frames.size() / 2) {
+            EXPECT_EQ(col->stop(SIGTERM), 0);  // a clean stop: Reject shutting-down
+            col = std::make_unique<CollectorProcess>(d, port);
+        }
+    });
+    EXPECT_GE(tx.stats().disconnects.get(), 1u);
+    EXPECT_GE(tx.stats().connects.get(), 2u);
+    tx.close();
+    EXPECT_EQ(col->stop(), 0);
+    expect_exact(d, 7, pk);
+}
+
+TEST(RdmaTransport, WrongKeyIsRefused) {
+    REQUIRE_TESTBED();
+    TempDir d;
+    write_key(d);
+    const uint16_t port = g_port++;
+    CollectorProcess col(d, port);
+    RdmaSender tx(sender_config(port, "another key, also long enough!!"));
+    ASSERT_TRUE(wait_for(
+        tx, [&] { return tx.stats().connect_failures.get() >= 1; }, 30));
+    EXPECT_NE(tx.stats().last_error.get().find("key"), std::string::npos)
+        << tx.stats().last_error.get();
+    EXPECT_EQ(tx.stats().connects.get(), 0u);
+    tx.close();
+    EXPECT_EQ(col.stop(), 0);
+    EXPECT_GE(json_number(col.summary(), "refused_auth"), 1u);
+}
+
+// A peer on raw verbs that speaks the handshake correctly and then writes
+// garbage into the first ring slot.
+TEST(RdmaTransport, RawVerbsPeerWritingAMalformedFrameIsRejected) {
+    REQUIRE_TESTBED();
+    TempDir d;
+    write_key(d);
+    const uint16_t port = g_port++;
+    CollectorProcess col(d, port);
+
+    rdma_event_channel* ch = rdma_create_event_channel();
+    ASSERT_NE(ch, nullptr);
+    rdma_cm_id* id = nullptr;
+    ASSERT_EQ(rdma_create_id(ch, &id, nullptr, RDMA_PS_TCP), 0);
+    sockaddr_in src{}, dst{};
+    src.sin_family = dst.sin_family = AF_INET;
+    inet_pton(AF_INET, env_or("RXE1_IP", "10.10.0.2").c_str(), &src.sin_addr);
+    inet_pton(AF_INET, env_or("RXE0_IP", "10.10.0.1").c_str(), &dst.sin_addr);
+    dst.sin_port = htons(port);
+    auto next = [&](rdma_cm_event_type want, std::vector<std::byte>* pd = nullptr) {
+        rdma_cm_event* ev = nullptr;
+        EXPECT_EQ(rdma_get_cm_event(ch, &ev), 0);
+        if (!ev) return false;
+        const bool ok = ev->event == want;
+        EXPECT_EQ(ev->event, want) << rdma_event_str(ev->event);
+        if (pd && ev->param.conn.private_data)
+            pd->assign(static_cast<const std::byte*>(ev->param.conn.private_data),
+                       static_cast<const std::byte*>(ev->param.conn.private_data) +
+                           ev->param.conn.private_data_len);
+        rdma_ack_cm_event(ev);
+        return ok;
+    };
+    ASSERT_EQ(rdma_resolve_addr(id, reinterpret_cast<sockaddr*>(&src),
+                                reinterpret_cast<sockaddr*>(&dst), 5000),
+              0);
+    ASSERT_TRUE(next(RDMA_CM_EVENT_ADDR_RESOLVED));
+    ASSERT_EQ(rdma_resolve_route(id, 5000), 0);
+    ASSERT_TRUE(next(RDMA_CM_EVENT_ROUTE_RESOLVED));
+    ibv_pd* pd = ibv_alloc_pd(id->verbs);
+    ibv_cq* cq = ibv_create_cq(id->verbs, 64, nullptr, nullptr, 0);
+    ibv_qp_init_attr qa{};
+    qa.send_cq = qa.recv_cq = cq;
+    qa.qp_type = IBV_QPT_RC;
+    qa.cap.max_send_wr = qa.cap.max_recv_wr = 16;
+    qa.cap.max_send_sge = qa.cap.max_recv_sge = 1;
+    ASSERT_EQ(rdma_create_qp(id, pd, &qa), 0);
+    std::vector<std::byte> buf(64 * 1024);
+    ibv_mr* mr = ibv_reg_mr(pd, buf.data(), buf.size(), IBV_ACCESS_LOCAL_WRITE);
+    ASSERT_NE(mr, nullptr);
+    // Receives for the collector's messages (Welcome, Reject).
+    for (uint32_t i = 0; i < 8; ++i) {
+        ibv_sge s{reinterpret_cast<uintptr_t>(buf.data() + 4096 + i * kMessageSize),
+                  static_cast<uint32_t>(kMessageSize), mr->lkey};
+        ibv_recv_wr r{};
+        r.wr_id = 100 + i;
+        r.sg_list = &s;
+        r.num_sge = 1;
+        ibv_recv_wr* bad = nullptr;
+        ASSERT_EQ(ibv_post_recv(id->qp, &r, &bad), 0);
+    }
+    ConnectRequest rq;
+    rq.flags = request_flag::kHasKey;
+    rq.stream_id = 99;
+    rq.session_id = 12345;
+    const auto req = encode(rq);
+    rdma_conn_param cp{};
+    cp.private_data = req.data();
+    cp.private_data_len = req.size();
+    cp.retry_count = 7;
+    cp.rnr_retry_count = 7;
+    ASSERT_EQ(rdma_connect(id, &cp), 0);
+    std::vector<std::byte> acc_bytes;
+    ASSERT_TRUE(next(RDMA_CM_EVENT_ESTABLISHED, &acc_bytes));
+    ConnectAccept acc;
+    ASSERT_EQ(decode(acc_bytes, acc), DecodeStatus::Ok);
+
+    auto post = [&](ibv_send_wr& wr) {
+        ibv_send_wr* bad = nullptr;
+        ASSERT_EQ(ibv_post_send(id->qp, &wr, &bad), 0);
+    };
+    auto wait_wc = [&](ibv_wc& wc) {
+        const uint64_t deadline = tcp::monotonic_ns() + 30'000'000'000ull;
+        while (tcp::monotonic_ns() < deadline)
+            if (ibv_poll_cq(cq, 1, &wc) == 1) return true;
+        return false;
+    };
+    // The proof, then the Welcome.
+    std::vector<std::byte> key(kKey.size());
+    std::memcpy(key.data(), kKey.data(), key.size());
+    Message proof;
+    proof.type = MessageType::Proof;
+    proof.proof = sender_proof(key, req, encode(acc));
+    const MessageBytes pb = encode(proof);
+    std::memcpy(buf.data(), pb.data(), pb.size());
+    ibv_sge s{reinterpret_cast<uintptr_t>(buf.data()), static_cast<uint32_t>(kMessageSize),
+              mr->lkey};
+    ibv_send_wr wr{};
+    wr.wr_id = 1;
+    wr.sg_list = &s;
+    wr.num_sge = 1;
+    wr.opcode = IBV_WR_SEND;
+    wr.send_flags = IBV_SEND_SIGNALED;
+    post(wr);
+    bool welcomed = false;
+    for (int i = 0; i < 2; ++i) {
+        ibv_wc wc{};
+        ASSERT_TRUE(wait_wc(wc)) << col.log();
+        ASSERT_EQ(wc.status, IBV_WC_SUCCESS) << ibv_wc_status_str(wc.status);
+        if (wc.opcode == IBV_WC_RECV) {
+            Message m;
+            ASSERT_EQ(
+                decode({buf.data() + 4096 + (wc.wr_id - 100) * kMessageSize, kMessageSize}, m),
+                DecodeStatus::Ok);
+            EXPECT_EQ(m.type, MessageType::Welcome);
+            welcomed = true;
+        }
+    }
+    ASSERT_TRUE(welcomed);
+
+    // Garbage where a frame should be, announced as slot 0, sequence 0.
+    for (std::size_t i = 0; i < 1024; ++i)
+        buf[8192 + i] = std::byte(static_cast<uint8_t>(i * 13 + 5));
+    ibv_sge g{reinterpret_cast<uintptr_t>(buf.data() + 8192), 1024, mr->lkey};
+    ibv_send_wr w{};
+    w.wr_id = 2;
+    w.sg_list = &g;
+    w.num_sge = 1;
+    w.opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
+    w.send_flags = IBV_SEND_SIGNALED;
+    w.imm_data = htonl(encode_imm(0, 0));
+    w.wr.rdma.remote_addr = acc.ring_addr;
+    w.wr.rdma.rkey = acc.rkey;
+    post(w);
+    // The collector answers with a Reject and disconnects.
+    bool rejected = false;
+    for (int i = 0; i < 3 && !rejected; ++i) {
+        ibv_wc wc{};
+        if (!wait_wc(wc)) break;
+        if (wc.status != IBV_WC_SUCCESS) break;
+        if (wc.opcode == IBV_WC_RECV) {
+            Message m;
+            ASSERT_EQ(
+                decode({buf.data() + 4096 + (wc.wr_id - 100) * kMessageSize, kMessageSize}, m),
+                DecodeStatus::Ok);
+            EXPECT_EQ(m.type, MessageType::Reject);
+            EXPECT_EQ(m.reason, RejectReason::Protocol);
+            rejected = true;
+        }
+    }
+    EXPECT_TRUE(rejected) << col.log();
+    rdma_disconnect(id);
+    rdma_destroy_qp(id);
+    ibv_dereg_mr(mr);
+    ibv_destroy_cq(cq);
+    ibv_dealloc_pd(pd);
+    rdma_destroy_id(id);
+    rdma_destroy_event_channel(ch);
+
+    EXPECT_EQ(col.stop(), 0);
+    const std::string log = col.log();
+    EXPECT_NE(log.find("malformed frame"), std::string::npos) << log;
+    EXPECT_EQ(json_number(col.summary(), "dropped_bad_frame"), 1u) << col.summary();
+    EXPECT_EQ(json_number(col.summary(), "packets_written"), 0u);
+}
+
+TEST(RdmaTransport, NoDeviceMessageNamesTheTools) {
+    const std::string m = no_device_message();
+    EXPECT_NE(m.find("ibv_devices"), std::string::npos);
+    EXPECT_NE(m.find("rdma link"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice::rdma
