@@ -11,21 +11,6 @@ namespace sluice::wire {
 using detail::round_up8;
 using detail::store_le;
 
-namespace {
-
-inline void write_record_header(std::byte* rec, const RecordMeta& meta, uint32_t caplen,
-                                uint64_t total) {
-    const auto orig = static_cast<uint32_t>(
-        std::min<uint64_t>(std::max<uint64_t>(meta.orig_len, total), UINT32_MAX));
-    store_le<uint64_t>(rec + record_offset::timestamp_ns, meta.timestamp_ns);
-    store_le<uint32_t>(rec + record_offset::caplen, caplen);
-    store_le<uint32_t>(rec + record_offset::orig_len, orig);
-    store_le<uint16_t>(rec + record_offset::port, meta.port);
-    store_le<uint16_t>(rec + record_offset::queue, meta.queue);
-    store_le<uint32_t>(rec + record_offset::flags, meta.flags);
-}
-
-}  // namespace
 
 FrameBuilder::FrameBuilder(const BuilderLimits& limits) : limits_(limits) {
     if (limits.snaplen == 0 || limits.snaplen > kMaxSnaplen)
@@ -71,7 +56,7 @@ AppendResult FrameBuilder::append(const RecordMeta& meta, std::span<const Segmen
     if (need > capacity_ - used_) return AppendResult::FrameFull;
 
     std::byte* rec = buffer_.data() + used_;
-    write_record_header(rec, meta, caplen, total);
+    detail::write_record_header(rec, meta, caplen, total);
 
     std::byte* dst = rec + kRecordHeaderSize;
     // Zero the last word first: the copy overwrites its data part and the
@@ -85,21 +70,6 @@ AppendResult FrameBuilder::append(const RecordMeta& meta, std::span<const Segmen
         dst += n;
         left -= n;
     }
-    used_ += need;
-    ++count_;
-    return AppendResult::Appended;
-}
-
-AppendResult FrameBuilder::append(const RecordMeta& meta, std::span<const std::byte> packet) {
-    const uint32_t caplen =
-        static_cast<uint32_t>(std::min<uint64_t>(packet.size(), limits_.snaplen));
-    const std::size_t need = record_size(caplen);
-    if (need > capacity_ - used_) return AppendResult::FrameFull;
-    std::byte* rec = buffer_.data() + used_;
-    write_record_header(rec, meta, caplen, packet.size());
-    std::byte* dst = rec + kRecordHeaderSize;
-    if (caplen) store_le<uint64_t>(dst + round_up8(caplen) - 8, 0);
-    std::memcpy(dst, packet.data(), caplen);
     used_ += need;
     ++count_;
     return AppendResult::Appended;

@@ -2,10 +2,13 @@
 // an mbuf chain) as records into a frame buffer the caller owns.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 
+#include "sluice/wire/detail/le.hpp"
 #include "sluice/wire/format.hpp"
 
 namespace sluice::wire {
@@ -76,5 +79,39 @@ class FrameBuilder {
     uint32_t count_ = 0;
     uint64_t stream_id_ = 0, sequence_ = 0, first_packet_index_ = 0;
 };
+
+namespace detail {
+inline void write_record_header(std::byte* rec, const RecordMeta& meta, uint32_t caplen,
+                                uint64_t total) {
+    const auto orig = static_cast<uint32_t>(
+        std::min<uint64_t>(std::max<uint64_t>(meta.orig_len, total), UINT32_MAX));
+    store_le<uint64_t>(rec + record_offset::timestamp_ns, meta.timestamp_ns);
+    store_le<uint32_t>(rec + record_offset::caplen, caplen);
+    store_le<uint32_t>(rec + record_offset::orig_len, orig);
+    store_le<uint16_t>(rec + record_offset::port, meta.port);
+    store_le<uint16_t>(rec + record_offset::queue, meta.queue);
+    store_le<uint32_t>(rec + record_offset::flags, meta.flags);
+}
+}  // namespace detail
+
+// One contiguous packet: inline, it is the capture stage's per-packet call.
+inline AppendResult FrameBuilder::append(const RecordMeta& meta, std::span<const std::byte> packet) {
+    const uint32_t caplen =
+        static_cast<uint32_t>(std::min<uint64_t>(packet.size(), limits_.snaplen));
+    const std::size_t need = record_size(caplen);
+    // used_ <= capacity_ always (both 0 while idle): an idle builder reports
+    // a full frame instead of writing anywhere.
+    if (need > capacity_ - used_) return AppendResult::FrameFull;
+    std::byte* rec = buffer_.data() + used_;
+    detail::write_record_header(rec, meta, caplen, packet.size());
+    std::byte* dst = rec + kRecordHeaderSize;
+    // Zero the last word first: the copy overwrites its data part and the
+    // padding stays zero (the reader checks it).
+    if (caplen) detail::store_le<uint64_t>(dst + detail::round_up8(caplen) - 8, 0);
+    std::memcpy(dst, packet.data(), caplen);
+    used_ += need;
+    ++count_;
+    return AppendResult::Appended;
+}
 
 }  // namespace sluice::wire
