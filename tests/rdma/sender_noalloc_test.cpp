@@ -5,58 +5,11 @@
 #include <atomic>
 
 #include "testbed_testing.hpp"
-#include <malloc.h>
 
 #include "sluice/rdma/sender.hpp"
 #include "sluice/tcp/sender.hpp"
 
-extern "C" {
-void* __libc_malloc(size_t);
-void* __libc_calloc(size_t, size_t);
-void* __libc_realloc(void*, size_t);
-void* __libc_memalign(size_t, size_t);
-void __libc_free(void*);
-}
-
-namespace {
-std::atomic<long> g_allocs{0};
-thread_local bool t_counting = false;
-void note() {
-    // Relaxed: a plain event count read by the same thread after the region.
-    if (t_counting) g_allocs.fetch_add(1, std::memory_order_relaxed);
-}
-}  // namespace
-
-extern "C" {
-void* malloc(size_t n) {
-    note();
-    return __libc_malloc(n);
-}
-void* calloc(size_t a, size_t b) {
-    note();
-    return __libc_calloc(a, b);
-}
-void* realloc(void* p, size_t n) {
-    note();
-    return __libc_realloc(p, n);
-}
-void* memalign(size_t a, size_t n) {
-    note();
-    return __libc_memalign(a, n);
-}
-void* aligned_alloc(size_t a, size_t n) {
-    note();
-    return __libc_memalign(a, n);
-}
-int posix_memalign(void** out, size_t a, size_t n) {
-    note();
-    *out = __libc_memalign(a, n);
-    return *out ? 0 : 12;
-}
-void free(void* p) {
-    __libc_free(p);
-}
-}
+#include "../count_allocations.hpp"
 
 namespace sluice::rdma {
 namespace {
