@@ -123,6 +123,10 @@ bool RdmaBridge::on_frame(uint64_t conn, std::span<const std::byte> slot, uint16
             why = fmt::format("{}: the collector cannot write: {}", who(), s.last_error());
             cause = rdma::CloseCause::Storage;
             return false;
+        case FrameOutcome::TooManyInterfaces:
+            why = fmt::format("{}: {}; connection dropped", who(), too_many_interfaces(info.sequence));
+            cause = rdma::CloseCause::Limit;
+            return false;
     }
     return true;
 }
@@ -170,10 +174,14 @@ void RdmaBridge::on_closed(uint64_t conn, rdma::CloseCause cause, const std::str
         case C::Resources:
             k.dropped_busy.inc();
             break;
+        case C::Limit:
+            k.dropped_over_limit.inc();
+            break;
         case C::ShuttingDown:
             break;
     }
-    if (cause == C::BadFrame || cause == C::Protocol || cause == C::Auth || cause == C::Version)
+    if (cause == C::BadFrame || cause == C::Protocol || cause == C::Auth || cause == C::Version ||
+        cause == C::Limit)
         log_warning("{}", why);
     else if (!why.empty())
         log_info("{}", why);

@@ -85,6 +85,17 @@ void make_dir(const std::string& path) {
     }
 }
 
+}  // namespace
+
+std::string too_many_interfaces(uint64_t sequence) {
+    return fmt::format(
+        "frame {} names more than {} (port, queue) interfaces, more than a pcapng file of the "
+        "collector holds: it can never be written",
+        sequence, StreamState::kMaxInterfaces);
+}
+
+namespace {
+
 std::string json_escape(std::string_view s) {
     std::string out;
     for (char c : s) {
@@ -521,6 +532,12 @@ void Collector::process(Connection& c, uint64_t now) {
                     case FrameOutcome::StorageError:
                         reject(c, tcp::RejectReason::Storage, counters_.dropped_storage,
                                fmt::format("the collector cannot write: {}", s.last_error()));
+                        return;
+                    case FrameOutcome::TooManyInterfaces:
+                        // What came before it is good: keep it.
+                        if (s.dirty() && s.commit()) send(c, c.session.ack(s.acknowledged()));
+                        reject(c, tcp::RejectReason::Limit, counters_.dropped_over_limit,
+                               too_many_interfaces(step.frame.info().sequence));
                         return;
                 }
                 break;

@@ -111,6 +111,7 @@ std::vector<std::string> Stream::recover() {
         st_.stream_id = id_;
         st_.file_index = highest;  // the next file gets a fresh index
         saved_ = st_;
+        reindex_interfaces();
         return log;
     }
     if (loaded->stream_id != id_) {
@@ -160,6 +161,7 @@ std::vector<std::string> Stream::recover() {
     }
     if (st_.file_index < highest && st_.file().empty()) st_.file_index = highest;
     saved_ = st_;
+    reindex_interfaces();
     return log;
 }
 
@@ -169,7 +171,7 @@ bool Stream::fail_storage(const std::string& what) {
     // Nothing of the batch counts: back to the saved state, file included.
     ws_.batch.clear();
     st_ = saved_;
-    last_id_ = UINT32_MAX;
+    reindex_interfaces();
     if (out_.is_open() && out_.path() != current_path()) {
         ::unlink(out_.path().c_str());  // a new file the state never named
         out_.close();
@@ -201,6 +203,7 @@ bool Stream::ensure_file() {
         errno == ENOENT ? "is missing" : "is shorter than its committed size");
     st_.set_file("");
     st_.interface_count = 0;
+    reindex_interfaces();
     return open_new_file();
 }
 
@@ -229,7 +232,7 @@ bool Stream::open_new_file() {
     st_.file_created_ns = now;
     st_.zstd = set_.compression == Compression::Zstd;
     st_.interface_count = 0;
-    last_id_ = UINT32_MAX;
+    reindex_interfaces();
     if (!write_state()) return fail_storage(fmt::format("cannot save {}", state_file_->path()));
     ++files_opened_;
     remove_old_files();
@@ -292,29 +295,59 @@ std::optional<HelloVerdict> Stream::on_hello(const tcp::Hello& h) {
     return v;
 }
 
+void Stream::reindex_interfaces() {
+    file_ifs_.clear();
+    for (uint32_t i = 0; i < st_.interface_count; ++i)
+        file_ifs_.insert(st_.interfaces[i], i);
+    last_id_ = UINT32_MAX;
+}
+
 uint32_t Stream::interface_id(uint16_t port, uint16_t queue) {
     const InterfaceKey k{port, queue};
     if (last_id_ != UINT32_MAX && k == last_key_) return last_id_;
-    for (uint32_t i = 0; i < st_.interface_count; ++i) {
-        if (st_.interfaces[i] == k) {
-            last_key_ = k;
-            return last_id_ = i;
-        }
+    uint32_t id = file_ifs_.find(k);
+    if (id == InterfaceIndex::kNone) {
+        // add() made room for every interface of the frame before this.
+        id = st_.interface_count;
+        if (id >= StreamState::kMaxInterfaces || !file_ifs_.insert(k, id)) return UINT32_MAX;
+        ++st_.interface_count;
+        st_.interfaces[id] = k;
+        ByteBuffer idb;
+        pcapng::append_idb(idb, pcapng::kLinkTypeEthernet, wire::kMaxSnaplen,
+                           fmt::format("sluice-s{}-p{}-q{}", id_, port, queue),
+                           fmt::format("sluice stream {} port {} queue {}", id_, port, queue));
+        ws_.batch.append(idb.span());
     }
-    const uint32_t id = st_.interface_count++;
-    st_.interfaces[id] = k;
-    ByteBuffer idb;
-    pcapng::append_idb(idb, pcapng::kLinkTypeEthernet, wire::kMaxSnaplen,
-                       fmt::format("sluice-s{}-p{}-q{}", id_, port, queue),
-                       fmt::format("sluice stream {} port {} queue {}", id_, port, queue));
-    ws_.batch.append(idb.span());
     last_key_ = k;
     return last_id_ = id;
+}
+
+std::optional<std::size_t> Stream::new_interfaces(const wire::FrameView& frame) {
+    // Each distinct (port, queue) of the frame once; a frame naming more
+    // than a file may hold can never be written, in any file.
+    frame_ifs_.clear();
+    std::size_t fresh = 0;
+    for (const wire::Record& r : frame) {
+        const InterfaceKey k{r.port, r.queue};
+        if (frame_ifs_.find(k) != InterfaceIndex::kNone) continue;
+        if (!frame_ifs_.insert(k, 0)) return std::nullopt;
+        fresh += file_ifs_.find(k) == InterfaceIndex::kNone;
+    }
+    return fresh;
 }
 
 FrameOutcome Stream::add(const wire::FrameView& frame) {
     const wire::FrameInfo& info = frame.info();
     last_gap_frames_ = last_gap_packets_ = 0;
+    // Only a frame with more packets than the file has room for interfaces
+    // can overflow the table: count its new interfaces then (one probe per
+    // record), before anything of it is kept.
+    std::size_t fresh = 0;
+    if (st_.interface_count + info.packet_count > StreamState::kMaxInterfaces) {
+        const auto n = new_interfaces(frame);
+        if (!n) return FrameOutcome::TooManyInterfaces;
+        fresh = *n;
+    }
     if (!st_.position_known) {
         st_.position_known = true;
         st_.next_sequence = info.sequence;
@@ -344,21 +377,7 @@ FrameOutcome Stream::add(const wire::FrameView& frame) {
         rotate_now = true;
     if (has_packets && set_.rotate_ns && wall_ns() - st_.file_created_ns >= set_.rotate_ns)
         rotate_now = true;
-    if (st_.interface_count + info.packet_count > StreamState::kMaxInterfaces) {
-        // Count the interfaces this frame would add (rare: many queues).
-        InterfaceKey fresh[StreamState::kMaxInterfaces];
-        std::size_t nfresh = 0;
-        for (const wire::Record& r : frame) {
-            const InterfaceKey k{r.port, r.queue};
-            bool known = false;
-            for (uint32_t i = 0; i < st_.interface_count && !known; ++i)
-                known = st_.interfaces[i] == k;
-            for (std::size_t i = 0; i < nfresh && !known; ++i)
-                known = fresh[i] == k;
-            if (!known && nfresh < StreamState::kMaxInterfaces) fresh[nfresh++] = k;
-        }
-        if (st_.interface_count + nfresh > StreamState::kMaxInterfaces) rotate_now = true;
-    }
+    if (st_.interface_count + fresh > StreamState::kMaxInterfaces) rotate_now = true;
     if (rotate_now && !rotate()) return FrameOutcome::StorageError;
 
     if (outcome == FrameOutcome::Gap) {
@@ -375,6 +394,13 @@ FrameOutcome Stream::add(const wire::FrameView& frame) {
     uint64_t bytes = 0;
     for (const wire::Record& r : frame) {
         const uint32_t ifid = interface_id(r.port, r.queue);
+        if (ifid == UINT32_MAX) {  // cannot happen: room was made above
+            last_error_ = "internal: the interface table overflowed";
+            ws_.batch.clear();
+            st_ = saved_;
+            reindex_interfaces();
+            return FrameOutcome::StorageError;
+        }
         pcapng::append_epb(ws_.batch, ifid, r.timestamp_ns, r.data, r.orig_len,
                            epb_flags_for(r.flags), reference);
         bytes += r.caplen;

@@ -498,6 +498,7 @@ void RdmaListener::Impl::poll_cq(RConn& c, uint64_t now) {
                     if (c.state != ConnState::Closing)
                         begin_close(c, cause, why, true,
                                     cause == CloseCause::Storage ? RejectReason::Storage
+                                    : cause == CloseCause::Limit ? RejectReason::Limit
                                                                  : RejectReason::Protocol,
                                     now);
                     return;

@@ -97,6 +97,8 @@ std::string_view to_string(RejectReason r) {
             return "storage";
         case RejectReason::Busy:
             return "busy";
+        case RejectReason::Limit:
+            return "limit";
     }
     return "unknown";
 }

@@ -265,6 +265,95 @@ TEST(Stream, RotationKeepsEveryFrameInOneFileAndFilesUnderTheLimit) {
     EXPECT_EQ(s->current_path(), files.back().string());
 }
 
+// Packets each on its own (port, queue): port i / 1000, queue i % 1000.
+std::vector<Packet> one_interface_each(std::size_t n, uint64_t seed) {
+    auto pk = packets(n, seed, 1, 1);
+    for (std::size_t i = 0; i < pk.size(); ++i) {
+        pk[i].port = static_cast<uint16_t>(i / 1000);
+        pk[i].queue = static_cast<uint16_t>(i % 1000);
+        pk[i].data.resize(60);
+        pk[i].orig_len = 60;
+    }
+    return pk;
+}
+
+TEST(Stream, AFrameNamingMoreInterfacesThanAFileHoldsIsRefusedAndNothingKept) {
+    // A peer chooses (port, queue) freely: 3000 of them in one frame used to
+    // write past the interface table.
+    Fixture fx;
+    const auto good = packets(50, 3, 2, 2);
+    const auto bad = one_interface_each(3000, 4);
+    auto s = fx.open();
+    ASSERT_TRUE(s->on_hello(fx.hello(1, 0)));
+    const auto f0 = make_frames(7, good, 50, wire::Codec::None, 0);
+    const auto f1 = make_frames(7, bad, 3000, wire::Codec::None, 1);
+    EXPECT_EQ(fx.add(*s, f0.frames[0]), FrameOutcome::Written);
+    EXPECT_EQ(fx.add(*s, f1.frames[0]), FrameOutcome::TooManyInterfaces);
+    ASSERT_TRUE(s->commit());
+    EXPECT_EQ(s->acknowledged(), 1u) << "the refused frame is not acknowledged";
+    EXPECT_EQ(read_stream(fx.dir.path(), 7), good);
+    // The stream goes on: the next good frame lands after the first.
+    const auto f2 = make_frames(7, good, 50, wire::Codec::None, 1);
+    EXPECT_EQ(fx.add(*s, f2.frames[0]), FrameOutcome::Written);
+    ASSERT_TRUE(s->commit());
+    const auto all = read_stream(fx.dir.path(), 7);
+    ASSERT_EQ(all.size(), 100u);
+    EXPECT_EQ(read_pcapng(stream_files(fx.dir.path(), 7)[0]).interfaces.size(), 4u);
+}
+
+TEST(Stream, AFrameOfExactlyAFileOfInterfacesStartsANewFile) {
+    Fixture fx;
+    auto first = packets(10, 5, 1, 3);  // 3 interfaces in the first file, on port 9
+    for (auto& p : first)
+        p.port = 9;
+    const auto many = one_interface_each(StreamState::kMaxInterfaces, 6);
+    // The batch points into the frames until commit(): keep them.
+    const auto f0 = make_frames(7, first, 10, wire::Codec::None, 0);
+    const auto f1 = make_frames(7, many, many.size(), wire::Codec::None, 1);
+    auto s = fx.open();
+    ASSERT_TRUE(s->on_hello(fx.hello(1, 0)));
+    EXPECT_EQ(fx.add(*s, f0.frames[0]), FrameOutcome::Written);
+    EXPECT_EQ(fx.add(*s, f1.frames[0]), FrameOutcome::Written);
+    ASSERT_TRUE(s->commit());
+    const auto files = stream_files(fx.dir.path(), 7);
+    ASSERT_EQ(files.size(), 2u);
+    const auto a = read_pcapng(files[0]), b = read_pcapng(files[1]);
+    EXPECT_EQ(a.packets, first);
+    EXPECT_EQ(b.packets, many);
+    EXPECT_EQ(b.interfaces.size(), StreamState::kMaxInterfaces);
+    // The same interfaces again: found in the table, no new file, no new IDB.
+    const auto again = one_interface_each(StreamState::kMaxInterfaces, 7);
+    const auto f2 = make_frames(7, again, again.size(), wire::Codec::None, 2);
+    EXPECT_EQ(fx.add(*s, f2.frames[0]), FrameOutcome::Written);
+    ASSERT_TRUE(s->commit());
+    ASSERT_EQ(stream_files(fx.dir.path(), 7).size(), 2u);
+    EXPECT_EQ(read_pcapng(files[1]).interfaces.size(), StreamState::kMaxInterfaces);
+    EXPECT_EQ(read_pcapng(files[1]).packets.size(), 2 * StreamState::kMaxInterfaces);
+}
+
+TEST(Stream, TheInterfaceTableSurvivesRecoveryAndAFailedCommit) {
+    Fixture fx;
+    const auto pk = packets(200, 8, 4, 4);
+    const auto fr = make_frames(7, pk, 50);
+    {
+        auto s = fx.open();
+        ASSERT_TRUE(s->on_hello(fx.hello(1, 0)));
+        EXPECT_EQ(fx.add(*s, fr.frames[0]), FrameOutcome::Written);
+        EXPECT_EQ(fx.add(*s, fr.frames[1]), FrameOutcome::Written);
+        ASSERT_TRUE(s->commit());
+    }
+    auto s = fx.open();  // a restart: the table is rebuilt from the state
+    ASSERT_TRUE(s->on_hello(fx.hello(1, 2)));
+    EXPECT_EQ(fx.add(*s, fr.frames[2]), FrameOutcome::Written);
+    EXPECT_EQ(fx.add(*s, fr.frames[3]), FrameOutcome::Written);
+    ASSERT_TRUE(s->commit());
+    const auto files = stream_files(fx.dir.path(), 7);
+    ASSERT_EQ(files.size(), 1u);
+    const auto p = read_pcapng(files[0]);
+    EXPECT_EQ(p.packets, pk);
+    EXPECT_EQ(p.interfaces.size(), 16u) << "no interface described twice";
+}
+
 TEST(Stream, KeepRemovesTheOldestFiles) {
     Fixture fx(Compression::None, 16 * 1024);
     fx.set.keep_files = 3;

@@ -69,6 +69,10 @@ struct CollectorOptions {
       "Connections dropped because the collector could not write (disk full, "  \
       "I/O error); the sender keeps the frames and retries.")                   \
     _(dropped_busy, "Connections refused: --max-connections reached.")          \
+    _(dropped_over_limit,                                                       \
+      "Connections dropped for a frame over one of the collector's bounds "     \
+      "(more than 800 (port, queue) interfaces in one frame): such a frame "    \
+      "can never be written; the sender is broken or hostile.")                 \
     _(closed_by_peer, "Connections the sender closed or reset.")                \
     _(rejected_by_peer, "Connections the sender ended with a REJECT (see the log line).")
 
@@ -92,6 +96,9 @@ struct CollectorCounters {
 
 struct Connection;
 class RdmaBridge;
+
+// The refusal of a frame that names too many interfaces (FrameOutcome::TooManyInterfaces).
+std::string too_many_interfaces(uint64_t sequence);
 
 class Collector {
   public:

@@ -17,6 +17,7 @@
 
 #include "sluice/collector/batch.hpp"
 #include "sluice/collector/buffer.hpp"
+#include "sluice/collector/interface_index.hpp"
 #include "sluice/collector/output.hpp"
 #include "sluice/collector/state.hpp"
 #include "sluice/tcp/protocol.hpp"
@@ -48,6 +49,9 @@ enum class FrameOutcome : uint8_t {
     Duplicate,     // its sequence was written before: discarded
     Gap,           // written, after frames that never came (counted lost)
     StorageError,  // could not open, rotate or write: drop the connection, no ACK
+    // Refused, nothing of it kept: the frame names more (port, queue)
+    // interfaces than a pcapng file may hold (StreamState::kMaxInterfaces).
+    TooManyInterfaces,
 };
 
 struct HelloVerdict {
@@ -106,7 +110,13 @@ class Stream {
     bool rotate();
     bool write_state();
     bool fail_storage(const std::string& what);
+    // The frame's interfaces not in the current file yet; nullopt when the
+    // frame alone names more than StreamState::kMaxInterfaces.
+    std::optional<std::size_t> new_interfaces(const wire::FrameView& frame);
+    // The pcapng interface id of (port, queue), writing its IDB into the
+    // batch when new; UINT32_MAX when the file's table is full.
     uint32_t interface_id(uint16_t port, uint16_t queue);
+    void reindex_interfaces();  // after st_'s interface table was replaced or reset
     void remove_old_files();
     std::string file_path(std::string_view name) const;
 
@@ -126,6 +136,8 @@ class Stream {
     // mostly come from one queue, so one compare usually finds it.
     InterfaceKey last_key_{};
     uint32_t last_id_ = UINT32_MAX;
+    InterfaceIndex file_ifs_;   // st_.interfaces[0, interface_count) by key
+    InterfaceIndex frame_ifs_;  // scratch: the distinct interfaces of one frame
 };
 
 // "stream-<id>-<index:06>-<UTC>.pcapng[.zst]" and its parser (for recovery

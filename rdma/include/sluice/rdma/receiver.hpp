@@ -43,6 +43,7 @@ enum class CloseCause : uint8_t {
     Replaced,      // the handler ended it for a newer connection of the stream
     ShuttingDown,  // the listener is stopping
     Resources,     // the collector could not set up the queue pair or ring
+    Limit,         // a frame over one of the handler's bounds (never writable)
 };
 
 class ReceiverHandler {

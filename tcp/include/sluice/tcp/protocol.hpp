@@ -77,8 +77,9 @@ enum class RejectReason : uint16_t {
     Replaced = 8,       // a newer connection took this stream over
     Storage = 9,        // the collector cannot write: the sender retries later
     Busy = 10,          // too many connections
+    Limit = 11,         // a frame exceeds one of the collector's bounds: it can never be written
 };
-inline constexpr uint16_t kRejectReasonMax = 10;
+inline constexpr uint16_t kRejectReasonMax = 11;
 std::string_view to_string(RejectReason r);  // "version", "auth-failed", ...
 
 struct Challenge {
