@@ -79,8 +79,17 @@ bool RdmaBridge::on_frame(uint64_t conn, std::span<const std::byte> slot, uint16
                           wire::to_string(hdr.error()));
         return false;
     }
-    const auto view =
-        c_.reader_.open(slot.first(hdr->frame_len()), {c_.scratch_.data(), c_.scratch_.size()});
+    // The header's lengths are the peer's word: the frame must be exactly
+    // what the write carried, or the reader would look past it (and past the
+    // ring, for a slot at its end).
+    if (hdr->frame_len() != slot.size()) {
+        why = fmt::format(
+            "{}: a ring slot's write carried {} bytes but the frame in it (sequence {}) claims "
+            "{}; connection dropped",
+            who(), slot.size(), hdr->sequence, hdr->frame_len());
+        return false;
+    }
+    const auto view = c_.reader_.open(slot, {c_.scratch_.data(), c_.scratch_.size()});
     if (!view) {
         why = fmt::format(
             "{}: a ring slot holds a malformed frame (sequence {}): {}; connection "

@@ -486,10 +486,20 @@ void RdmaListener::Impl::poll_cq(RConn& c, uint64_t now) {
                                 true, RejectReason::Protocol, now);
                     return;
                 }
+                if (w.byte_len > cfg.slot_bytes) {  // the device never lets a write overrun its MR
+                    begin_close(c, CloseCause::Protocol,
+                                fmt::format("stream {} from {}: a write of {} bytes into ring "
+                                            "slots of {} bytes",
+                                            c.rq.stream_id, c.peer, w.byte_len, cfg.slot_bytes),
+                                true, RejectReason::Protocol, now);
+                    return;
+                }
                 std::string why;
                 CloseCause cause = CloseCause::BadFrame;
+                // Only the bytes this write carried: the rest of the slot
+                // holds whatever an earlier frame left there.
                 const std::span<const std::byte> slot{
-                    c.ring + std::size_t{imm_slot(imm)} * cfg.slot_bytes, cfg.slot_bytes};
+                    c.ring + std::size_t{imm_slot(imm)} * cfg.slot_bytes, w.byte_len};
                 ++c.consumed;
                 if (!h.on_frame(c.id, slot, imm_sequence_bits(imm), why, cause)) {
                     // What arrived before the bad frame is good: keep it.

@@ -62,8 +62,10 @@ class ReceiverHandler {
     // A sender proved the key (or none is configured): where does it resume?
     virtual HelloAnswer on_hello(uint64_t conn, const ConnectRequest& request,
                                  const std::string& peer) = 0;
-    // A slot the sender wrote, in order: at most slot_bytes bytes from the
-    // slot's start; the frame stays there until on_batch_done() returned.
+    // A slot the sender wrote, in order: the bytes its write carried (at
+    // most slot_bytes, from the slot's start: a whole frame, if the sender is
+    // honest; nothing else of the slot is valid); the frame stays there until
+    // on_batch_done() returned.
     // `sequence_bits` is the immediate's copy of the frame's sequence modulo
     // 2^16. False: the connection ends with `cause` (preset to BadFrame:
     // the frame failed verification), `why` saying what happened.
