@@ -7,10 +7,10 @@
 //   EXPECT_EQ(g_allocs.load(std::memory_order_relaxed), 0);
 #pragma once
 
-#include <malloc.h>
-
 #include <atomic>
 #include <cstddef>
+
+#include <malloc.h>
 
 extern "C" {
 void* __libc_malloc(size_t);

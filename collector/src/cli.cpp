@@ -183,12 +183,14 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
         } else if (a == "--rdma-slot-bytes") {
             const auto n = parse_size(v);
             if (!n || *n < rdma::kMinSlotBytes || *n > (1ull << 30) || *n % 8 != 0)
-                return usage_error(fmt::format(
-                    "--rdma-slot-bytes '{}': give a multiple of 8 from 4K to 1G", v));
+                return usage_error(
+                    fmt::format("--rdma-slot-bytes '{}': give a multiple of 8 from 4K to 1G", v));
             o.rdma_slot_bytes = static_cast<uint32_t>(*n);
         } else if (a == "--rdma-slots") {
             const auto n = number(1, rdma::kMaxSlots);
-            if (!n) return usage_error(fmt::format("--rdma-slots '{}': give 1..{}", v, rdma::kMaxSlots));
+            if (!n)
+                return usage_error(
+                    fmt::format("--rdma-slots '{}': give 1..{}", v, rdma::kMaxSlots));
             o.rdma_slots = static_cast<uint32_t>(*n);
         } else if (a == "--summary-json") {
             o.summary_json = v;

@@ -133,7 +133,8 @@ bool RdmaBridge::on_frame(uint64_t conn, std::span<const std::byte> slot, uint16
             cause = rdma::CloseCause::Storage;
             return false;
         case FrameOutcome::TooManyInterfaces:
-            why = fmt::format("{}: {}; connection dropped", who(), too_many_interfaces(info.sequence));
+            why = fmt::format("{}: {}; connection dropped", who(),
+                              too_many_interfaces(info.sequence));
             cause = rdma::CloseCause::Limit;
             return false;
     }

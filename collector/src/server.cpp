@@ -6,6 +6,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "rdma_bridge.hpp"
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -19,7 +20,6 @@
 #include <unistd.h>
 
 #include "sluice/collector/log.hpp"
-#include "rdma_bridge.hpp"
 #include "sluice/tcp/auth.hpp"
 #include "sluice/tcp/receiver.hpp"
 #include "sluice/tcp/sender.hpp"
@@ -55,7 +55,7 @@ namespace {
 
 constexpr uint64_t kTagListener = 0;
 constexpr uint64_t kTagStop = 1;
-constexpr uint64_t kTagRdma = UINT64_MAX;  // TCP connections count up from 2
+constexpr uint64_t kTagRdma = UINT64_MAX;         // TCP connections count up from 2
 constexpr uint64_t kTimerNs = 100'000'000;        // timeouts and rotation checks
 constexpr std::size_t kRecvChunk = 1u << 20;      // bytes asked of one recv()
 constexpr std::size_t kTurnBudget = 8u << 20;     // bytes one connection reads per turn
@@ -228,7 +228,6 @@ void Collector::listen_tcp(const tcp::ResolvedAddress& addr) {
     ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &blen);
     port_ = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
                                         : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-
 }
 
 Collector::~Collector() {

@@ -205,7 +205,8 @@ int run_sluice(const Options& o) {
     uint64_t last_rx = 0;
     std::string reason = "signal";
     std::vector<std::string> links;
-    for (const auto& p : ports) links.push_back(link_status(p.port_id));
+    for (const auto& p : ports)
+        links.push_back(link_status(p.port_id));
     // Transport events, logged as they happen (the egress lcore only counts).
     std::vector<std::pair<uint64_t, uint64_t>> seen(pipeline->sinks().size());
     auto log_transport_events = [&] {
@@ -266,7 +267,8 @@ int run_sluice(const Options& o) {
     log_info("stopping ({}): draining rings, flushing frames", reason);
     pipeline->drain_and_stop(cfg.egress.shutdown_timeout_ms / 1000.0 + 1.0);
     log_transport_events();
-    for (const auto& d : pipeline->sink_descriptions()) log_info("egress at exit: {}", d);
+    for (const auto& d : pipeline->sink_descriptions())
+        log_info("egress at exit: {}", d);
 
     const Snapshot final_snapshot = pipeline->snapshot(seconds(), ports);
     std::printf("%s\n", summary_text(final_snapshot).c_str());

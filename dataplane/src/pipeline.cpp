@@ -41,7 +41,6 @@ inline void free_burst(rte_mbuf** m, uint16_t n) {
     rte_mempool_put_bulk(pool, reinterpret_cast<void* const*>(m), n);
 }
 
-
 wire::Codec to_wire(config::CodecType t) {
     switch (t) {
         case config::CodecType::Lz4:
@@ -134,7 +133,8 @@ bool CaptureStage::process_pending(bool draining) {
         wire::AppendResult appended;
         if (m->next == nullptr) {
             appended = builder_.append(
-                meta, std::span<const std::byte>(rte_pktmbuf_mtod(m, const std::byte*), m->data_len));
+                meta,
+                std::span<const std::byte>(rte_pktmbuf_mtod(m, const std::byte*), m->data_len));
         } else {
             n = 0;
             for (rte_mbuf* s = m; s && n < CaptureStage::kMaxSegments; s = s->next) {
@@ -150,7 +150,8 @@ bool CaptureStage::process_pending(bool draining) {
         const uint32_t kept = std::min(m->pkt_len, p_.snaplen);
         q.counters->captured.inc();
         q.counters->captured_bytes.add(kept);
-        if (m->pkt_len > p_.snaplen || (n == CaptureStage::kMaxSegments && m->next && m->nb_segs > n)) {
+        if (m->pkt_len > p_.snaplen ||
+            (n == CaptureStage::kMaxSegments && m->next && m->nb_segs > n)) {
             q.counters->truncated.inc();
         }
         ++packet_index_;
@@ -444,7 +445,8 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
     // Placement is judged from the machine's topology when a port is a PCI
     // device (virtual devices have no locality of their own: DPDK's socket).
     std::optional<mempool::Topology> topology;
-    if (std::any_of(ports.begin(), ports.end(), [](const PortState& p) { return !p.pci.empty(); })) {
+    if (std::any_of(ports.begin(), ports.end(),
+                    [](const PortState& p) { return !p.pci.empty(); })) {
         auto t = mempool::Topology::discover();
         if (t) {
             topology = std::move(*t);
@@ -685,7 +687,8 @@ void Pipeline::drain_and_stop(double timeout_s) {
     phase_.store(Phase::Done, std::memory_order_release);
     wait_lcores();
     launched_ = false;
-    for (auto& sink : sinks_) sink->close();
+    for (auto& sink : sinks_)
+        sink->close();
 }
 
 uint64_t Pipeline::received() const {

@@ -141,7 +141,8 @@ std::string summary_text(const Snapshot& s) {
         s.total("capture", "ring_full") + s.total("codec", "seal_failed") +
             s.total("egress", "retransmit_overflow") + s.total("egress", "egress_errors"),
         sealed ? static_cast<double>(raw) / static_cast<double>(sealed) : 1.0);
-    const uint64_t out_frames = s.total("egress", "frames"), done = s.total("egress", "frames_done");
+    const uint64_t out_frames = s.total("egress", "frames"),
+                   done = s.total("egress", "frames_done");
     if (out_frames > done) {
         out += fmt::format(
             "\n  WARNING: {} frame(s) were sent but never acknowledged before the shutdown "

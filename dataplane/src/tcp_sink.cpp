@@ -1,7 +1,7 @@
 // The TCP transport as an egress sink: tcp::TcpSender does the work.
-#include <fmt/format.h>
-
 #include <stdexcept>
+
+#include <fmt/format.h>
 
 #include "sluice/dataplane/log.hpp"
 #include "sluice/dataplane/sink.hpp"
@@ -12,7 +12,7 @@ namespace sluice::dataplane {
 namespace {
 
 class TcpSink final : public FrameSink {
-public:
+  public:
     explicit TcpSink(const tcp::SenderConfig& cfg)
         : sender_(cfg), view_(view_of("transport", sender_.stats())) {}
 
@@ -46,7 +46,7 @@ public:
         closed_ = true;
     }
 
-private:
+  private:
     tcp::TcpSender sender_;
     CounterBlockView view_;
     bool closed_ = false;

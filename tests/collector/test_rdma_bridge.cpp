@@ -1,10 +1,9 @@
 // The collector's RDMA handler fed ring slots directly, as the listener hands
 // them over (no RDMA device needed): a slot's bytes are the peer's, so every
 // length in a frame header is checked against what the write carried.
+#include "../../collector/src/rdma_bridge.hpp"
 #include "collector_testing.hpp"
 #include <gtest/gtest.h>
-
-#include "../../collector/src/rdma_bridge.hpp"
 
 namespace sluice::collector {
 namespace {

@@ -9,7 +9,10 @@
 #include "sluice/rdma/sender.hpp"
 #include "sluice/tcp/sender.hpp"
 
+// clang-format off: after every other header (it defines posix_memalign,
+// which <mm_malloc.h> declares differently)
 #include "../count_allocations.hpp"
+// clang-format on
 
 namespace sluice::rdma {
 namespace {

@@ -430,8 +430,7 @@ TEST(TcpSender, StatsAreReadableFromAnotherThread) {
     uint64_t now = 1;
     // Keep failing connects until the reader has overlapped with them for a
     // while: on a loaded machine the reader thread may start late.
-    while (tx.stats().connect_failures.get() < 200 ||
-           reads.load(std::memory_order_relaxed) < 100) {
+    while (tx.stats().connect_failures.get() < 200 || reads.load(std::memory_order_relaxed) < 100) {
         now += 2'000'000;
         tx.poll(now);
     }

@@ -7,7 +7,10 @@
 #include "tcp_testing.hpp"
 #include <gtest/gtest.h>
 
+// clang-format off: after every other header (it defines posix_memalign,
+// which <mm_malloc.h> declares differently)
 #include "../count_allocations.hpp"
+// clang-format on
 
 namespace sluice::tcp {
 namespace {

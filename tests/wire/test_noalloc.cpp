@@ -6,7 +6,10 @@
 #include "wire_testing.hpp"
 #include <gtest/gtest.h>
 
+// clang-format off: after every other header (it defines posix_memalign,
+// which <mm_malloc.h> declares differently)
 #include "../count_allocations.hpp"
+// clang-format on
 
 namespace sluice::wire {
 namespace {

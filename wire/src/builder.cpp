@@ -11,7 +11,6 @@ namespace sluice::wire {
 using detail::round_up8;
 using detail::store_le;
 
-
 FrameBuilder::FrameBuilder(const BuilderLimits& limits) : limits_(limits) {
     if (limits.snaplen == 0 || limits.snaplen > kMaxSnaplen)
         throw std::invalid_argument("snap length " + std::to_string(limits.snaplen) +

@@ -42,7 +42,7 @@ struct CollectorOptions {
 };
 
 #define SLUICE_COLLECTOR_COUNTERS(_)                                            \
-    _(connections_accepted, "Connections accepted (TCP) or requested (RDMA).") \
+    _(connections_accepted, "Connections accepted (TCP) or requested (RDMA).")  \
     _(handshakes, "Connections that completed the handshake.")                  \
     _(refused_version,                                                          \
       "Connections refused: the sender speaks another transport version. Run "  \

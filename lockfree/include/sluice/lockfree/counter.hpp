@@ -11,7 +11,7 @@ namespace sluice::lockfree {
 // One writer; readers on other threads. The writer's load+store pair is not
 // an atomic read-modify-write (no lock prefix): only the owning thread writes.
 class Counter {
-public:
+  public:
     void add(uint64_t n) {
         // relaxed: a statistic. A reader's relaxed load pairs with nothing and
         // may see a value a few updates old; exact final values come from the
@@ -21,7 +21,7 @@ public:
     void inc() { add(1); }
     uint64_t get() const { return v_.load(std::memory_order_relaxed); }
 
-private:
+  private:
     std::atomic<uint64_t> v_{0};
 };
 
@@ -36,14 +36,12 @@ struct CounterInfo {
 // Counter per entry of LIST, the table `info` of names and descriptions, and
 // snapshot() returning the values in that order. LIST is an X-macro:
 //   #define MY_COUNTERS(_) _(rx_packets, "Packets received.") ...
-#define SLUICE_COUNTER_BLOCK(NAME, LIST)                                            \
-    struct alignas(64) NAME {                                                       \
-        LIST(SLUICE_COUNTER_DECLARE)                                                \
-        static constexpr std::array info{LIST(SLUICE_COUNTER_INFO)};                \
-        std::array<uint64_t, info.size()> snapshot() const {                        \
-            return {LIST(SLUICE_COUNTER_GET)};                                      \
-        }                                                                           \
-    };                                                                              \
+#define SLUICE_COUNTER_BLOCK(NAME, LIST)                                                          \
+    struct alignas(64) NAME {                                                                     \
+        LIST(SLUICE_COUNTER_DECLARE)                                                              \
+        static constexpr std::array info{LIST(SLUICE_COUNTER_INFO)};                              \
+        std::array<uint64_t, info.size()> snapshot() const { return {LIST(SLUICE_COUNTER_GET)}; } \
+    };                                                                                            \
     static_assert(alignof(NAME) == 64, "one cache line per writer")
 #define SLUICE_COUNTER_DECLARE(name, desc) ::sluice::lockfree::Counter name;
 #define SLUICE_COUNTER_INFO(name, desc) ::sluice::lockfree::CounterInfo{#name, desc},

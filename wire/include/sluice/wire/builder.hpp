@@ -95,7 +95,8 @@ inline void write_record_header(std::byte* rec, const RecordMeta& meta, uint32_t
 }  // namespace detail
 
 // One contiguous packet: inline, it is the capture stage's per-packet call.
-inline AppendResult FrameBuilder::append(const RecordMeta& meta, std::span<const std::byte> packet) {
+inline AppendResult FrameBuilder::append(const RecordMeta& meta,
+                                         std::span<const std::byte> packet) {
     const uint32_t caplen =
         static_cast<uint32_t>(std::min<uint64_t>(packet.size(), limits_.snaplen));
     const std::size_t need = record_size(caplen);
