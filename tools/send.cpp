@@ -1,7 +1,8 @@
 // sluice-send: replays a pcap to a sluice-collector the way sluice's egress
 // stage does: packets become frames (FrameBuilder, FrameEncoder), frames go
-// through a TcpSender, buffers come back when the collector acknowledges
-// them. For tests, demos and checking a collector without a DPDK host.
+// through a TcpSender or an RdmaSender (the same session logic over either
+// transport), buffers come back when the collector acknowledges them. For
+// tests, demos and checking a collector without a DPDK host.
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -15,8 +16,11 @@
 #include <fmt/format.h>
 #include <pcap/pcap.h>
 
-#include "sluice/tcp/auth.hpp"
-#include "sluice/tcp/endpoint.hpp"
+#include "sluice/rdma/sender.hpp"
+#include "sluice/report/json.hpp"
+#include "sluice/session/clock.hpp"
+#include "sluice/session/endpoint.hpp"
+#include "sluice/session/key.hpp"
 #include "sluice/tcp/sender.hpp"
 #include "sluice/wire/wire.hpp"
 
@@ -32,7 +36,8 @@ Sends the packets of FILE to a sluice-collector as one sluice frame stream,
 exactly as sluice's egress does (frames, sequence numbers, retransmission,
 replay after a reconnect), then waits for every frame to be acknowledged.
 
-  --to HOST:PORT           the collector (tcp://HOST:PORT also accepted)
+  --to HOST:PORT           the collector: HOST:PORT or tcp://HOST:PORT over TCP,
+                           rdma://HOST:PORT over RDMA ([V6]:PORT for IPv6)
   --pcap FILE              packets to send (pcap; timestamps kept to the ns)
   --stream-id N            default 1
   --key-file F             pre-shared key (the collector's --key-file)
@@ -106,9 +111,10 @@ struct Slot {
     bool busy = false;
 };
 
+template <class Sender>
 class Run {
   public:
-    Run(const Options& o, tcp::TcpSender& tx)
+    Run(const Options& o, Sender& tx)
         : o_(o),
           tx_(tx),
           builder_({o.frame_size, o.snaplen}),
@@ -123,16 +129,16 @@ class Run {
 
     // Sends every packet; false if it gave up.
     bool send(const std::vector<Packet>& pkts) {
-        const auto start = tcp::monotonic_ns();
+        const auto start = session::monotonic_ns();
         uint64_t i = 0;
         for (uint32_t r = 0; r < o_.repeat; ++r) {
             for (const Packet& p : pkts) {
                 if (o_.rate) {
                     const uint64_t due = start + i * 1'000'000'000ull / o_.rate;
-                    while (tcp::monotonic_ns() < due) {
+                    while (session::monotonic_ns() < due) {
                         if (!service()) return false;
                         flush_if_old();
-                        if (!tx_.poll(tcp::monotonic_ns()))
+                        if (!tx_.poll(session::monotonic_ns()))
                             std::this_thread::sleep_for(std::chrono::microseconds(20));
                     }
                 }
@@ -156,11 +162,11 @@ class Run {
     }
 
     bool drain(uint64_t timeout_ms) {
-        const uint64_t end = tcp::monotonic_ns() + timeout_ms * 1'000'000;
+        const uint64_t end = session::monotonic_ns() + timeout_ms * 1'000'000;
         while (!tx_.all_acknowledged()) {
-            if (tcp::monotonic_ns() > end) return false;
+            if (session::monotonic_ns() > end) return false;
             if (!service()) return false;
-            if (!tx_.poll(tcp::monotonic_ns()))
+            if (!tx_.poll(session::monotonic_ns()))
                 std::this_thread::sleep_for(std::chrono::microseconds(50));
         }
         reclaim();
@@ -175,20 +181,15 @@ class Run {
         std::string counters;
         const auto snap = tx_.stats().snapshot();
         for (std::size_t k = 0; k < snap.size(); ++k)
-            counters +=
-                fmt::format("{}\"{}\": {}", k ? ", " : "", tcp::SenderStats::info[k].name, snap[k]);
-        std::string err;
-        for (char c : tx_.stats().last_error.get()) {
-            if (c == '"' || c == '\\') err += '\\';
-            err += c;
-        }
+            counters += fmt::format("{}\"{}\": {}", k ? ", " : "",
+                                    session::SenderStats::info[k].name, snap[k]);
         return fmt::format(
             "{{\"acknowledged\": {}, \"offered_packets\": {}, \"offered_frames\": {}, "
             "\"dropped_frames\": {}, \"dropped_packets\": {}, \"dropped\": [{}], \"sender\": "
             "{{{}}}, "
-            "\"last_error\": \"{}\"}}\n",
+            "\"last_error\": {}}}\n",
             ok ? "true" : "false", offered_packets_, next_seq_, dropped_.size(), dropped_packets_,
-            ranges, counters, err);
+            ranges, counters, report::json_string(tx_.stats().last_error.get()));
     }
 
     uint64_t offered_packets() const { return offered_packets_; }
@@ -197,7 +198,7 @@ class Run {
   private:
     // Polls, reclaims, reports new errors; false when it is time to give up.
     bool service() {
-        const uint64_t now = tcp::monotonic_ns();
+        const uint64_t now = session::monotonic_ns();
         tx_.poll(now);
         reclaim();
         const uint64_t errors = tx_.stats().errors.get();
@@ -233,7 +234,7 @@ class Run {
                     current_ = &s;
                     builder_.begin({s.raw.get(), o_.frame_size}, o_.stream_id, next_seq_,
                                    offered_packets_);
-                    began_ns_ = tcp::monotonic_ns();
+                    began_ns_ = session::monotonic_ns();
                     return true;
                 }
             }
@@ -243,7 +244,7 @@ class Run {
 
     void flush_if_old() {
         if (builder_.active() && !builder_.empty() &&
-            tcp::monotonic_ns() - began_ns_ > o_.flush_us * 1000)
+            session::monotonic_ns() - began_ns_ > o_.flush_us * 1000)
             finish(false);
     }
 
@@ -256,7 +257,7 @@ class Run {
         if (!sealed) throw std::runtime_error(std::string(wire::to_string(sealed.error())));
         const uint64_t seq = next_seq_++;
         for (;;) {
-            if (tx_.submit(sealed->frame, seq, current_) == tcp::SubmitResult::Accepted) break;
+            if (tx_.submit(sealed->frame, seq, current_) == session::SubmitResult::Accepted) break;
             if (o_.drop && !last) {
                 dropped_.emplace_back(first, count);
                 dropped_packets_ += count;
@@ -270,7 +271,7 @@ class Run {
     }
 
     const Options& o_;
-    tcp::TcpSender& tx_;
+    Sender& tx_;
     wire::FrameBuilder builder_;
     wire::FrameEncoder encoder_;
     std::vector<Slot> slots_;
@@ -289,6 +290,47 @@ std::optional<uint64_t> number(const std::string& s) {
     } catch (...) {
         return std::nullopt;
     }
+}
+
+// What both transports' configurations take from the command line.
+template <class Config>
+void configure(Config& cfg, const Options& o, const session::Endpoint& to,
+               const std::vector<std::byte>& key) {
+    cfg.host = to.host;
+    cfg.port = to.port;
+    cfg.stream_id = o.stream_id;
+    cfg.key = key;
+    cfg.retransmit_frames = o.retransmit;
+    cfg.timeout_ms = o.timeout_ms;
+    cfg.reconnect_min_ms = o.rmin;
+    cfg.reconnect_max_ms = std::max(o.rmax, o.rmin);
+}
+
+// Sends every packet, waits for the last acknowledgement, reports.
+template <class Sender>
+int send_all(const Options& o, Sender& tx, const std::vector<Packet>& pkts) {
+    Run<Sender> run(o, tx);
+    const bool ok = run.send(pkts) && run.drain(o.drain_ms);
+    tx.close();
+    const auto& s = tx.stats();
+    std::fprintf(stderr,
+                 "sluice-send: %s: %llu packets offered, %llu dropped (retransmit buffer full), "
+                 "%llu frames acknowledged, %llu retransmitted, %llu connects\n",
+                 ok ? "done" : "NOT all acknowledged",
+                 static_cast<unsigned long long>(run.offered_packets()),
+                 static_cast<unsigned long long>(run.dropped_packets()),
+                 static_cast<unsigned long long>(s.frames_acknowledged.get()),
+                 static_cast<unsigned long long>(s.frames_retransmitted.get()),
+                 static_cast<unsigned long long>(s.connects.get()));
+    if (!ok) std::fprintf(stderr, "sluice-send: last error: %s\n", s.last_error.get().c_str());
+    if (!o.report.empty()) {
+        if (FILE* f = std::fopen(o.report.c_str(), "w")) {
+            const std::string r = run.report(ok);
+            std::fwrite(r.data(), 1, r.size(), f);
+            std::fclose(f);
+        }
+    }
+    return ok ? kExitOk : kExitFailed;
 }
 
 }  // namespace
@@ -370,46 +412,24 @@ int main(int argc, char** argv) {
         const uint32_t room = o.frame_size - wire::kHeaderSize - wire::kRecordHeaderSize;
         o.snaplen = std::min<uint32_t>(65535, room & ~7u);
     }
-    std::string err;
-    const auto ep = tcp::parse_endpoint(o.to, &err);
-    if (!ep) return usage_error("--to " + err);
+    const auto ep = session::parse_endpoint(o.to);
+    if (!ep) return usage_error("--to " + ep.error().message);
     try {
-        tcp::SenderConfig cfg;
-        cfg.host = ep->host;
-        cfg.port = ep->port;
-        cfg.stream_id = o.stream_id;
-        if (!o.key_file.empty()) cfg.key = tcp::read_key_file(o.key_file);
-        cfg.retransmit_frames = o.retransmit;
-        cfg.heartbeat_ms = o.heartbeat_ms;
-        cfg.timeout_ms = o.timeout_ms;
-        cfg.reconnect_min_ms = o.rmin;
-        cfg.reconnect_max_ms = std::max(o.rmax, o.rmin);
-        cfg.zerocopy = o.zerocopy;
+        std::vector<std::byte> key;
+        if (!o.key_file.empty()) key = session::read_key_file(o.key_file);
         const auto pkts = read_pcap(o.pcap);
-        tcp::TcpSender tx(cfg);
-        Run run(o, tx);
-        bool ok = run.send(pkts) && run.drain(o.drain_ms);
-        tx.close();
-        const auto& s = tx.stats();
-        std::fprintf(
-            stderr,
-            "sluice-send: %s: %llu packets offered, %llu dropped (retransmit buffer full), "
-            "%llu frames acknowledged, %llu retransmitted, %llu connects\n",
-            ok ? "done" : "NOT all acknowledged",
-            static_cast<unsigned long long>(run.offered_packets()),
-            static_cast<unsigned long long>(run.dropped_packets()),
-            static_cast<unsigned long long>(s.frames_acknowledged.get()),
-            static_cast<unsigned long long>(s.frames_retransmitted.get()),
-            static_cast<unsigned long long>(s.connects.get()));
-        if (!ok) std::fprintf(stderr, "sluice-send: last error: %s\n", s.last_error.get().c_str());
-        if (!o.report.empty()) {
-            if (FILE* f = std::fopen(o.report.c_str(), "w")) {
-                const std::string r = run.report(ok);
-                std::fwrite(r.data(), 1, r.size(), f);
-                std::fclose(f);
-            }
+        if (ep->transport == session::Transport::Rdma) {
+            rdma::SenderConfig cfg;
+            configure(cfg, o, *ep, key);
+            rdma::RdmaSender tx(cfg);
+            return send_all(o, tx, pkts);
         }
-        return ok ? kExitOk : kExitFailed;
+        tcp::SenderConfig cfg;
+        configure(cfg, o, *ep, key);
+        cfg.heartbeat_ms = o.heartbeat_ms;
+        cfg.zerocopy = o.zerocopy;
+        tcp::TcpSender tx(cfg);
+        return send_all(o, tx, pkts);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "sluice-send: %s\n", e.what());
         return kExitUsage;

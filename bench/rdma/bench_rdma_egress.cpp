@@ -21,9 +21,9 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "sluice/rdma/receiver.hpp"
+#include "sluice/rdma/listener.hpp"
 #include "sluice/rdma/sender.hpp"
-#include "sluice/tcp/sender.hpp"
+#include "sluice/session/clock.hpp"
 #include "sluice/wire/wire.hpp"
 
 namespace {
@@ -31,26 +31,32 @@ namespace {
 using namespace sluice;
 
 // Acknowledges what arrives, in order: the transport's cost only.
-class AckingHandler final : public rdma::ReceiverHandler {
+class AckingHandler final : public session::ReceiverHandler {
   public:
-    HelloAnswer on_hello(uint64_t, const rdma::ConnectRequest& rq, const std::string&) override {
-        HelloAnswer a;
+    void on_connection(session::ConnectionId, session::ReceiverTransport&,
+                       std::string_view) override {}
+    session::HelloAnswer on_hello(session::ConnectionId, const session::Hello& h) override {
+        session::HelloAnswer a;
         a.accept = true;
         a.new_session = true;
-        a.resume_sequence = (rq.flags & rdma::request_flag::kHasPosition) ? rq.next_sequence : 0;
+        a.resume_sequence = h.position.known ? h.position.sequence : 0;
         next_ = a.resume_sequence;
         return a;
     }
-    bool on_frame(uint64_t, std::span<const std::byte> slot, uint16_t, std::string&,
-                  rdma::CloseCause&) override {
-        uint64_t seq = 0;
-        std::memcpy(&seq, slot.data() + wire::offset::sequence, sizeof seq);
-        next_ = seq + 1;
+    bool on_frame(session::ConnectionId, const wire::FrameView& frame, session::Refusal&) override {
+        next_ = frame.info().sequence + 1;
         return true;
     }
-    std::optional<uint64_t> on_batch_done(uint64_t, std::string&) override { return next_; }
-    void on_closed(uint64_t, rdma::CloseCause, const std::string& why) override {
-        if (!why.empty()) std::fprintf(stderr, "bench_rdma_egress: listener: %s\n", why.c_str());
+    std::optional<uint64_t> on_batch_done(session::ConnectionId, session::Refusal&) override {
+        return next_;
+    }
+    void on_closed(session::ConnectionId, session::CloseCause, std::string_view why) override {
+        if (!why.empty())
+            std::fprintf(stderr, "bench_rdma_egress: listener: %.*s\n", int(why.size()),
+                         why.data());
+    }
+    void on_listener_error(std::string_view what) override {
+        std::fprintf(stderr, "bench_rdma_egress: listener: %.*s\n", int(what.size()), what.data());
     }
 
   private:
@@ -156,8 +162,8 @@ int main(int argc, char** argv) {
         while (!stop.load(std::memory_order_relaxed)) {
             epoll_event out;
             ::epoll_wait(ep, &out, 1, 10);
-            listener->poll(tcp::monotonic_ns());
-            listener->timers(tcp::monotonic_ns());
+            listener->poll(session::monotonic_ns());
+            listener->timers(session::monotonic_ns());
         }
         listener->close_all("benchmark over");
         ::close(ep);
@@ -196,18 +202,19 @@ int main(int argc, char** argv) {
         while (!free_bufs.empty()) {
             std::byte* b = free_bufs.back();
             std::memcpy(b + wire::offset::sequence, &seq, sizeof seq);
-            if (tx->submit({b, proto.size()}, seq, b) != rdma::SubmitResult::Accepted) break;
+            if (tx->submit({b, proto.size()}, seq, b) != session::SubmitResult::Accepted) break;
             free_bufs.pop_back();
             ++seq;
         }
-        tx->poll(tcp::monotonic_ns());
+        tx->poll(session::monotonic_ns());
         for (std::size_t i = 0, n = tx->reclaim(done); i < n; ++i)
             free_bufs.push_back(static_cast<std::byte*>(done[i]));
     };
-    const uint64_t connect_deadline = tcp::monotonic_ns() + 30'000'000'000ull;
-    while (tx->state() != rdma::SenderState::Streaming && tcp::monotonic_ns() < connect_deadline)
+    const uint64_t connect_deadline = session::monotonic_ns() + 30'000'000'000ull;
+    while (tx->state() != session::SenderState::Streaming &&
+           session::monotonic_ns() < connect_deadline)
         step();
-    if (tx->state() != rdma::SenderState::Streaming) {
+    if (tx->state() != session::SenderState::Streaming) {
         std::fprintf(stderr, "bench_rdma_egress: no connection: %s\n",
                      tx->stats().last_error.get().c_str());
         stop = true;
@@ -215,16 +222,16 @@ int main(int argc, char** argv) {
         return 1;
     }
     // Warm up for a tenth of the run, then measure acknowledged bytes.
-    const uint64_t warm_until = tcp::monotonic_ns() + static_cast<uint64_t>(o.seconds * 1e8);
-    while (tcp::monotonic_ns() < warm_until)
+    const uint64_t warm_until = session::monotonic_ns() + static_cast<uint64_t>(o.seconds * 1e8);
+    while (session::monotonic_ns() < warm_until)
         step();
     const uint64_t acked0 = tx->stats().frames_acknowledged.get();
-    const uint64_t t0 = tcp::monotonic_ns();
+    const uint64_t t0 = session::monotonic_ns();
     const uint64_t until = t0 + static_cast<uint64_t>(o.seconds * 1e9);
-    while (tcp::monotonic_ns() < until)
+    while (session::monotonic_ns() < until)
         step();
     const uint64_t frames = tx->stats().frames_acknowledged.get() - acked0;
-    const double secs = (tcp::monotonic_ns() - t0) / 1e9;
+    const double secs = (session::monotonic_ns() - t0) / 1e9;
     const uint64_t reconnects = tx->stats().disconnects.get();
     tx->close();
     stop = true;

@@ -34,8 +34,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "sluice/session/clock.hpp"
+#include "sluice/session/endpoint.hpp"
 #include "sluice/simd/crc32c.hpp"
-#include "sluice/tcp/endpoint.hpp"
 #include "sluice/tcp/receiver.hpp"
 #include "sluice/tcp/sender.hpp"
 #include "sluice/wire/wire.hpp"
@@ -43,8 +44,8 @@
 namespace {
 
 using namespace sluice;
-using wire::detail::load_le;
-using wire::detail::store_le;
+using wire::load_le;
+using wire::store_le;
 
 struct Frame {
     std::vector<std::byte> bytes;
@@ -208,7 +209,7 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    const auto ep = tcp::parse_endpoint(to);
+    const auto ep = session::parse_endpoint(to);
     if (!ep || pcap.empty()) {
         std::fprintf(stderr, "usage: bench_tcp_stream --to HOST:PORT --pcap FILE [options]\n");
         return 2;
@@ -230,7 +231,7 @@ int main(int argc, char** argv) {
         Frame& f = frames[next];
         if (!f.busy) {
             renumber(f, seq, first_packet);
-            if (tx.submit(f.bytes, seq, &f) == tcp::SubmitResult::Accepted) {
+            if (tx.submit(f.bytes, seq, &f) == session::SubmitResult::Accepted) {
                 f.busy = true;
                 ++seq;
                 first_packet += f.packets;
@@ -250,17 +251,17 @@ int main(int argc, char** argv) {
         }
     };
     // Warm up: connect (a loaded machine may take a while), fill the pipe.
-    const uint64_t give_up = tcp::monotonic_ns() + 20'000'000'000ull;
-    while (!tx.stats().connected.load() && tcp::monotonic_ns() < give_up)
-        step(tcp::monotonic_ns());
+    const uint64_t give_up = session::monotonic_ns() + 20'000'000'000ull;
+    while (!tx.stats().connected.load() && session::monotonic_ns() < give_up)
+        step(session::monotonic_ns());
     if (!tx.stats().connected.load()) {
         std::fprintf(stderr, "bench_tcp_stream: not connected: %s\n",
                      tx.stats().last_error.get().c_str());
         return 1;
     }
-    const uint64_t warm_end = tcp::monotonic_ns() + 500'000'000;
-    while (tcp::monotonic_ns() < warm_end)
-        step(tcp::monotonic_ns());
+    const uint64_t warm_end = session::monotonic_ns() + 500'000'000;
+    while (session::monotonic_ns() < warm_end)
+        step(session::monotonic_ns());
     // The measured interval counts what the collector acknowledged in it.
     auto acked_totals = [&](uint64_t& wire_bytes, uint64_t& packets, uint64_t& packet_bytes) {
         const uint64_t n = tx.stats().frames_acknowledged.get();
@@ -275,10 +276,10 @@ int main(int argc, char** argv) {
     };
     uint64_t w0, p0, b0;
     const uint64_t f0 = acked_totals(w0, p0, b0);
-    const uint64_t t0 = tcp::monotonic_ns();
+    const uint64_t t0 = session::monotonic_ns();
     const uint64_t t_end = t0 + static_cast<uint64_t>(seconds * 1e9);
     uint64_t now;
-    while ((now = tcp::monotonic_ns()) < t_end)
+    while ((now = session::monotonic_ns()) < t_end)
         step(now);
     uint64_t w1, p1, b1;
     const uint64_t f1 = acked_totals(w1, p1, b1);
@@ -293,7 +294,7 @@ int main(int argc, char** argv) {
         (f1 - f0) / dt, (w1 - w0) * 8 / dt / 1e9, (b1 - b0) * 8 / dt / 1e9, (p1 - p0) / dt / 1e6,
         f1 > f0 ? double(w1 - w0) / double(f1 - f0) : 0.0,
         static_cast<unsigned long long>(s.disconnects.get()),
-        static_cast<unsigned long long>(s.zerocopy_copied.get()),
+        static_cast<unsigned long long>(tx.tcp_stats().zerocopy_copied.get()),
         static_cast<unsigned long long>(w1));
     tx.close();
     return 0;

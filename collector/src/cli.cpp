@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include "sluice/rdma/protocol.hpp"
-#include "sluice/tcp/auth.hpp"
+#include "sluice/session/key.hpp"
 
 namespace sluice::collector {
 namespace {
@@ -125,13 +125,9 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
             return n;
         };
         if (a == "--listen") {
-            std::string err;
-            std::string_view text = v;
-            o.rdma = text.rfind("rdma://", 0) == 0;
-            if (o.rdma) text.remove_prefix(7);
-            const auto e = tcp::parse_endpoint(text, &err);
-            if (!e) return usage_error("--listen " + err);
-            o.listen = *e;
+            auto e = session::parse_endpoint(v);
+            if (!e) return usage_error("--listen " + e.error().message);
+            o.listen = std::move(*e);
         } else if (a == "--out") {
             o.out_dir = v;
         } else if (a == "--rotate-size") {
@@ -202,7 +198,7 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
     if (!key_file.empty()) {
         try {
             std::string warning;
-            o.key = tcp::read_key_file(key_file, &warning);
+            o.key = session::read_key_file(key_file, &warning);
             if (!warning.empty()) r.message = "sluice-collector: warning: " + warning + "\n";
         } catch (const std::exception& e) {
             r.exit_code = kExitRuntime;
@@ -211,8 +207,8 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
         }
     }
     try {
-        const tcp::ResolvedAddress addr = tcp::resolve(o.listen, true);
-        if (!tcp::is_loopback(addr) && o.key.empty()) {
+        const session::ResolvedAddress addr = session::resolve(o.listen, true);
+        if (!session::is_loopback(addr) && o.key.empty()) {
             return usage_error(fmt::format(
                 "listening on {} (not loopback) needs --key-file: without a key anyone who "
                 "reaches the port could write captures to {}. Give both ends the same key file, "

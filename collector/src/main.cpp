@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "sluice/collector/cli.hpp"
-#include "sluice/collector/log.hpp"
-#include "sluice/collector/server.hpp"
+#include "sluice/collector/collector.hpp"
+#include "sluice/report/log.hpp"
 
 namespace {
 
@@ -26,6 +26,8 @@ void on_signal(int) {
 
 int main(int argc, char** argv) {
     using namespace sluice::collector;
+    using sluice::report::log_error;
+    sluice::report::set_program("sluice-collector");
     const std::vector<std::string> args(argv + 1, argv + argc);
     CliResult cli = parse_command_line(args);
     if (!cli.options) {

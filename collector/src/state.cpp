@@ -10,13 +10,13 @@
 #include <unistd.h>
 
 #include "sluice/simd/crc32c.hpp"
-#include "sluice/wire/detail/le.hpp"
+#include "sluice/wire/le.hpp"
 
 namespace sluice::collector {
 namespace {
 
-using wire::detail::load_le;
-using wire::detail::store_le;
+using wire::load_le;
+using wire::store_le;
 
 constexpr uint32_t kStateMagic = 0x53434c53;  // "SLCS"
 constexpr uint16_t kStateVersion = 1;

@@ -10,18 +10,16 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include "sluice/collector/log.hpp"
 #include "sluice/collector/pcapng.hpp"
+#include "sluice/report/log.hpp"
+#include "sluice/session/clock.hpp"
 #include "sluice/wire/format.hpp"
 
 namespace sluice::collector {
 namespace {
 
-uint64_t wall_ns() {
-    timespec ts;
-    ::clock_gettime(CLOCK_REALTIME, &ts);
-    return uint64_t(ts.tv_sec) * 1'000'000'000u + uint64_t(ts.tv_nsec);
-}
+using report::log_error;
+using session::wall_ns;
 
 StreamTotals operator-(const StreamTotals& a, const StreamTotals& b) {
     return {a.frames_written - b.frames_written,
@@ -266,24 +264,24 @@ bool Stream::maybe_rotate_by_time(uint64_t wall) {
     return rotate();
 }
 
-std::optional<HelloVerdict> Stream::on_hello(const tcp::Hello& h) {
+std::optional<HelloVerdict> Stream::on_hello(const session::Hello& h) {
     HelloVerdict v;
     v.had_session = st_.session_id != 0;
     v.previous_session = st_.session_id;
     v.previous_next_sequence = st_.next_sequence;
-    const bool has_position = h.flags & tcp::hello_flag::kHasPosition;
+    const bool has_position = h.position.known;
     if (h.session_id != st_.session_id) {
         // A new sender instance numbers its frames afresh: its position is
         // the truth, whatever the previous session reached.
         v.new_session = true;
         st_.session_id = h.session_id;
         st_.position_known = has_position;
-        st_.next_sequence = has_position ? h.next_sequence : 0;
-        st_.next_packet_index = has_position ? h.next_packet_index : 0;
+        st_.next_sequence = has_position ? h.position.sequence : 0;
+        st_.next_packet_index = has_position ? h.position.packet_index : 0;
     } else if (!st_.position_known && has_position) {
         st_.position_known = true;
-        st_.next_sequence = h.next_sequence;
-        st_.next_packet_index = h.next_packet_index;
+        st_.next_sequence = h.position.sequence;
+        st_.next_packet_index = h.position.packet_index;
     }
     if (v.new_session || st_.position_known != saved_.position_known) {
         if (!write_state()) {

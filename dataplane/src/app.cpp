@@ -19,13 +19,17 @@
 #include "sluice/config/config.hpp"
 #include "sluice/dataplane/eal.hpp"
 #include "sluice/dataplane/filter.hpp"
-#include "sluice/dataplane/log.hpp"
 #include "sluice/dataplane/pipeline.hpp"
 #include "sluice/dataplane/ports.hpp"
 #include "sluice/dataplane/stats.hpp"
 #include "sluice/dataplane/telemetry.hpp"
+#include "sluice/report/log.hpp"
 
 namespace sluice::dataplane {
+
+using report::log_error;
+using report::log_info;
+using report::log_warning;
 namespace {
 
 std::atomic<int> g_signal{0};

@@ -7,6 +7,8 @@
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 
+#include "sluice/config/config.hpp"
+
 namespace sluice::dataplane {
 namespace {
 
@@ -64,7 +66,7 @@ BpfFilter::~BpfFilter() {
 
 uint16_t BpfFilter::apply(rte_mbuf** pkts, uint16_t n, rte_mbuf** rejected,
                           uint16_t& nrejected) const {
-    uint64_t rc[512];
+    uint64_t rc[config::kMaxBurst];
     if (jit_) {
         for (uint16_t i = 0; i < n; ++i)
             rc[i] = jit_(pkts[i]);

@@ -1,3 +1,6 @@
+// Pipeline assembly: from the config to stages on lcores, rings between them,
+// frame pools and sinks; launching, draining and stopping; the counters'
+// snapshot.
 #include "sluice/dataplane/pipeline.hpp"
 
 #include <algorithm>
@@ -16,30 +19,17 @@
 #include <rte_pause.h>
 #include <rte_prefetch.h>
 
-#include "sluice/dataplane/log.hpp"
 #include "sluice/mempool/topology.hpp"
+#include "sluice/report/log.hpp"
 #include "sluice/wire/format.hpp"
 
 namespace sluice::dataplane {
-namespace {
 
-// Frees a copied burst. The common case - direct, one-segment mbufs with a
-// reference count of 1 from one pool, as a NIC hands them - goes back to its
-// pool in one bulk put (what rte_pktmbuf_free_bulk ends with after checking
-// each mbuf the same way); anything else takes DPDK's general path.
-inline void free_burst(rte_mbuf** m, uint16_t n) {
-    if (n == 0) return;
-    rte_mempool* const pool = m[0]->pool;
-    for (uint16_t i = 0; i < n; ++i) {
-        const rte_mbuf* b = m[i];
-        if (b->pool != pool || b->next != nullptr || b->nb_segs != 1 || !RTE_MBUF_DIRECT(b) ||
-            rte_mbuf_refcnt_read(b) != 1) {
-            rte_pktmbuf_free_bulk(m, n);
-            return;
-        }
-    }
-    rte_mempool_put_bulk(pool, reinterpret_cast<void* const*>(m), n);
-}
+using report::log_error;
+using report::log_info;
+using report::log_warning;
+
+namespace {
 
 wire::Codec to_wire(config::CodecType t) {
     switch (t) {
@@ -54,340 +44,6 @@ wire::Codec to_wire(config::CodecType t) {
 }
 
 }  // namespace
-
-// ---- capture ---------------------------------------------------------------------
-
-CaptureStage::CaptureStage(Params p)
-    : p_(std::move(p)), builder_(wire::BuilderLimits{p_.frame_size, p_.snaplen}) {
-    ts_offset_ = rte_mbuf_dynfield_lookup(RTE_MBUF_DYNFIELD_TIMESTAMP_NAME, nullptr);
-    const int bit = rte_mbuf_dynflag_lookup(RTE_MBUF_DYNFLAG_RX_TIMESTAMP_NAME, nullptr);
-    ts_flag_ = bit >= 0 ? (1ULL << bit) : 0;
-}
-
-bool CaptureStage::begin_frame() {
-    std::byte* b = p_.pool->get();
-    if (!b) return false;
-    buffer_ = b;
-    builder_.begin({b, p_.pool->object_bytes()}, p_.stream_id, ++sequence_, packet_index_);
-    return true;
-}
-
-bool CaptureStage::emit(const FrameHandle& h, bool draining) {
-    if (p_.out->try_enqueue(h)) {
-        p_.counters->frames.inc();
-        return true;
-    }
-    if (draining || p_.overflow == config::Overflow::Backpressure) {
-        held_ = h;
-        return false;
-    }
-    p_.counters->ring_full.add(h.packets);
-    p_.counters->ring_full_frames.inc();
-    p_.pool->put(h.data);
-    return true;
-}
-
-bool CaptureStage::finish_frame(bool draining) {
-    const uint32_t packets = builder_.packet_count();
-    const auto raw = builder_.finish();
-    FrameHandle h;
-    h.data = buffer_;
-    h.sequence = sequence_;
-    h.len = static_cast<uint32_t>(raw.size());
-    h.packets = packets;
-    h.stream = p_.stream;
-    buffer_ = nullptr;
-    return emit(h, draining);
-}
-
-// Copies the pending burst into frames. Returns false when it had to stop
-// (no frame buffer, or a finished frame is held) with packets still pending.
-bool CaptureStage::process_pending(bool draining) {
-    const CaptureQueue& q = *pending_queue_;
-    while (pending_i_ < pending_n_) {
-        if (!builder_.active() && !begin_frame()) {
-            if (p_.overflow == config::Overflow::Drop && !draining) {
-                // Dropped packets still take their index: the collector sees
-                // the gap in first_packet_index and counts them as lost too.
-                q.counters->frame_pool_empty.add(pending_n_ - pending_i_);
-                packet_index_ += pending_n_ - pending_i_;
-                break;
-            }
-            p_.counters->rx_paused.inc();
-            return false;
-        }
-        rte_mbuf* m = pending_[pending_i_];
-        wire::RecordMeta meta;
-        meta.timestamp_ns = pending_ts_;
-        if (q.hw_clock && ts_offset_ >= 0 && (m->ol_flags & ts_flag_)) {
-            meta.timestamp_ns =
-                q.hw_clock->to_ns(*RTE_MBUF_DYNFIELD(m, ts_offset_, rte_mbuf_timestamp_t*));
-        }
-        meta.orig_len = m->pkt_len;
-        meta.port = q.port_index;
-        meta.queue = q.queue_id;
-        const bool first = builder_.empty();
-        // One segment (the common case) is a plain buffer; a chain goes
-        // through a segment list (no per-packet array to construct).
-        std::size_t n = 1;
-        wire::AppendResult appended;
-        if (m->next == nullptr) {
-            appended = builder_.append(
-                meta,
-                std::span<const std::byte>(rte_pktmbuf_mtod(m, const std::byte*), m->data_len));
-        } else {
-            n = 0;
-            for (rte_mbuf* s = m; s && n < CaptureStage::kMaxSegments; s = s->next) {
-                segs_[n++] = {rte_pktmbuf_mtod(s, const std::byte*), s->data_len};
-            }
-            appended = builder_.append(meta, std::span<const wire::Segment>(segs_.data(), n));
-        }
-        if (appended == wire::AppendResult::FrameFull) {
-            if (!finish_frame(draining)) return false;
-            continue;  // the same packet again, into a new frame
-        }
-        if (first) deadline_tsc_ = rte_rdtsc() + p_.flush_timeout_tsc;
-        const uint32_t kept = std::min(m->pkt_len, p_.snaplen);
-        q.counters->captured.inc();
-        q.counters->captured_bytes.add(kept);
-        if (m->pkt_len > p_.snaplen ||
-            (n == CaptureStage::kMaxSegments && m->next && m->nb_segs > n)) {
-            q.counters->truncated.inc();
-        }
-        ++packet_index_;
-        ++pending_i_;
-    }
-    free_burst(pending_, pending_n_);
-    pending_n_ = pending_i_ = 0;
-    return true;
-}
-
-bool CaptureStage::poll() {
-    // acquire pairs with the control plane's release store of the phase.
-    const bool draining = p_.phase->load(std::memory_order_acquire) != Phase::Running;
-    bool work = false;
-    if (held_) {
-        if (!p_.out->try_enqueue(*held_)) {
-            p_.counters->rx_paused.inc();
-            return false;
-        }
-        p_.counters->frames.inc();
-        held_.reset();
-        work = true;
-    }
-    if (pending_n_) {
-        work = true;
-        if (!process_pending(draining)) return work;
-    }
-    if (draining) {
-        if (builder_.active() && !builder_.empty()) {
-            if (!finish_frame(true)) return true;
-        }
-        // The stream ends with an empty frame carrying the next sequence and
-        // packet index: packets dropped after the last delivered frame then
-        // show as a gap the collector counts (nothing follows them otherwise).
-        if (!end_sent_ && packet_index_ > 0) {
-            if (!builder_.active() && !begin_frame()) return work;  // wait for a buffer
-            end_sent_ = true;
-            if (!finish_frame(true)) return true;
-        }
-        if (builder_.active()) {  // never filled: give the buffer back
-            builder_.finish();
-            p_.pool->put(buffer_);
-            buffer_ = nullptr;
-        }
-        // release pairs with the acquire in drained(): everything this stage
-        // enqueued is visible to whoever sees it drained.
-        drained_.store(true, std::memory_order_release);
-        return work;
-    }
-    if (builder_.active() && !builder_.empty() && rte_rdtsc() >= deadline_tsc_) {
-        p_.counters->flushed_by_timer.inc();
-        work = true;
-        if (!finish_frame(false)) return work;
-    }
-
-    const CaptureQueue& q = p_.queues[next_queue_];
-    if (++next_queue_ == p_.queues.size()) next_queue_ = 0;
-    const uint16_t n = rte_eth_rx_burst(q.port_id, q.queue_id, pending_, p_.burst);
-    if (n == 0) return work;
-    uint64_t bytes = 0;
-    for (uint16_t i = 0; i < n; ++i) {
-        bytes += pending_[i]->pkt_len;
-        // The copy into the frame reads the packet next: start fetching it.
-        rte_prefetch0(rte_pktmbuf_mtod(pending_[i], const void*));
-    }
-    q.counters->rx_packets.add(n);
-    q.counters->rx_bytes.add(bytes);
-    uint16_t kept = n;
-    if (p_.filter) {
-        rte_mbuf* rejected[512];
-        uint16_t nrej = 0;
-        kept = p_.filter->apply(pending_, n, rejected, nrej);
-        if (nrej) {
-            q.counters->filtered.add(nrej);
-            rte_pktmbuf_free_bulk(rejected, nrej);
-        }
-    }
-    if (kept == 0) return true;
-    pending_n_ = kept;
-    pending_i_ = 0;
-    pending_queue_ = &q;
-    pending_ts_ = p_.clock->to_ns(rte_rdtsc());
-    process_pending(false);
-    return true;
-}
-
-// ---- codec ------------------------------------------------------------------------
-
-namespace {
-wire::EncoderConfig raw_only(wire::EncoderConfig c) {
-    c.codec = wire::Codec::None;
-    return c;
-}
-}  // namespace
-
-CodecStage::CodecStage(Params p)
-    : p_(std::move(p)), encoder_(p_.encoder), store_raw_(raw_only(p_.encoder)) {}
-
-void CodecStage::seal(FrameHandle& h) {
-    FramePool* pool = p_.pools[h.stream];
-    const std::span<std::byte> raw(h.data, h.len);
-    std::byte* out = nullptr;
-    const bool wants_compression = p_.encoder.codec != wire::Codec::None &&
-                                   h.len - wire::kHeaderSize >= p_.encoder.min_compress_bytes;
-    if (wants_compression) out = pool->get();
-    auto sealed = out ? encoder_.seal(raw, {out, pool->object_bytes()}) : store_raw_.seal(raw, {});
-    if (wants_compression && !out) p_.counters->no_buffer.inc();
-    // A raw frame from the builder always seals (the output buffer has the
-    // codec's worst-case size); should it not, its packets are counted.
-    if (!sealed) {
-        p_.counters->seal_failed.add(h.packets);
-        if (out) pool->put(out);
-        pool->put(h.data);
-        h.data = nullptr;
-        return;
-    }
-    if (sealed->in_out_buffer) {
-        pool->put(h.data);
-        h.data = out;
-    } else if (out) {
-        pool->put(out);
-    }
-    p_.counters->frames.inc();
-    p_.counters->packets.add(h.packets);
-    p_.counters->raw_bytes.add(h.len);
-    p_.counters->sealed_bytes.add(sealed->frame.size());
-    if (sealed->codec != wire::Codec::None) {
-        p_.counters->compressed.inc();
-    } else {
-        p_.counters->stored_raw.inc();
-    }
-    h.len = static_cast<uint32_t>(sealed->frame.size());
-}
-
-bool CodecStage::poll() {
-    if (held_) {
-        if (!p_.out->try_enqueue(*held_)) return false;
-        held_.reset();
-        return true;
-    }
-    const std::size_t n = p_.inputs.size();
-    for (std::size_t k = 0; k < n; ++k) {
-        const Input& in = p_.inputs[next_input_];
-        if (++next_input_ == n) next_input_ = 0;
-        FrameHandle h;
-        if (!in.ring->try_dequeue(h)) continue;
-        seal(h);
-        if (h.data && !p_.out->try_enqueue(h)) held_ = h;
-        return true;
-    }
-    if (p_.phase->load(std::memory_order_acquire) != Phase::Running) {
-        // Drained once every producer is drained and nothing is left in its
-        // ring: check producers first, then rings (the producer's release of
-        // drained_ orders its last enqueue before our ring check).
-        bool done = true;
-        for (const Input& in : p_.inputs)
-            done = done && in.producer->drained();
-        for (const Input& in : p_.inputs)
-            done = done && in.ring->empty();
-        if (done) drained_.store(true, std::memory_order_release);
-    }
-    return false;
-}
-
-// ---- egress ------------------------------------------------------------------------
-
-EgressStage::EgressStage(Params p) : p_(std::move(p)) {}
-
-bool EgressStage::submit(const FrameHandle& h, bool draining) {
-    Stream& s = p_.streams[h.stream];
-    const std::span<const std::byte> frame(h.data, h.len);
-    switch (s.sink->submit(frame, h.sequence, h.data)) {
-        case FrameSink::Submit::Accepted:
-            s.counters->frames.inc();
-            s.counters->packets.add(h.packets);
-            s.counters->bytes.add(h.len);
-            return true;
-        case FrameSink::Submit::Failed:
-            s.counters->egress_errors.add(h.packets);
-            s.counters->egress_errors_frames.inc();
-            s.pool->put(h.data);
-            return true;
-        case FrameSink::Submit::Full:
-            break;
-    }
-    if (draining || p_.overflow == config::Overflow::Backpressure) return false;
-    s.counters->retransmit_overflow.add(h.packets);
-    s.counters->retransmit_overflow_frames.inc();
-    s.pool->put(h.data);
-    return true;
-}
-
-bool EgressStage::poll() {
-    const bool draining = p_.phase->load(std::memory_order_acquire) != Phase::Running;
-    bool work = false;
-    const uint64_t now = p_.clock->to_ns(rte_rdtsc());
-    void* done[64];
-    for (Stream& s : p_.streams) {
-        if (!s.sink) continue;
-        work |= s.sink->poll(now);
-        std::size_t n;
-        while ((n = s.sink->reclaim(done)) != 0) {
-            for (std::size_t i = 0; i < n; ++i)
-                s.pool->put(static_cast<std::byte*>(done[i]));
-            s.counters->frames_done.add(n);
-            work = true;
-        }
-    }
-    if (held_) {
-        if (!submit(*held_, draining)) return work;
-        held_.reset();
-        work = true;
-    }
-    const std::size_t n = p_.inputs.size();
-    for (std::size_t k = 0; k < n; ++k) {
-        const Input& in = p_.inputs[next_input_];
-        if (++next_input_ == n) next_input_ = 0;
-        FrameHandle h;
-        if (!in.ring->try_dequeue(h)) continue;
-        if (!submit(h, draining)) held_ = h;
-        return true;
-    }
-    if (draining && !work) {
-        bool done_all = true;
-        for (const Input& in : p_.inputs)
-            done_all = done_all && in.producer->drained();
-        for (const Input& in : p_.inputs)
-            done_all = done_all && in.ring->empty();
-        for (const Stream& s : p_.streams)
-            done_all = done_all && (!s.sink || s.sink->all_done());
-        if (done_all) drained_.store(true, std::memory_order_release);
-    }
-    return work;
-}
-
-// ---- assembly ------------------------------------------------------------------------
 
 std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
                                           const std::vector<PortState>& ports,
@@ -730,9 +386,8 @@ Snapshot Pipeline::snapshot(double seconds, const std::vector<PortState>& ports)
         s.blocks.push_back(snapshot_of(view_of("egress", *egress_counters_[i]), egress_labels_[i]));
     }
     for (std::size_t i = 0; i < sinks_.size(); ++i) {
-        if (const CounterBlockView* v = sinks_[i]->counters()) {
-            s.blocks.push_back(snapshot_of(*v, egress_labels_[i]));
-        }
+        for (const CounterBlockView& v : sinks_[i]->counters())
+            s.blocks.push_back(snapshot_of(v, egress_labels_[i]));
     }
     return s;
 }

@@ -13,9 +13,13 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 
-#include "sluice/dataplane/log.hpp"
+#include "sluice/report/log.hpp"
 
 namespace sluice::dataplane {
+
+using report::log_error;
+using report::log_info;
+using report::log_warning;
 namespace {
 
 // Ethernet header + two VLAN tags + FCS on top of the MTU.

@@ -4,22 +4,14 @@
 
 #include <fmt/format.h>
 
+#include "sluice/rdma/sender.hpp"
+#include "sluice/report/json.hpp"
+#include "sluice/session/sender.hpp"
+#include "sluice/tcp/sender.hpp"
+
 namespace sluice::dataplane {
 
-std::string json_string(const std::string& s) {
-    std::string out = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (static_cast<unsigned char>(c) < 0x20) {
-            out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-        } else {
-            out += c;
-        }
-    }
-    return out + "\"";
-}
+using report::json_string;
 
 uint64_t BlockSnapshot::get(std::string_view counter) const {
     for (std::size_t i = 0; i < info.size() && i < values.size(); ++i) {
@@ -82,6 +74,14 @@ std::string counter_reference_markdown() {
           CaptureCounters::info);
     table("codec", "Per codec stage.", CodecCounters::info);
     table("egress", "Per stream, written by the egress stage.", EgressCounters::info);
+    table("transport",
+          "Per stream with egress.type \"tcp\" or \"rdma\": the session layer's sender "
+          "(connections, acknowledgements, retransmissions), the same for both transports.",
+          session::SenderStats::info);
+    table("tcp", "Per stream with egress.type = \"tcp\": the TCP transport's own.",
+          tcp::TcpCounters::info);
+    table("rdma", "Per stream with egress.type = \"rdma\": the RDMA transport's own.",
+          rdma::RdmaCounters::info);
     return out;
 }
 

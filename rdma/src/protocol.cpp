@@ -3,23 +3,19 @@
 #include <algorithm>
 #include <cstring>
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include "sluice/session/key.hpp"
+#include "sluice/wire/le.hpp"
 
 namespace sluice::rdma {
 namespace {
 
 template <class T>
 void put(std::byte* p, T v) {
-    for (std::size_t i = 0; i < sizeof(T); ++i)
-        p[i] = static_cast<std::byte>((static_cast<uint64_t>(v) >> (8 * i)) & 0xff);
+    wire::store_le<T>(p, v);
 }
 template <class T>
 T get(const std::byte* p) {
-    uint64_t v = 0;
-    for (std::size_t i = 0; i < sizeof(T); ++i)
-        v |= static_cast<uint64_t>(p[i]) << (8 * i);
-    return static_cast<T>(v);
+    return wire::load_le<T>(p);
 }
 
 bool zeros(std::span<const std::byte> s) {
@@ -34,20 +30,6 @@ DecodeStatus check_head(std::span<const std::byte> in, std::size_t size, uint32_
     if (in.size() < size) return DecodeStatus::TooShort;
     if (!zeros(in.subspan(size))) return DecodeStatus::ReservedNotZero;
     return DecodeStatus::Ok;
-}
-
-Proof hmac(std::span<const std::byte> key, std::span<const std::byte> msg) {
-    Proof out{};
-    unsigned len = 0;
-    static const unsigned char empty = 0;
-    const void* k = key.empty() ? static_cast<const void*>(&empty) : key.data();
-    if (!HMAC(EVP_sha256(), k, static_cast<int>(key.size()),
-              reinterpret_cast<const unsigned char*>(msg.data()), msg.size(),
-              reinterpret_cast<unsigned char*>(out.data()), &len) ||
-        len != out.size()) {
-        out.fill(std::byte{0});  // fails closed: never equals a peer's proof
-    }
-    return out;
 }
 
 constexpr std::string_view kProofLabel = "sluice rdma proof v1";
@@ -159,7 +141,7 @@ DecodeStatus decode(std::span<const std::byte> in, ConnectReject& m) {
     if (n > kMaxRejectText) return DecodeStatus::BadValue;
     if (in.size() < 8 + n) return DecodeStatus::TooShort;
     const uint16_t reason = get<uint16_t>(&in[6]);
-    if (reason == 0 || reason > tcp::kRejectReasonMax) return DecodeStatus::BadValue;
+    if (reason == 0 || reason > session::kRejectReasonMax) return DecodeStatus::BadValue;
     m.version = static_cast<uint8_t>(in[4]);
     m.reason = static_cast<RejectReason>(reason);
     m.text = {reinterpret_cast<const char*>(&in[8]), n};
@@ -208,7 +190,7 @@ DecodeStatus decode(std::span<const std::byte> in, Message& m) {
     if ((m.flags & ~allowed_flags) != 0) return DecodeStatus::ReservedNotZero;
     if (m.type == MessageType::Reject) {
         if (n > kMessageSize - 64) return DecodeStatus::BadValue;
-        if (reason == 0 || reason > tcp::kRejectReasonMax) return DecodeStatus::BadValue;
+        if (reason == 0 || reason > session::kRejectReasonMax) return DecodeStatus::BadValue;
         m.reason = static_cast<RejectReason>(reason);
         m.text = {reinterpret_cast<const char*>(&in[64]), n};
         if (!zeros(in.subspan(64 + n, kMessageSize - 64 - n))) return DecodeStatus::ReservedNotZero;
@@ -220,23 +202,28 @@ DecodeStatus decode(std::span<const std::byte> in, Message& m) {
     return DecodeStatus::Ok;
 }
 
+session::Hello to_session(const ConnectRequest& m) {
+    session::Hello h;
+    h.stream_id = m.stream_id;
+    h.session_id = m.session_id;
+    h.has_key = (m.flags & request_flag::kHasKey) != 0;
+    h.position.known = (m.flags & request_flag::kHasPosition) != 0;
+    h.position.sequence = h.position.known ? m.next_sequence : 0;
+    h.position.packet_index = h.position.known ? m.next_packet_index : 0;
+    return h;
+}
+
 Proof sender_proof(std::span<const std::byte> key, std::span<const std::byte, kRequestSize> request,
                    std::span<const std::byte, kAcceptSize> accept) {
-    std::array<std::byte, kProofLabel.size() + kRequestSize + kAcceptSize> msg;
-    std::memcpy(msg.data(), kProofLabel.data(), kProofLabel.size());
-    std::memcpy(msg.data() + kProofLabel.size(), request.data(), kRequestSize);
-    std::memcpy(msg.data() + kProofLabel.size() + kRequestSize, accept.data(), kAcceptSize);
-    return hmac(key, msg);
+    return session::hmac_sha256(key, {session::label(kProofLabel), request, accept});
 }
 
 Proof welcome_proof(std::span<const std::byte> key, const Proof& sender, uint64_t resume_sequence,
                     uint8_t flags) {
-    std::array<std::byte, kWelcomeLabel.size() + sizeof(Proof) + 9> msg;
-    std::memcpy(msg.data(), kWelcomeLabel.data(), kWelcomeLabel.size());
-    std::memcpy(msg.data() + kWelcomeLabel.size(), sender.data(), sender.size());
-    put<uint64_t>(msg.data() + kWelcomeLabel.size() + sender.size(), resume_sequence);
-    msg.back() = std::byte{flags};
-    return hmac(key, msg);
+    std::array<std::byte, 9> tail;
+    put<uint64_t>(tail.data(), resume_sequence);
+    tail[8] = std::byte{flags};
+    return session::hmac_sha256(key, {session::label(kWelcomeLabel), sender, tail});
 }
 
 }  // namespace sluice::rdma

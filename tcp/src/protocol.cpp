@@ -4,13 +4,13 @@
 #include <cstring>
 
 #include "sluice/simd/crc32c.hpp"
-#include "sluice/wire/detail/le.hpp"
+#include "sluice/wire/le.hpp"
 
 namespace sluice::tcp {
 namespace {
 
-using wire::detail::load_le;
-using wire::detail::store_le;
+using wire::load_le;
+using wire::store_le;
 
 std::size_t body_size(MessageType t) {
     switch (t) {
@@ -74,34 +74,6 @@ void welcome_prefix(const Welcome& m, std::byte* b) {
 }
 
 }  // namespace
-
-std::string_view to_string(RejectReason r) {
-    switch (r) {
-        case RejectReason::Version:
-            return "version";
-        case RejectReason::AuthFailed:
-            return "auth-failed";
-        case RejectReason::KeyRequired:
-            return "key-required";
-        case RejectReason::KeyUnexpected:
-            return "key-unexpected";
-        case RejectReason::Protocol:
-            return "protocol";
-        case RejectReason::Timeout:
-            return "timeout";
-        case RejectReason::ShuttingDown:
-            return "shutting-down";
-        case RejectReason::Replaced:
-            return "replaced";
-        case RejectReason::Storage:
-            return "storage";
-        case RejectReason::Busy:
-            return "busy";
-        case RejectReason::Limit:
-            return "limit";
-    }
-    return "unknown";
-}
 
 std::string_view to_string(MessageStatus s) {
     switch (s) {
@@ -179,6 +151,32 @@ std::array<std::byte, kWelcomeSigned> welcome_signed_bytes(const Welcome& m) {
     std::array<std::byte, kWelcomeSigned> a;
     welcome_prefix(m, a.data());
     return a;
+}
+
+Proof hello_proof(std::span<const std::byte> key, const Nonce& server_nonce,
+                  std::span<const std::byte, kHelloSigned> hello_signed) {
+    return session::hmac_sha256(key,
+                                {session::label("sluice hello v1"), server_nonce, hello_signed});
+}
+
+Proof welcome_proof(std::span<const std::byte> key,
+                    std::span<const std::byte, kHelloSigned> hello_signed,
+                    const Nonce& server_nonce,
+                    std::span<const std::byte, kWelcomeSigned> welcome_signed) {
+    return session::hmac_sha256(
+        key, {session::label("sluice welcome v1"), hello_signed, server_nonce, welcome_signed});
+}
+
+session::Hello to_session(const Hello& m) {
+    session::Hello h;
+    h.stream_id = m.stream_id;
+    h.session_id = m.session_id;
+    h.heartbeat_ms = m.heartbeat_ms;
+    h.has_key = (m.flags & hello_flag::kHasKey) != 0;
+    h.position.known = (m.flags & hello_flag::kHasPosition) != 0;
+    h.position.sequence = h.position.known ? m.next_sequence : 0;
+    h.position.packet_index = h.position.known ? m.next_packet_index : 0;
+    return h;
 }
 
 ParsedMessage parse_message(std::span<const std::byte> in) {

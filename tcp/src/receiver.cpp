@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <cstring>
 
-#include "text.hpp"
 #include <fmt/format.h>
 
-#include "sluice/tcp/auth.hpp"
-#include "sluice/wire/detail/le.hpp"
+#include "sluice/session/detail/text.hpp"
+#include "sluice/session/key.hpp"
+#include "sluice/wire/le.hpp"
 
 namespace sluice::tcp {
 namespace {
@@ -15,7 +15,7 @@ namespace {
 bool starts_with_magic(std::span<const std::byte> in, uint32_t magic) {
     if (in.empty()) return true;
     std::byte m[4];
-    wire::detail::store_le<uint32_t>(m, magic);
+    wire::store_le<uint32_t>(m, magic);
     return std::memcmp(in.data(), m, std::min<std::size_t>(in.size(), 4)) == 0;
 }
 
@@ -96,7 +96,7 @@ ReceiverStep ReceiverSession::await_hello(std::span<const std::byte> in) {
                         "HELLO (bad magic); check what connects to this port");
         case MessageStatus::UnsupportedVersion: {
             char buf[256];
-            const auto why = detail::format_into(
+            const auto why = session::detail::format_into(
                 buf,
                 "the sender speaks transport version {}, this collector speaks {}: run the same "
                 "sluice release on both ends",
@@ -106,7 +106,7 @@ ReceiverStep ReceiverSession::await_hello(std::span<const std::byte> in) {
         default: {
             char buf[256];
             const auto why =
-                detail::format_into(buf, "malformed handshake: {}", to_string(m.status));
+                session::detail::format_into(buf, "malformed handshake: {}", to_string(m.status));
             return fail(RejectReason::Protocol, why);
         }
     }
@@ -125,8 +125,8 @@ ReceiverStep ReceiverSession::await_hello(std::span<const std::byte> in) {
     }
     if (m.header.type != MessageType::Hello) {
         char buf[128];
-        const auto why =
-            detail::format_into(buf, "expected a HELLO, got a {}", message_name(m.header.type));
+        const auto why = session::detail::format_into(buf, "expected a HELLO, got a {}",
+                                                      message_name(m.header.type));
         return fail(RejectReason::Protocol, why);
     }
     Hello h;
@@ -144,7 +144,7 @@ ReceiverStep ReceiverSession::await_hello(std::span<const std::byte> in) {
                     "with --key-file holding the same key, or remove the sender's key");
     }
     const auto signed_bytes = hello_signed_bytes(h);
-    if (!proofs_equal(h.proof, hello_proof(key_, server_nonce_, signed_bytes))) {
+    if (!session::proofs_equal(h.proof, hello_proof(key_, server_nonce_, signed_bytes))) {
         return fail(RejectReason::AuthFailed,
                     has_key ? "authentication failed: the sender's key differs from this "
                               "collector's (compare the sender's egress.key_file with --key-file)"
@@ -174,8 +174,8 @@ ReceiverStep ReceiverSession::streaming(std::span<const std::byte> in, wire::Fra
         }
         const auto hdr = wire::parse_header(in, reader.limits());
         if (!hdr) {
-            const auto why = detail::format_into(buf, "frame header {}: {}", after(),
-                                                 wire::to_string(hdr.error()));
+            const auto why = session::detail::format_into(buf, "frame header {}: {}", after(),
+                                                          wire::to_string(hdr.error()));
             return fail(RejectReason::Protocol, why, hdr.error());
         }
         const std::size_t len = hdr->frame_len();
@@ -185,12 +185,12 @@ ReceiverStep ReceiverSession::streaming(std::span<const std::byte> in, wire::Fra
         }
         const auto view = reader.open(in.first(len), scratch);
         if (!view) {
-            const auto why = detail::format_into(buf, "frame {}: {}", hdr->sequence,
-                                                 wire::to_string(view.error()));
+            const auto why = session::detail::format_into(buf, "frame {}: {}", hdr->sequence,
+                                                          wire::to_string(view.error()));
             return fail(RejectReason::Protocol, why, view.error());
         }
         if (hdr->stream_id != hello_.stream_id) {
-            const auto why = detail::format_into(
+            const auto why = session::detail::format_into(
                 buf, "frame {} belongs to stream {}, but this connection is stream {}",
                 hdr->sequence, hdr->stream_id, hello_.stream_id);
             return fail(RejectReason::Protocol, why);
@@ -203,10 +203,10 @@ ReceiverStep ReceiverSession::streaming(std::span<const std::byte> in, wire::Fra
     }
     if (!starts_with_magic(in, kMessageMagic)) {
         const auto why =
-            detail::format_into(buf,
-                                "bytes {} are neither a frame nor a control message (bad "
-                                "magic): the stream lost its framing",
-                                after());
+            session::detail::format_into(buf,
+                                         "bytes {} are neither a frame nor a control message (bad "
+                                         "magic): the stream lost its framing",
+                                         after());
         return fail(RejectReason::Protocol, why);
     }
     const ParsedMessage m = parse_message(in);
@@ -217,8 +217,8 @@ ReceiverStep ReceiverSession::streaming(std::span<const std::byte> in, wire::Fra
         return s;
     }
     if (m.status != MessageStatus::Ok) {
-        const auto why =
-            detail::format_into(buf, "control message {}: {}", after(), to_string(m.status));
+        const auto why = session::detail::format_into(buf, "control message {}: {}", after(),
+                                                      to_string(m.status));
         return fail(RejectReason::Protocol, why);
     }
     if (m.header.type == MessageType::Heartbeat) {
@@ -241,8 +241,8 @@ ReceiverStep ReceiverSession::streaming(std::span<const std::byte> in, wire::Fra
         state_ = ReceiverState::Closed;
         return s;
     }
-    const auto why = detail::format_into(buf, "unexpected {} from the sender {}",
-                                         message_name(m.header.type), after());
+    const auto why = session::detail::format_into(buf, "unexpected {} from the sender {}",
+                                                  message_name(m.header.type), after());
     return fail(RejectReason::Protocol, why);
 }
 

@@ -83,7 +83,7 @@ TEST(Cli, MistakesAreNamed) {
         {{"--out", "d", "--rotate-size", "100"}, ">= 4096"},
         {{"--out", "d", "--compress", "gzip"}, "the choices are zstd and none"},
         {{"--out", "d", "--listen", "127.0.0.1"}, "no port"},
-        {{"--out", "d", "--listen", "udp://1.2.3.4:5"}, "only tcp://"},
+        {{"--out", "d", "--listen", "udp://1.2.3.4:5"}, "unknown scheme 'udp://'"},
         {{"--out", "d", "--listen", "tcp://0.0.0.0:7700"}, "needs --key-file"},
         {{"--out", "d", "--zstd-level", "30"}, "--zstd-level '30'"},
         {{"--out", "d", "stray"}, "unexpected argument 'stray'"},
@@ -114,14 +114,14 @@ TEST(Cli, RdmaListenAndRing) {
     auto r = parse({"--out", "d", "--listen", "rdma://10.10.0.1:7701", "--key-file", path,
                     "--rdma-slot-bytes", "512K", "--rdma-slots", "16"});
     ASSERT_TRUE(r.options) << r.message;
-    EXPECT_TRUE(r.options->rdma);
+    EXPECT_EQ(r.options->listen.transport, session::Transport::Rdma);
     EXPECT_EQ(r.options->listen.host, "10.10.0.1");
     EXPECT_EQ(r.options->listen.port, 7701);
     EXPECT_EQ(r.options->rdma_slot_bytes, 512u * 1024);
     EXPECT_EQ(r.options->rdma_slots, 16u);
     r = parse({"--out", "d", "--listen", "tcp://127.0.0.1:7701"});
     ASSERT_TRUE(r.options) << r.message;
-    EXPECT_FALSE(r.options->rdma);
+    EXPECT_EQ(r.options->listen.transport, session::Transport::Tcp);
     // As for TCP, a non-loopback address needs a key.
     r = parse({"--out", "d", "--listen", "rdma://10.10.0.1:7701"});
     EXPECT_EQ(r.exit_code, kExitUsage);

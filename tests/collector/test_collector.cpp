@@ -5,7 +5,8 @@
 #include "collector_testing.hpp"
 #include <gtest/gtest.h>
 
-#include "sluice/collector/server.hpp"
+#include "sluice/collector/collector.hpp"
+#include "sluice/session/clock.hpp"
 #include "sluice/tcp/sender.hpp"
 
 namespace sluice::collector {
@@ -61,16 +62,16 @@ void stream_all(tcp::TcpSender& tx, const FrameSet& fs, Between between) {
     for (std::size_t i = 0; i < fs.frames.size(); ++i) {
         while (tx.submit(fs.frames[i], i, const_cast<std::vector<std::byte>*>(&fs.frames[i])) ==
                tcp::SubmitResult::Full) {
-            tx.poll(tcp::monotonic_ns());
+            tx.poll(session::monotonic_ns());
             tx.reclaim(done);
         }
-        tx.poll(tcp::monotonic_ns());
+        tx.poll(session::monotonic_ns());
         tx.reclaim(done);
         between(i);
     }
-    const uint64_t deadline = tcp::monotonic_ns() + 60'000'000'000ull;
-    while (!tx.all_acknowledged() && tcp::monotonic_ns() < deadline) {
-        tx.poll(tcp::monotonic_ns());
+    const uint64_t deadline = session::monotonic_ns() + 60'000'000'000ull;
+    while (!tx.all_acknowledged() && session::monotonic_ns() < deadline) {
+        tx.poll(session::monotonic_ns());
         tx.reclaim(done);
     }
     ASSERT_TRUE(tx.all_acknowledged()) << tx.stats().last_error.get();
@@ -98,7 +99,7 @@ TEST(Collector, LostConnectionsReplayExactlyOnce) {
     const auto fs = make_frames(6, pk, 20, wire::Codec::Zstd);
     tcp::TcpSender tx(sender(col.port(), 6));
     stream_all(tx, fs, [&](std::size_t i) {
-        if (i % 37 == 36) tx.disconnect(tcp::monotonic_ns(), "test: connection cut");
+        if (i % 37 == 36) tx.disconnect(session::monotonic_ns(), "test: connection cut");
     });
     EXPECT_EQ(col.stop(), 0);
     EXPECT_EQ(read_stream(dir.path(), 6), pk);
@@ -139,8 +140,8 @@ TEST(Collector, StreamsDoNotMix) {
         if (ib < fb.frames.size() &&
             tb.submit(fb.frames[ib], ib, nullptr) == tcp::SubmitResult::Accepted)
             ++ib;
-        ta.poll(tcp::monotonic_ns());
-        tb.poll(tcp::monotonic_ns());
+        ta.poll(session::monotonic_ns());
+        tb.poll(session::monotonic_ns());
         ta.reclaim(done);
         tb.reclaim(done);
     }
@@ -162,6 +163,40 @@ TEST(Collector, RefusesToShareItsDirectoryOrListenUnprotected) {
     auto o = options(other);
     o.listen = {"0.0.0.0", 0};
     EXPECT_THROW(Collector{o}, std::invalid_argument);
+}
+
+std::size_t open_fds() {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/self/fd"))
+        ++n;
+    return n;
+}
+
+TEST(Collector, AConstructorThatFailsHalfWayClosesWhatItOpenedAndReleasesTheLock) {
+    // The port is taken: the collector fails after it has locked its
+    // directory and recovered its streams. It used to keep those descriptors
+    // (and the lock) open, so the next attempt found its own directory locked.
+    TempDir dir;
+    Running blocker(options(dir));
+    TempDir mine;
+    {
+        // A stream with state, so recovery opens files too.
+        Running first(options(mine));
+        tcp::TcpSender tx(sender(first.port(), 3));
+        stream_all(tx, make_frames(3, packets(50, 9), 10), [](std::size_t) {});
+    }
+    const std::size_t before = open_fds();
+    for (int i = 0; i < 3; ++i) {
+        try {
+            Collector c(options(mine, blocker.port()));
+            FAIL() << "the port is in use";
+        } catch (const std::runtime_error& e) {
+            EXPECT_NE(std::string(e.what()).find("cannot listen"), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_EQ(open_fds(), before);
+    Running again(options(mine));  // not "another sluice-collector writes to"
+    EXPECT_EQ(again.stop(), 0);
 }
 
 }  // namespace

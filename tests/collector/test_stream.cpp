@@ -36,12 +36,12 @@ struct Fixture {
         EXPECT_TRUE(v.ok());
         return s.add(*v);
     }
-    tcp::Hello hello(uint64_t session, std::optional<uint64_t> position = std::nullopt) {
-        tcp::Hello h;
+    session::Hello hello(uint64_t session, std::optional<uint64_t> position = std::nullopt) {
+        session::Hello h;
         h.session_id = session;
         if (position) {
-            h.flags = tcp::hello_flag::kHasPosition;
-            h.next_sequence = *position;
+            h.position.known = true;
+            h.position.sequence = *position;
         }
         return h;
     }

@@ -244,14 +244,21 @@ TEST(Config, TooFewMbufs) {
 TEST(Config, EgressAddress) {
     auto r = load(std::string(kMinimal) + "[egress]\naddress = \"collector\"\n");
     ASSERT_EQ(r.error_count(), 1u);
-    EXPECT_THAT(r.diagnostics[0].str(), HasSubstr("egress.address: expected host:port"));
-    EXPECT_THAT(r.diagnostics[0].str(), HasSubstr("(missing :port)"));
-    HostPort hp;
-    ASSERT_TRUE(parse_host_port("[2001:db8::1]:7700", hp));
-    EXPECT_EQ(hp.host, "2001:db8::1");
-    EXPECT_EQ(hp.port, 7700);
-    EXPECT_FALSE(parse_host_port("2001:db8::1:7700", hp));
-    EXPECT_FALSE(parse_host_port("host:0", hp));
+    EXPECT_THAT(r.diagnostics[0].str(),
+                HasSubstr("egress.address: expected [tcp://|rdma://]host:port"));
+    EXPECT_THAT(r.diagnostics[0].str(), HasSubstr("'collector': no port"));
+    // The forms sluice-send and sluice-collector accept, with the same words.
+    for (const char* ok : {"[2001:db8::1]:7700", "tcp://10.0.0.2:7700", "tcp://[::1]:9"}) {
+        r = load(std::string(kMinimal) + "[egress]\naddress = \"" + ok + "\"\n");
+        EXPECT_EQ(r.error_count(), 0u) << ok;
+    }
+    r = load(std::string(kMinimal) + "[egress]\naddress = \"2001:db8::1:7700\"\n");
+    ASSERT_EQ(r.error_count(), 1u);
+    EXPECT_THAT(r.diagnostics[0].str(), HasSubstr("[ADDRESS]:PORT"));
+    r = load(std::string(kMinimal) + "[egress]\naddress = \"rdma://10.0.0.2:7700\"\n");
+    ASSERT_EQ(r.error_count(), 1u);
+    EXPECT_THAT(r.diagnostics[0].str(),
+                HasSubstr("the address says rdma:// but egress.type is \"tcp\""));
 }
 
 TEST(Config, FileEgressNeedsAPath) {

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "sluice/tcp/auth.hpp"
+#include "sluice/session/key.hpp"
 #include "sluice/tcp/protocol.hpp"
 #include "sluice/wire/wire.hpp"
 

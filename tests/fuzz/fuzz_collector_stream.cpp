@@ -23,18 +23,18 @@
 #include <memory>
 #include <vector>
 
-#include "sluice/collector/buffer.hpp"
 #include "sluice/collector/pcapng.hpp"
+#include "sluice/session/byte_buffer.hpp"
+#include "sluice/session/key.hpp"
 #include "sluice/simd/crc32c.hpp"
-#include "sluice/tcp/auth.hpp"
 #include "sluice/tcp/receiver.hpp"
 #include "sluice/wire/wire.hpp"
 
 namespace {
 
 using namespace sluice;
-using wire::detail::load_le;
-using wire::detail::store_le;
+using wire::load_le;
+using wire::store_le;
 
 void check(bool ok) {
     if (!ok) __builtin_trap();

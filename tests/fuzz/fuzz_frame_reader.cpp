@@ -20,8 +20,6 @@
 namespace {
 
 using namespace sluice::wire;
-using detail::load_le;
-using detail::store_le;
 
 void fix_crcs(std::byte* f, std::size_t n, uint8_t mode) {
     if (n < 8) return;

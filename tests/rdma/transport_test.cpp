@@ -21,7 +21,8 @@
 
 #include "sluice/rdma/protocol.hpp"
 #include "sluice/rdma/sender.hpp"
-#include "sluice/tcp/auth.hpp"
+#include "sluice/session/clock.hpp"
+#include "sluice/session/key.hpp"
 #include "sluice/tcp/sender.hpp"
 
 namespace sluice::rdma {
@@ -50,10 +51,10 @@ SenderConfig sender_config(uint16_t port, const std::string& key = kKey) {
 
 bool wait_for(RdmaSender& tx, auto&& cond, uint64_t seconds = 60) {
     void* done[64];
-    const uint64_t deadline = tcp::monotonic_ns() + seconds * 1'000'000'000ull;
+    const uint64_t deadline = session::monotonic_ns() + seconds * 1'000'000'000ull;
     while (!cond()) {
-        if (tcp::monotonic_ns() > deadline) return false;
-        tx.poll(tcp::monotonic_ns());
+        if (session::monotonic_ns() > deadline) return false;
+        tx.poll(session::monotonic_ns());
         tx.reclaim(done);
     }
     return true;
@@ -81,10 +82,10 @@ void stream_all(RdmaSender& tx, const FrameSet& fs, Between between) {
     for (std::size_t i = 0; i < frames.size(); ++i) {
         while (tx.submit(frames[i], i, const_cast<std::byte*>(frames[i].data())) ==
                SubmitResult::Full) {
-            tx.poll(tcp::monotonic_ns());
+            tx.poll(session::monotonic_ns());
             tx.reclaim(done);
         }
-        tx.poll(tcp::monotonic_ns());
+        tx.poll(session::monotonic_ns());
         tx.reclaim(done);
         between(i);
     }
@@ -125,7 +126,7 @@ TEST(RdmaTransport, FramesArriveInOrderByteExact) {
     stream_all(tx, fs, [](std::size_t) {});
     EXPECT_EQ(tx.stats().frames_sent.get(), fs.frames.size());
     EXPECT_EQ(tx.stats().frames_retransmitted.get(), 0u);
-    EXPECT_GT(tx.stats().post_lists.get(), 0u);
+    EXPECT_GT(tx.rdma_stats().post_lists.get(), 0u);
     tx.close();
     EXPECT_EQ(col.stop(), 0);
     expect_exact(d, 7, pk);
@@ -149,7 +150,7 @@ TEST(RdmaTransport, SmallFramesGoInline) {
     RdmaSender tx(sender_config(port));
     stream_all(tx, fs, [](std::size_t) {});
     if (tx.max_inline() >= fs.frames[0].size()) {
-        EXPECT_EQ(tx.stats().frames_inline.get(), fs.frames.size());
+        EXPECT_EQ(tx.rdma_stats().frames_inline.get(), fs.frames.size());
     }
     tx.close();
     EXPECT_EQ(col.stop(), 0);
@@ -172,9 +173,9 @@ TEST(RdmaTransport, CreditExhaustionStallsAndRecovers) {
         max_in_flight = std::max<uint32_t>(
             max_in_flight, static_cast<uint32_t>(tx.credits().written() - tx.credits().released()));
     });
-    EXPECT_GT(tx.stats().credit_stalls.get(), 0u);
+    EXPECT_GT(tx.rdma_stats().credit_stalls.get(), 0u);
     EXPECT_LE(max_in_flight, 2u);  // never more than the ring holds
-    EXPECT_GE(tx.stats().credit_messages.get(), fs.frames.size() / 2);
+    EXPECT_GE(tx.rdma_stats().credit_messages.get(), fs.frames.size() / 2);
     tx.close();
     EXPECT_EQ(col.stop(), 0);
     expect_exact(d, 7, pk);
@@ -219,7 +220,7 @@ TEST(RdmaTransport, SenderDroppingItsConnectionReplaysWithoutDuplicates) {
     stream_all(tx, fs, [&](std::size_t i) {
         // Mid-stream, with frames written but not yet acknowledged.
         if (i % 50 == 25 && tx.state() == SenderState::Streaming) {
-            tx.disconnect(tcp::monotonic_ns(), "test: dropping the connection");
+            tx.disconnect(session::monotonic_ns(), "test: dropping the connection");
             ++drops;
         }
     });
@@ -350,8 +351,8 @@ TEST(RdmaTransport, RawVerbsPeerWritingAMalformedFrameIsRejected) {
         ASSERT_EQ(ibv_post_send(id->qp, &wr, &bad), 0);
     };
     auto wait_wc = [&](ibv_wc& wc) {
-        const uint64_t deadline = tcp::monotonic_ns() + 30'000'000'000ull;
-        while (tcp::monotonic_ns() < deadline)
+        const uint64_t deadline = session::monotonic_ns() + 30'000'000'000ull;
+        while (session::monotonic_ns() < deadline)
             if (ibv_poll_cq(cq, 1, &wc) == 1) return true;
         return false;
     };

@@ -8,6 +8,7 @@
 #include <optional>
 #include <vector>
 
+#include "../session/session_testing.hpp"
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -21,30 +22,9 @@
 
 namespace sluice::tcp::testing {
 
-// A sealed frame of `packets` packets of `len` bytes each, sequence `seq`.
-inline std::vector<std::byte> make_frame(uint64_t stream, uint64_t seq, uint32_t packets,
-                                         uint32_t len = 100, uint64_t first_index = 0) {
-    const uint32_t max =
-        static_cast<uint32_t>(wire::kHeaderSize + packets * wire::record_size(len));
-    wire::FrameBuilder b({max, len});
-    std::vector<std::byte> buf(max);
-    b.begin(buf, stream, seq, first_index);
-    std::vector<std::byte> pkt(len);
-    for (uint32_t i = 0; i < packets; ++i) {
-        for (uint32_t j = 0; j < len; ++j)
-            pkt[j] = std::byte(static_cast<uint8_t>(seq * 31 + i * 7 + j));
-        EXPECT_EQ(b.append({1000 + i, len, 0, 0, 0}, pkt), wire::AppendResult::Appended);
-    }
-    auto raw = b.finish();
-    wire::FrameEncoder enc({.codec = wire::Codec::None});
-    auto sealed = enc.seal(raw, {});
-    EXPECT_TRUE(sealed.ok());
-    return std::vector<std::byte>(sealed->frame.begin(), sealed->frame.end());
-}
-
-inline uint64_t load_seq(const std::vector<std::byte>& frame) {
-    return wire::detail::load_le<uint64_t>(frame.data() + wire::offset::sequence);
-}
+using session::testing::key;
+using session::testing::load_seq;
+using session::testing::make_frame;
 
 inline void set_nonblocking(int fd) {
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -242,12 +222,6 @@ bool drive(TcpSender& tx, FakeCollector& fc, uint64_t& now, Done done, int round
         if (i % 64 == 63) ::usleep(100);
     }
     return done();
-}
-
-inline std::vector<std::byte> key(const char* s) {
-    std::vector<std::byte> k(std::strlen(s));
-    std::memcpy(k.data(), s, k.size());
-    return k;
 }
 
 }  // namespace sluice::tcp::testing

@@ -1,5 +1,5 @@
 // The control messages byte for byte (docs/wire-protocol.md, "Stream
-// transport"), every decoding error, keys and proofs, endpoints.
+// transport"), every decoding error, and the proofs.
 #include <fstream>
 #include <set>
 
@@ -12,9 +12,11 @@
 namespace sluice::tcp {
 namespace {
 
-using wire::detail::load_le;
-using wire::detail::store_le;
+using wire::load_le;
+using wire::store_le;
 using Buf = std::array<std::byte, kMaxMessageSize>;
+using session::kRejectReasonMax;
+using session::proofs_equal;
 
 Hello sample_hello() {
     Hello h;
@@ -261,116 +263,6 @@ TEST(Auth, ProofsDependOnKeyNonceAndEveryHelloByte) {
     // Python's hmac, from the specification's description.)
     const auto w = welcome_signed_bytes(Welcome{});
     EXPECT_FALSE(proofs_equal(welcome_proof(k1, s, n, w), welcome_proof(k2, s, n, w)));
-}
-
-class KeyFile : public ::testing::Test {
-  protected:
-    std::string path = ::testing::TempDir() + "/sluice-test.key";
-    void write(const std::string& s, mode_t mode = 0600) {
-        std::ofstream(path, std::ios::binary) << s;
-        ::chmod(path.c_str(), mode);
-    }
-    void TearDown() override { std::remove(path.c_str()); }
-};
-
-TEST_F(KeyFile, OneTrailingNewlineIsNotPartOfTheKey) {
-    write("0123456789abcdef0123\n");
-    std::string warning;
-    const auto k = read_key_file(path, &warning);
-    EXPECT_EQ(k.size(), 20u);
-    EXPECT_TRUE(warning.empty());
-    write("0123456789abcdef0123\r\n");
-    EXPECT_EQ(read_key_file(path).size(), 20u);
-    write("0123456789abcdef0123 \n");
-    EXPECT_EQ(read_key_file(path).size(), 21u) << "only the line ending goes";
-}
-
-TEST_F(KeyFile, ShortMissingAndOpenKeysAreExplained) {
-    write("short\n");
-    try {
-        read_key_file(path);
-        FAIL();
-    } catch (const std::runtime_error& e) {
-        EXPECT_NE(std::string(e.what()).find("at least 16"), std::string::npos);
-        EXPECT_NE(std::string(e.what()).find("head -c 32 /dev/urandom"), std::string::npos);
-    }
-    try {
-        read_key_file(path + ".missing");
-        FAIL();
-    } catch (const std::runtime_error& e) {
-        EXPECT_NE(std::string(e.what()).find("cannot read key file"), std::string::npos);
-    }
-    write("0123456789abcdef0123", 0644);
-    std::string warning;
-    read_key_file(path, &warning);
-    EXPECT_NE(warning.find("chmod 600"), std::string::npos);
-}
-
-// ---- endpoints -------------------------------------------------------------------
-
-TEST(Endpoint, ParsesWhatOperatorsWrite) {
-    auto e = parse_endpoint("127.0.0.1:7700");
-    ASSERT_TRUE(e);
-    EXPECT_EQ(e->host, "127.0.0.1");
-    EXPECT_EQ(e->port, 7700);
-    e = parse_endpoint("tcp://collector.example.net:9");
-    ASSERT_TRUE(e);
-    EXPECT_EQ(e->host, "collector.example.net");
-    e = parse_endpoint("[2001:db8::1]:7700");
-    ASSERT_TRUE(e);
-    EXPECT_EQ(e->host, "2001:db8::1");
-    EXPECT_EQ(e->to_string(), "[2001:db8::1]:7700");
-    std::string err;
-    EXPECT_FALSE(parse_endpoint("127.0.0.1", &err));
-    EXPECT_NE(err.find("no port"), std::string::npos);
-    EXPECT_FALSE(parse_endpoint("127.0.0.1:0", &err));
-    EXPECT_FALSE(parse_endpoint("127.0.0.1:65536", &err));
-    EXPECT_FALSE(parse_endpoint("127.0.0.1:7x", &err));
-    EXPECT_FALSE(parse_endpoint(":7700", &err));
-    EXPECT_FALSE(parse_endpoint("2001:db8::1:7700", &err));
-    EXPECT_NE(err.find("[ADDRESS]:PORT"), std::string::npos);
-    EXPECT_FALSE(parse_endpoint("udp://1.2.3.4:5", &err));
-    EXPECT_NE(err.find("only tcp://"), std::string::npos);
-}
-
-TEST(Endpoint, LoopbackIsRecognised) {
-    EXPECT_TRUE(is_loopback(resolve({"127.0.0.1", 1})));
-    EXPECT_TRUE(is_loopback(resolve({"127.1.2.3", 1})));
-    EXPECT_TRUE(is_loopback(resolve({"::1", 1})));
-    EXPECT_FALSE(is_loopback(resolve({"0.0.0.0", 1})));
-    EXPECT_FALSE(is_loopback(resolve({"192.0.2.1", 1})));
-    EXPECT_FALSE(is_loopback(resolve({"::", 1})));
-}
-
-// ---- backoff ---------------------------------------------------------------------
-
-TEST(Backoff, DoublesFromMinimumToMaximumWithEqualJitter) {
-    Backoff b(100, 1000, 42);
-    const uint64_t ms = 1'000'000;
-    const uint64_t ceilings[] = {100, 200, 400, 800, 1000, 1000, 1000};
-    for (uint64_t c : ceilings) {
-        const uint64_t d = b.next_delay_ns();
-        EXPECT_GE(d, c * ms / 2);
-        EXPECT_LE(d, c * ms);
-    }
-    b.reset();
-    EXPECT_LE(b.next_delay_ns(), 100 * ms);
-}
-
-TEST(Backoff, TheSeedFixesTheJitterAndJitterVaries) {
-    Backoff a(100, 100000, 7), b(100, 100000, 7), c(100, 100000, 8);
-    bool differs = false;
-    std::set<uint64_t> seen;
-    for (int i = 0; i < 10; ++i) {
-        const uint64_t x = a.next_delay_ns();
-        EXPECT_EQ(x, b.next_delay_ns());
-        differs |= x != c.next_delay_ns();
-    }
-    EXPECT_TRUE(differs);
-    Backoff flat(100, 100, 1);
-    for (int i = 0; i < 50; ++i)
-        seen.insert(flat.next_delay_ns());
-    EXPECT_GT(seen.size(), 10u) << "two senders that failed together spread out";
 }
 
 }  // namespace

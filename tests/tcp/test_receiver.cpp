@@ -8,8 +8,9 @@
 namespace sluice::tcp {
 namespace {
 
+using session::proofs_equal;
 using testing::make_frame;
-using wire::detail::store_le;
+using wire::store_le;
 
 struct Harness {
     explicit Harness(std::vector<std::byte> collector_key = {})

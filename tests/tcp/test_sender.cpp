@@ -11,6 +11,7 @@
 namespace sluice::tcp {
 namespace {
 
+using session::Backoff;
 using testing::drive;
 using testing::FakeCollector;
 using testing::load_seq;

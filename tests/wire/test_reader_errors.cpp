@@ -8,9 +8,9 @@
 namespace sluice::wire {
 namespace {
 
-using detail::load_le;
-using detail::store_le;
 using testing::reseal;
+using wire::load_le;
+using wire::store_le;
 
 constexpr uint32_t kFrame = 65536;
 

@@ -69,8 +69,8 @@ inline std::vector<std::byte> build_frame(const std::vector<Packet>& pkts, Build
 
 // Recomputes both CRCs of a frame after a test changed it.
 inline void reseal(std::vector<std::byte>& f) {
-    using detail::load_le;
-    using detail::store_le;
+    using wire::load_le;
+    using wire::store_le;
     const uint32_t stored = load_le<uint32_t>(f.data() + offset::stored_len);
     const std::size_t avail = f.size() - kHeaderSize;
     store_le<uint32_t>(f.data() + offset::payload_crc,

@@ -8,8 +8,8 @@
 
 namespace sluice::wire {
 
-using detail::round_up8;
-using detail::store_le;
+using wire::round_up8;
+using wire::store_le;
 
 FrameBuilder::FrameBuilder(const BuilderLimits& limits) : limits_(limits) {
     if (limits.snaplen == 0 || limits.snaplen > kMaxSnaplen)

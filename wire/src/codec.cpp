@@ -14,8 +14,8 @@
 
 namespace sluice::wire {
 
-using detail::load_le;
-using detail::store_le;
+using wire::load_le;
+using wire::store_le;
 
 struct FrameEncoder::State {
     EncoderConfig cfg;

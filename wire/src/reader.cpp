@@ -11,8 +11,8 @@
 
 namespace sluice::wire {
 
-using detail::load_le;
-using detail::round_up8;
+using wire::load_le;
+using wire::round_up8;
 
 Result<FrameInfo> parse_header(std::span<const std::byte> b, const ReaderLimits& limits) {
     if (b.size() < 8) return WireError::Truncated;

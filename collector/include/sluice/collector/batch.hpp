@@ -15,9 +15,11 @@
 
 #include <sys/uio.h>
 
-#include "sluice/collector/buffer.hpp"
+#include "sluice/session/byte_buffer.hpp"
 
 namespace sluice::collector {
+
+using session::ByteBuffer;
 
 class Batch {
   public:

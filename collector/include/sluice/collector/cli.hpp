@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "sluice/collector/server.hpp"
+#include "sluice/collector/collector.hpp"
 
 namespace sluice::collector {
 

@@ -10,11 +10,13 @@
 #include <string>
 
 #include "sluice/collector/batch.hpp"
-#include "sluice/collector/buffer.hpp"
+#include "sluice/session/byte_buffer.hpp"
 
 struct ZSTD_CCtx_s;
 
 namespace sluice::collector {
+
+using session::ByteBuffer;
 
 enum class Compression : uint8_t { None, Zstd };
 

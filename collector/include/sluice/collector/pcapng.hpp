@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include "sluice/collector/batch.hpp"
-#include "sluice/collector/buffer.hpp"
+#include "sluice/session/byte_buffer.hpp"
 
 namespace sluice::collector::pcapng {
 

@@ -16,14 +16,16 @@
 #include <vector>
 
 #include "sluice/collector/batch.hpp"
-#include "sluice/collector/buffer.hpp"
 #include "sluice/collector/interface_index.hpp"
 #include "sluice/collector/output.hpp"
 #include "sluice/collector/state.hpp"
-#include "sluice/tcp/protocol.hpp"
+#include "sluice/session/byte_buffer.hpp"
+#include "sluice/session/hello.hpp"
 #include "sluice/wire/reader.hpp"
 
 namespace sluice::collector {
+
+struct Peer;  // the connection writing a stream (handler.hpp)
 
 struct StreamSettings {
     std::string dir;  // the output directory
@@ -73,7 +75,7 @@ class Stream {
 
     // A sender authenticated for this stream: where should it resume?
     // Persists a new session before answering. nullopt: state write failed.
-    std::optional<HelloVerdict> on_hello(const tcp::Hello& h);
+    std::optional<HelloVerdict> on_hello(const session::Hello& h);
 
     // Adds a verified frame to the batch (see FrameOutcome).
     FrameOutcome add(const wire::FrameView& frame);
@@ -101,8 +103,9 @@ class Stream {
     uint64_t last_gap_packets() const { return last_gap_packets_; }
     std::string current_path() const;
 
-    // Connection bookkeeping for the collector.
-    void* connection = nullptr;
+    // The connection writing this stream now, if any (the collector's
+    // handler keeps it; at most one at a time).
+    Peer* connection = nullptr;
 
   private:
     bool ensure_file();

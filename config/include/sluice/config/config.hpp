@@ -34,6 +34,10 @@ struct Port {
     Timestamps timestamps = Timestamps::Software;
 };
 
+// The largest burst an rx queue is polled with (lcores.burst_size): the
+// stages size their per-burst arrays by it.
+inline constexpr uint32_t kMaxBurst = 512;
+
 struct Lcores {
     Mode mode = Mode::RunToCompletion;
     std::vector<uint32_t> rx{1};
@@ -181,11 +185,6 @@ bool is_vdev_string(std::string_view s, std::string* why = nullptr);
 std::string_view device_name(std::string_view port_name);
 
 // host:port (IPv4, [IPv6] or a host name). On failure `why` says what is wrong.
-struct HostPort {
-    std::string host;
-    uint16_t port = 0;
-};
-bool parse_host_port(std::string_view s, HostPort& out, std::string* why = nullptr);
 
 std::string_view to_string(Mode);
 std::string_view to_string(Overflow);

@@ -28,7 +28,8 @@ class BpfFilter {
 
     // Keeps the matching packets at the front of `pkts` (order preserved) and
     // moves the others to `rejected`. Returns the number kept; `nrejected` is
-    // set. Cost: one JIT call (or interpreter run) per packet.
+    // set. `n` is at most config::kMaxBurst. Cost: one JIT call (or
+    // interpreter run) per packet.
     uint16_t apply(rte_mbuf** pkts, uint16_t n, rte_mbuf** rejected, uint16_t& nrejected) const;
 
     bool jit() const { return jit_ != nullptr; }

@@ -121,7 +121,7 @@ class CaptureStage final : public Stage {
     bool end_sent_ = false;  // the empty end-of-stream frame was handed on
     std::optional<FrameHandle> held_;
     // A burst being copied into frames; kept across polls under backpressure.
-    rte_mbuf* pending_[512];
+    rte_mbuf* pending_[config::kMaxBurst];
     uint16_t pending_n_ = 0;
     uint16_t pending_i_ = 0;
     const CaptureQueue* pending_queue_ = nullptr;

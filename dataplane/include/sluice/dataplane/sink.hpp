@@ -43,7 +43,7 @@ class FrameSink {
     // For logs and stats: "tcp 127.0.0.1:7700 (connected)".
     virtual std::string describe() const = 0;
     // The transport's own counters (connections, retransmissions...), if any.
-    virtual const CounterBlockView* counters() const { return nullptr; }
+    virtual std::span<const CounterBlockView> counters() const { return {}; }
     // Connection events for the control plane's log: how many connections
     // were established and how many failures were recorded, and the latest
     // failure in words an operator can act on. Any thread.

@@ -54,9 +54,6 @@ std::string summary_json(const Snapshot& s);
 // embeds it; a test keeps the two identical).
 std::string counter_reference_markdown();
 
-// JSON string literal.
-std::string json_string(const std::string& s);
-
 // 1234567 -> "1.23 M"
 std::string si(double v);
 

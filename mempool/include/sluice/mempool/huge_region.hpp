@@ -11,9 +11,12 @@
 #include <string>
 #include <string_view>
 
-#include "sluice/mempool/result.hpp"
+#include "sluice/report/result.hpp"
 
 namespace sluice::mempool {
+
+using report::Error;
+using report::Result;
 
 enum class PageSize : std::size_t {
     small = std::size_t{4} << 10,    // the base page size (4 KB on x86-64)

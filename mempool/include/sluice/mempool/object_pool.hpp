@@ -29,9 +29,12 @@
 
 #include "sluice/lockfree/mpmc_ring.hpp"
 #include "sluice/mempool/huge_region.hpp"
-#include "sluice/mempool/result.hpp"
+#include "sluice/report/result.hpp"
 
 namespace sluice::mempool {
+
+using report::Error;
+using report::Result;
 
 struct ObjectPoolOptions {
     std::string name = "object pool";  // names the pool in messages

@@ -11,9 +11,12 @@
 #include <string_view>
 #include <vector>
 
-#include "sluice/mempool/result.hpp"
+#include "sluice/report/result.hpp"
 
 namespace sluice::mempool {
+
+using report::Error;
+using report::Result;
 
 struct CpuCore {
     int index = 0;          // hwloc's logical index of the core

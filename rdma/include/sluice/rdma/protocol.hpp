@@ -27,7 +27,9 @@
 #include <span>
 #include <string_view>
 
-#include "sluice/tcp/protocol.hpp"
+#include "sluice/session/hello.hpp"
+#include "sluice/session/key.hpp"
+#include "sluice/session/reject.hpp"
 
 namespace sluice::rdma {
 
@@ -54,10 +56,10 @@ inline constexpr std::size_t kMaxMessageText = kMessageSize - 8;
 inline constexpr uint32_t kMaxSlots = 1u << 16;
 inline constexpr uint32_t kMinSlotBytes = 4096;
 
-using tcp::Proof;
-using tcp::RejectReason;
+using session::Proof;
+using session::RejectReason;
 using SenderNonce = std::array<std::byte, kSenderNonceSize>;
-using CollectorNonce = tcp::Nonce;
+using CollectorNonce = session::Nonce;
 
 namespace request_flag {
 inline constexpr uint8_t kHasKey = 1u << 0;       // the sender will prove a key
@@ -80,6 +82,9 @@ struct ConnectRequest {
     uint64_t next_packet_index = 0;
     SenderNonce nonce{};
 };
+
+// The transport-neutral content of a connect request.
+session::Hello to_session(const ConnectRequest& m);
 
 // Private data of the collector's accept: the ring to write into.
 struct ConnectAccept {

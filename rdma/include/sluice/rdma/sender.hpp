@@ -1,7 +1,7 @@
 // RdmaSender: one frame stream to one sluice-collector over an RDMA RC queue
-// pair, polled by the egress lcore. The same contract as tcp::TcpSender
-// (submit / poll / reclaim / all_acknowledged / close), so the egress stage
-// does not care which transport it drives.
+// pair, polled by the egress lcore. The session logic (retransmit buffer,
+// handshake content, acknowledgements, timeouts, backoff, counters) is
+// session::SenderCore's, as for TCP; this is the transport under it.
 //
 // Each frame is written whole with RDMA WRITE WITH IMMEDIATE into the next
 // slot of the ring the collector advertised; small frames go inline. The
@@ -31,10 +31,9 @@
 #include <string>
 #include <vector>
 
+#include "sluice/lockfree/counter.hpp"
 #include "sluice/rdma/protocol.hpp"
-#include "sluice/tcp/backoff.hpp"
-#include "sluice/tcp/retransmit.hpp"
-#include "sluice/tcp/stats.hpp"
+#include "sluice/session/sender.hpp"
 
 struct rdma_cm_id;
 struct rdma_event_channel;
@@ -44,15 +43,20 @@ struct ibv_mr;
 struct ibv_context;
 struct ibv_send_wr;
 struct ibv_sge;
+struct ibv_wc;
 
 namespace sluice::rdma {
+
+using session::SenderState;
+using session::SenderStats;
+using session::SubmitResult;
 
 struct SenderConfig {
     std::string host = "127.0.0.1";  // the collector's address (IPv4/IPv6 literal or name)
     uint16_t port = 7700;
     std::string source;  // local address to bind (picks the RDMA device); empty: the route's
     uint64_t stream_id = 1;
-    std::vector<std::byte> key;  // pre-shared key (tcp::read_key_file); empty: none
+    std::vector<std::byte> key;  // pre-shared key (session::read_key_file); empty: none
     uint32_t reconnect_min_ms = 100;
     uint32_t reconnect_max_ms = 5000;
     uint32_t timeout_ms = 5000;  // set-up, or waiting this long for a Credit: reconnect
@@ -64,85 +68,41 @@ struct SenderConfig {
     uint64_t jitter_seed = 0;       // 0: random
 };
 
-enum class SubmitResult : uint8_t {
-    Accepted,
-    Full,  // retransmit_frames frames are held: nothing kept, apply the overflow policy
-};
+#define SLUICE_RDMA_SENDER_COUNTERS(_)                                                           \
+    _(frames_inline, "Frames written inline (copied into the work request).")                    \
+    _(post_lists, "ibv_post_send calls (each posts a list of writes).")                          \
+    _(credit_stalls,                                                                             \
+      "Times frames waited because every ring slot was in use: the collector drains its ring "   \
+      "slower than frames arrive. More slots (sluice-collector --rdma-slots) or a faster "       \
+      "collector disk helps.")                                                                   \
+    _(credit_messages, "Credit messages received from the collector.")                           \
+    _(completion_errors,                                                                         \
+      "Work completions with an error status (retry exceeded, remote access, flushed): each "    \
+      "ends the connection; last_error names the status.")                                       \
+    _(memory_registrations,                                                                      \
+      "Memory regions registered with the device (frame pools at start; more means frames from " \
+      "unregistered memory).")
+SLUICE_COUNTER_BLOCK(RdmaCounters, SLUICE_RDMA_SENDER_COUNTERS);
 
-enum class SenderState : uint8_t {
-    Waiting,     // backing off before the next attempt (or before the first)
-    Resolving,   // rdma_cm address and route resolution
-    Connecting,  // connect request sent
-    Handshake,   // connected; Proof sent, waiting for Welcome
-    Streaming,
-};
-std::string_view to_string(SenderState s);
-
-#define SLUICE_RDMA_SENDER_COUNTERS(_)                                                             \
-    _(frames_submitted, "Frames accepted by submit().")                                            \
-    _(submit_full,                                                                                 \
-      "submit() calls refused because retransmit_frames frames were held: the collector or the "   \
-      "link is slower than capture, or the collector is down. Raise "                              \
-      "egress.retransmit_frames to ride out longer outages.")                                      \
-    _(frames_sent, "Frames written into the collector's ring (retransmissions included).")         \
-    _(bytes_sent, "Frame bytes written into the collector's ring.")                                \
-    _(frames_inline, "Frames written inline (copied into the work request).")                      \
-    _(frames_acknowledged, "Frames the collector confirmed written.")                              \
-    _(frames_retransmitted,                                                                        \
-      "Frames written again on a new connection because the collector had not acknowledged "       \
-      "them.")                                                                                     \
-    _(post_lists, "ibv_post_send calls (each posts a list of writes).")                            \
-    _(credit_stalls,                                                                               \
-      "Times frames waited because every ring slot was in use: the collector drains its ring "     \
-      "slower than frames arrive. More slots (sluice-collector --rdma-slots) or a faster "         \
-      "collector disk helps.")                                                                     \
-    _(credit_messages, "Credit messages received from the collector.")                             \
-    _(completion_errors,                                                                           \
-      "Work completions with an error status (retry exceeded, remote access, flushed): each "      \
-      "ends the connection; last_error names the status.")                                         \
-    _(memory_registrations,                                                                        \
-      "Memory regions registered with the device (frame pools at start; more means frames from "   \
-      "unregistered memory).")                                                                     \
-    _(connects, "Connections that completed the handshake.")                                       \
-    _(disconnects, "Established connections lost (error, disconnect, timeout, reject).")           \
-    _(connect_failures, "Attempts that did not reach streaming (unreachable, rejected, timeout).") \
-    _(timeouts, "Connections dropped because the collector did not answer within timeout_ms.")     \
-    _(errors, "Errors recorded in last_error (each connection failure or loss is one).")
-
-struct alignas(64) SenderStats {
-#define SLUICE_DECLARE(name, desc) tcp::Counter name;
-    SLUICE_RDMA_SENDER_COUNTERS(SLUICE_DECLARE)
-#undef SLUICE_DECLARE
-    std::atomic<uint8_t> state{0};  // SenderState; relaxed, a status display
-    std::atomic<bool> connected{false};
-    tcp::ErrorText last_error;
-
-    static constexpr std::array info{
-#define SLUICE_INFO(name, desc) tcp::CounterInfo{#name, desc},
-        SLUICE_RDMA_SENDER_COUNTERS(SLUICE_INFO)
-#undef SLUICE_INFO
-    };
-    std::array<uint64_t, info.size()> snapshot() const {
-        return {
-#define SLUICE_GET(name, desc) name.get(),
-            SLUICE_RDMA_SENDER_COUNTERS(SLUICE_GET)
-#undef SLUICE_GET
-        };
-    }
-};
+// What a send-side work completion is, from its opcode (not from where its
+// wr_id points: a flushed completion's opcode is undefined, so errors are
+// told apart first by their status).
+enum class SendCompletion : uint8_t { Message, ControlSend, Write, Unknown };
+SendCompletion classify(const ibv_wc& wc);
 
 // The RDMA devices this host has, by name ("rxe0", "mlx5_0"); empty when none.
 std::vector<std::string> device_names();
 // An operator's message for "no RDMA device": names ibv_devices and rdma link.
 std::string no_device_message();
 
-class RdmaSender {
+class RdmaSender final : private session::SenderTransport {
   public:
+    using Config = SenderConfig;
     // Validates the configuration and creates the rdma_cm event channel.
     // Throws std::invalid_argument / std::runtime_error with the fix (no
     // RDMA device: names ibv_devices and rdma link).
     explicit RdmaSender(const SenderConfig& config);
-    ~RdmaSender();
+    ~RdmaSender() override;
     RdmaSender(const RdmaSender&) = delete;
     RdmaSender& operator=(const RdmaSender&) = delete;
 
@@ -150,30 +110,27 @@ class RdmaSender {
     // is open, else when the first connection opens one. Control path.
     void register_memory(const void* base, std::size_t bytes);
 
-    // Queues a sealed frame carrying `sequence` in its header (increasing).
-    SubmitResult submit(std::span<const std::byte> frame, uint64_t sequence, void* cookie);
-    // Connects, handshakes, writes what credits allow, reads completions and
-    // credits, times out, reconnects. True if it did any work.
-    bool poll(uint64_t now_ns);
-    std::size_t reclaim(std::span<void*> out);
-
-    bool all_acknowledged() const {
-        return stats_.frames_acknowledged.get() == stats_.frames_submitted.get();
+    // session::SenderCore's contract (see there).
+    SubmitResult submit(std::span<const std::byte> frame, uint64_t sequence, void* cookie) {
+        return core_.submit(frame, sequence, cookie);
     }
-    std::size_t held() const { return rtx_.held(); }
-    const SenderStats& stats() const { return stats_; }
-    SenderState state() const { return state_; }
+    bool poll(uint64_t now_ns) { return core_.poll(now_ns); }
+    std::size_t reclaim(std::span<void*> out) { return core_.reclaim(out); }
+    bool all_acknowledged() const { return core_.all_acknowledged(); }
+    std::size_t held() const { return core_.held(); }
+    void disconnect(uint64_t now_ns, std::string_view why) { core_.disconnect(now_ns, why); }
+    void close() { core_.close(); }
+
+    const SenderStats& stats() const { return core_.stats(); }
+    const RdmaCounters& rdma_stats() const { return rdma_stats_; }
+    SenderState state() const { return core_.state(); }
     const SenderConfig& config() const { return cfg_; }
-    uint64_t session_id() const { return session_id_; }
+    uint64_t session_id() const { return core_.session_id(); }
     // While streaming: the ring the collector advertised, and the inline
     // size the queue pair got.
     const ConnectAccept& ring() const { return accept_; }
     uint32_t max_inline() const { return max_inline_; }
     const CreditWindow& credits() const { return credits_; }
-
-    // Ends the connection now (tests; an operator's "reconnect").
-    void disconnect(uint64_t now_ns, std::string_view why);
-    void close();
 
   private:
     struct Region {
@@ -185,8 +142,13 @@ class RdmaSender {
     static constexpr uint32_t kRecvs = 32;  // control messages in flight to us
     static constexpr uint32_t kMaxBatch = 32;
 
-    void fail(uint64_t now, std::string_view message, bool timeout = false);
-    void start_attempt(uint64_t now);
+    // session::SenderTransport
+    void begin_connect(session::SenderCore& core, uint64_t now) override;
+    bool poll_setup(session::SenderCore& core, uint64_t now) override;
+    bool poll_stream(session::SenderCore& core, uint64_t now) override;
+    void drop_connection() override { teardown(); }
+    void close_connection() override { teardown(); }
+
     bool read_cm_events(uint64_t now);
     void on_addr_resolved(uint64_t now);
     void on_route_resolved(uint64_t now);
@@ -202,19 +164,15 @@ class RdmaSender {
     bool register_region(Region& r);
     const Region* find_region(uintptr_t p, std::size_t len);
     void teardown();
-    void set_state(SenderState s);
-    void record_error(std::string_view text);
+    bool streaming() const { return core_.state() == SenderState::Streaming; }
 
     SenderConfig cfg_;
-    std::string peer_;
-    uint64_t session_id_;
-    tcp::RetransmitBuffer rtx_;
-    tcp::Backoff backoff_;
-    SenderStats stats_;
+    RdmaCounters rdma_stats_;
+    session::SenderCore core_;
 
-    SenderState state_ = SenderState::Waiting;
     rdma_event_channel* channel_ = nullptr;
     rdma_cm_id* id_ = nullptr;
+    bool established_ = false;    // the connection is up (a disconnect is owed at teardown)
     ibv_context* ctx_ = nullptr;  // the device the protection domain belongs to
     ibv_pd* pd_ = nullptr;
     ibv_cq* cq_ = nullptr;
@@ -225,9 +183,6 @@ class RdmaSender {
     std::array<Region, kMaxRegions> regions_{};
     std::size_t nregions_ = 0;
 
-    uint64_t next_attempt_ns_ = 0;
-    uint64_t deadline_ns_ = 0;
-    uint64_t last_rx_ns_ = 0;
     uint64_t next_cm_check_ns_ = 0;
     std::array<std::byte, kRequestSize> request_{};
     ConnectAccept accept_{};

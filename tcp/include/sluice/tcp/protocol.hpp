@@ -21,21 +21,26 @@
 #include <span>
 #include <string_view>
 
+#include "sluice/session/hello.hpp"
+#include "sluice/session/key.hpp"
+#include "sluice/session/reject.hpp"
+
 namespace sluice::tcp {
+
+using session::kNonceSize;
+using session::kProofSize;
+using session::Nonce;
+using session::Proof;
+using session::RejectReason;
 
 inline constexpr uint32_t kMessageMagic = 0x54434c53;  // the bytes "SLCT" read little-endian
 inline constexpr uint8_t kTransportVersion = 1;
 inline constexpr std::size_t kMessageHeaderSize = 8;
 inline constexpr std::size_t kMessageTrailerSize = 4;
-inline constexpr std::size_t kNonceSize = 32;
-inline constexpr std::size_t kProofSize = 32;  // HMAC-SHA256
 inline constexpr std::size_t kMaxRejectText = 480;
 inline constexpr std::size_t kMaxBodySize = 8 + kMaxRejectText;  // the REJECT is the largest
 inline constexpr std::size_t kMaxMessageSize =
     kMessageHeaderSize + kMaxBodySize + kMessageTrailerSize;
-
-using Nonce = std::array<std::byte, kNonceSize>;
-using Proof = std::array<std::byte, kProofSize>;
 
 enum class MessageType : uint8_t {
     Challenge = 1,  // collector -> sender, first message on a connection
@@ -65,22 +70,6 @@ inline constexpr uint32_t kHasPosition = 1u << 1;  // next_sequence/next_packet_
 namespace welcome_flag {
 inline constexpr uint32_t kNewSession = 1u << 0;  // the collector started a new sequence space
 }
-
-enum class RejectReason : uint16_t {
-    Version = 1,        // the peer speaks another transport version
-    AuthFailed = 2,     // the HMAC proof did not match: different keys
-    KeyRequired = 3,    // the collector has a key, the sender none
-    KeyUnexpected = 4,  // the sender has a key, the collector none
-    Protocol = 5,       // a malformed message or frame
-    Timeout = 6,        // the handshake or the connection went silent
-    ShuttingDown = 7,   // the collector is stopping
-    Replaced = 8,       // a newer connection took this stream over
-    Storage = 9,        // the collector cannot write: the sender retries later
-    Busy = 10,          // too many connections
-    Limit = 11,         // a frame exceeds one of the collector's bounds: it can never be written
-};
-inline constexpr uint16_t kRejectReasonMax = 11;
-std::string_view to_string(RejectReason r);  // "version", "auth-failed", ...
 
 struct Challenge {
     uint32_t flags = 0;
@@ -129,6 +118,20 @@ std::size_t encode(const Heartbeat& m, std::span<std::byte> out);
 // The bytes of a Hello's body the proof covers (everything before it).
 std::array<std::byte, kHelloSigned> hello_signed_bytes(const Hello& m);
 std::array<std::byte, kWelcomeSigned> welcome_signed_bytes(const Welcome& m);
+
+// ---- key proofs (session::hmac_sha256; an empty key when neither end has one) ----------
+// HMAC(key, "sluice hello v1" || server_nonce || signed hello bytes).
+Proof hello_proof(std::span<const std::byte> key, const Nonce& server_nonce,
+                  std::span<const std::byte, kHelloSigned> hello_signed);
+// HMAC(key, "sluice welcome v1" || signed hello bytes || server_nonce ||
+// signed welcome bytes): binds the answer to this very hello.
+Proof welcome_proof(std::span<const std::byte> key,
+                    std::span<const std::byte, kHelloSigned> hello_signed,
+                    const Nonce& server_nonce,
+                    std::span<const std::byte, kWelcomeSigned> welcome_signed);
+
+// The transport-neutral content of a HELLO, and back.
+session::Hello to_session(const Hello& m);
 
 // ---- decoding ----------------------------------------------------------------------
 enum class MessageStatus : uint8_t {

@@ -1,12 +1,9 @@
-// The whole TCP transport API: messages, authentication, the sender the
-// egress stage polls, and the receiver the collector drives.
+// The whole TCP transport API: its messages, the sender the egress stage
+// polls, and the listener (with its per-connection parser) the collector
+// drives. What both transports share is in sluice/session/.
 #pragma once
 
-#include "sluice/tcp/auth.hpp"
-#include "sluice/tcp/backoff.hpp"
-#include "sluice/tcp/endpoint.hpp"
+#include "sluice/tcp/listener.hpp"
 #include "sluice/tcp/protocol.hpp"
 #include "sluice/tcp/receiver.hpp"
-#include "sluice/tcp/retransmit.hpp"
 #include "sluice/tcp/sender.hpp"
-#include "sluice/tcp/stats.hpp"

@@ -8,8 +8,8 @@
 #include <cstring>
 #include <span>
 
-#include "sluice/wire/detail/le.hpp"
 #include "sluice/wire/format.hpp"
+#include "sluice/wire/le.hpp"
 
 namespace sluice::wire {
 
@@ -108,7 +108,7 @@ inline AppendResult FrameBuilder::append(const RecordMeta& meta,
     std::byte* dst = rec + kRecordHeaderSize;
     // Zero the last word first: the copy overwrites its data part and the
     // padding stays zero (the reader checks it).
-    if (caplen) detail::store_le<uint64_t>(dst + detail::round_up8(caplen) - 8, 0);
+    if (caplen) store_le<uint64_t>(dst + round_up8(caplen) - 8, 0);
     std::memcpy(dst, packet.data(), caplen);
     used_ += need;
     ++count_;

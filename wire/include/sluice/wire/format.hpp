@@ -9,7 +9,7 @@
 #include <optional>
 #include <string_view>
 
-#include "sluice/wire/detail/le.hpp"
+#include "sluice/wire/le.hpp"
 
 namespace sluice::wire {
 
@@ -92,7 +92,7 @@ inline constexpr uint32_t kMaxFrameBytes = 1u << 30;
 
 // Bytes one record of `caplen` captured bytes occupies.
 constexpr std::size_t record_size(uint32_t caplen) {
-    return kRecordHeaderSize + detail::round_up8(caplen);
+    return kRecordHeaderSize + round_up8(caplen);
 }
 
 // The smallest max_frame_bytes that always holds one packet of snaplen bytes:

@@ -83,7 +83,7 @@ class FrameView {
         // Open() checked every record, so plain loads are in bounds here.
         void load() {
             if (pos_ == end_) return;
-            using detail::load_le;
+            using wire::load_le;
             rec_.timestamp_ns = load_le<uint64_t>(pos_ + record_offset::timestamp_ns);
             rec_.caplen = load_le<uint32_t>(pos_ + record_offset::caplen);
             rec_.orig_len = load_le<uint32_t>(pos_ + record_offset::orig_len);

@@ -1,0 +1,157 @@
+// sluice-collector: one thread and one event loop over a listener (TCP or
+// RDMA: tcp::TcpListener, rdma::RdmaListener), the streams found in and
+// written to the output directory, and the handler that tells the listener
+// what a sender's hello and frames mean (handler.cpp). docs/collector.md is
+// the operator's view.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sluice/collector/output.hpp"
+#include "sluice/collector/stream.hpp"
+#include "sluice/lockfree/counter.hpp"
+#include "sluice/session/byte_buffer.hpp"
+#include "sluice/session/endpoint.hpp"
+
+namespace sluice::tcp {
+class TcpListener;
+}
+namespace sluice::rdma {
+class RdmaListener;
+}
+
+namespace sluice::collector {
+
+struct CollectorOptions {
+    // tcp://ADDR:PORT, or rdma://ADDR:PORT for the RDMA transport (docs/rdma.md).
+    session::Endpoint listen{"127.0.0.1", 7700};
+    std::string out_dir;
+    uint64_t rotate_bytes = 0;
+    uint64_t rotate_seconds = 0;
+    std::vector<std::byte> key;
+    Compression compression = Compression::None;
+    int zstd_level = 3;
+    uint32_t stats_interval_s = 10;  // 0: no stats line
+    uint32_t keep_files = 0;
+    bool sync = false;
+    uint32_t peer_timeout_ms = 10000;
+    uint32_t max_frame_bytes = 16u << 20;
+    uint32_t max_connections = 1024;
+    std::string summary_json;  // also write the exit summary here (JSON)
+    uint32_t rdma_slot_bytes = 1u << 20;
+    uint32_t rdma_slots = 64;
+};
+
+#define SLUICE_COLLECTOR_COUNTERS(_)                                            \
+    _(connections_accepted, "Connections accepted (TCP) or requested (RDMA).")  \
+    _(handshakes, "Connections that completed the handshake.")                  \
+    _(refused_version,                                                          \
+      "Connections refused: the sender speaks another transport version. Run "  \
+      "the same sluice release on both ends.")                                  \
+    _(refused_auth,                                                             \
+      "Connections refused: wrong key, or a key on one end only. Compare the "  \
+      "sender's egress.key_file with --key-file.")                              \
+    _(dropped_protocol,                                                         \
+      "Connections dropped for malformed input (bad magic, malformed control "  \
+      "messages, a frame of another stream): something other than a sluice "    \
+      "sender writes to this port, or a sender is broken.")                     \
+    _(dropped_bad_frame,                                                        \
+      "Connections dropped for a frame that failed verification (CRC, "         \
+      "lengths, decompression). The sender resends it on its next "             \
+      "connection; a growing count means a faulty link or sender.")             \
+    _(dropped_timeout,                                                          \
+      "Connections dropped: no handshake within --peer-timeout, or silent for " \
+      "longer than that and three heartbeats.")                                 \
+    _(dropped_replaced,                                                         \
+      "Connections closed because a newer connection of the same stream took "  \
+      "over (a sender reconnected; two senders with one stream id show as a "   \
+      "steady count).")                                                         \
+    _(dropped_storage,                                                          \
+      "Connections dropped because the collector could not write (disk full, "  \
+      "I/O error); the sender keeps the frames and retries.")                   \
+    _(dropped_busy, "Connections refused: --max-connections reached.")          \
+    _(dropped_over_limit,                                                       \
+      "Connections dropped for a frame over one of the collector's bounds "     \
+      "(more than 800 (port, queue) interfaces in one frame): such a frame "    \
+      "can never be written; the sender is broken or hostile.")                 \
+    _(closed_by_peer, "Connections the sender closed or reset.")                \
+    _(rejected_by_peer, "Connections the sender ended with a REJECT (see the log line).")
+SLUICE_COUNTER_BLOCK(CollectorCounters, SLUICE_COLLECTOR_COUNTERS);
+
+class StreamHandler;
+
+class Collector {
+  public:
+    // Validates the options, creates and locks the output directory, recovers
+    // every stream found there and listens. Throws std::runtime_error with
+    // the operator's fix (address in use, directory locked, ...); what it
+    // opened before is closed again (the lock too).
+    explicit Collector(const CollectorOptions& options);
+    ~Collector();
+    Collector(const Collector&) = delete;
+    Collector& operator=(const Collector&) = delete;
+
+    // Serves until request_stop(); then commits, acknowledges, closes every
+    // file and connection. Returns the exit code (0).
+    int run();
+
+    // Any thread, and async-signal-safe (a write to an eventfd).
+    void request_stop();
+    int stop_fd() const { return stop_fd_.get(); }
+
+    uint16_t port() const { return port_; }  // the bound port (listen port 0: chosen for it)
+    const CollectorCounters& counters() const { return counters_; }
+
+    // The exit summary (text) and its JSON form (summary.cpp).
+    std::string summary_text() const;
+    std::string summary_json() const;
+
+  private:
+    // An owned file descriptor: closed when it goes, so a constructor that
+    // throws half-way closes what it opened (and releases the lock).
+    class Fd {
+      public:
+        Fd() = default;
+        explicit Fd(int fd) : fd_(fd) {}
+        ~Fd() { reset(); }
+        Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+        Fd& operator=(Fd&& o) noexcept;
+        int get() const { return fd_; }
+        void reset();
+
+      private:
+        int fd_ = -1;
+    };
+
+    void lock_output_dir();
+    void recover_streams();
+    void timers(uint64_t now);
+    void stats_line(uint64_t now);
+    Stream& stream(uint64_t id);
+    friend class StreamHandler;
+
+    CollectorOptions opt_;
+    StreamSettings settings_;
+    Fd lock_fd_, epoll_fd_, stop_fd_;
+    uint16_t port_ = 0;
+    std::atomic<bool> stopping_{false};
+    CollectorCounters counters_;
+    std::unique_ptr<ZstdCompressor> zstd_;
+    Workspace ws_;
+    std::map<uint64_t, std::unique_ptr<Stream>> streams_;
+    std::unique_ptr<StreamHandler> handler_;
+    std::unique_ptr<tcp::TcpListener> tcp_;
+    std::unique_ptr<rdma::RdmaListener> rdma_;
+    uint64_t started_ns_ = 0;
+    uint64_t next_timer_ns_ = 0, next_stats_ns_ = 0;
+    // For the stats line's rates.
+    uint64_t last_stats_ns_ = 0, last_packets_ = 0, last_bytes_ = 0;
+};
+
+}  // namespace sluice::collector

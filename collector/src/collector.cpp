@@ -1,0 +1,274 @@
+#include "sluice/collector/collector.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <stdexcept>
+
+#include "handler.hpp"
+#include <dirent.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sluice/rdma/listener.hpp"
+#include "sluice/report/log.hpp"
+#include "sluice/session/clock.hpp"
+#include "sluice/tcp/listener.hpp"
+
+namespace sluice::collector {
+namespace {
+
+using report::log_error;
+using report::log_info;
+using report::log_line;
+using report::log_warning;
+
+constexpr uint64_t kTagListener = 0;
+constexpr uint64_t kTagStop = 1;
+constexpr uint64_t kTimerNs = 100'000'000;  // timeouts and rotation checks
+
+void make_dir(const std::string& path) {
+    if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+        throw std::runtime_error(
+            fmt::format("cannot create directory {}: {}; check the path and "
+                        "its permissions",
+                        path, std::strerror(errno)));
+    }
+}
+
+}  // namespace
+
+Collector::Fd& Collector::Fd::operator=(Fd&& o) noexcept {
+    if (this != &o) {
+        reset();
+        fd_ = o.fd_;
+        o.fd_ = -1;
+    }
+    return *this;
+}
+
+void Collector::Fd::reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+}
+
+Collector::Collector(const CollectorOptions& options) : opt_(options) {
+    if (opt_.out_dir.empty()) throw std::invalid_argument("--out DIR is required");
+    settings_.dir = opt_.out_dir;
+    while (settings_.dir.size() > 1 && settings_.dir.back() == '/')
+        settings_.dir.pop_back();
+    settings_.compression = opt_.compression;
+    settings_.rotate_bytes = opt_.rotate_bytes;
+    settings_.rotate_ns = opt_.rotate_seconds * 1'000'000'000ull;
+    settings_.keep_files = opt_.keep_files;
+    settings_.sync = opt_.sync;
+    settings_.application = "sluice-collector " SLUICE_VERSION;
+    if (opt_.compression == Compression::Zstd)
+        zstd_ = std::make_unique<ZstdCompressor>(opt_.zstd_level);
+    ws_.zstd = zstd_.get();
+
+    const session::ResolvedAddress addr = session::resolve(opt_.listen, true);
+    if (!session::is_loopback(addr) && opt_.key.empty()) {
+        throw std::invalid_argument(fmt::format(
+            "listening on {} (not loopback) needs --key-file: without a key anyone who reaches "
+            "the port could write captures here. Give both ends the same key file, or listen on "
+            "127.0.0.1",
+            opt_.listen.to_string()));
+    }
+
+    lock_output_dir();
+    // Recover every stream that has state: files are cut back to their
+    // committed size now, whether or not the stream's sender comes back.
+    recover_streams();
+
+    handler_ = std::make_unique<StreamHandler>(*this);
+    int listener_fd = -1;
+    if (opt_.listen.transport == session::Transport::Rdma) {
+        rdma::ListenerConfig lc;
+        lc.host = opt_.listen.host;
+        lc.port = opt_.listen.port;
+        lc.key = opt_.key;
+        lc.slot_bytes = opt_.rdma_slot_bytes;
+        lc.slot_count = opt_.rdma_slots;
+        lc.handshake_timeout_ms = opt_.peer_timeout_ms;
+        lc.max_frame_bytes = opt_.max_frame_bytes;
+        rdma_ = std::make_unique<rdma::RdmaListener>(lc, *handler_);
+        port_ = rdma_->port();
+        listener_fd = rdma_->fd();
+    } else {
+        tcp::ListenerConfig lc;
+        lc.listen = opt_.listen;
+        lc.key = opt_.key;
+        lc.max_frame_bytes = opt_.max_frame_bytes;
+        lc.handshake_timeout_ms = opt_.peer_timeout_ms;
+        lc.max_connections = opt_.max_connections;
+        tcp_ = std::make_unique<tcp::TcpListener>(lc, *handler_);
+        port_ = tcp_->port();
+        listener_fd = tcp_->fd();
+    }
+
+    stop_fd_ = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    epoll_fd_ = Fd(::epoll_create1(EPOLL_CLOEXEC));
+    if (stop_fd_.get() < 0 || epoll_fd_.get() < 0)
+        throw std::runtime_error(fmt::format("eventfd/epoll: {}", std::strerror(errno)));
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kTagListener;
+    ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, listener_fd, &ev);
+    ev.data.u64 = kTagStop;
+    ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, stop_fd_.get(), &ev);
+}
+
+void Collector::lock_output_dir() {
+    make_dir(settings_.dir);
+    make_dir(settings_.dir + "/.sluice");
+    const std::string lock = settings_.dir + "/.sluice/lock";
+    lock_fd_ = Fd(::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (lock_fd_.get() < 0)
+        throw std::runtime_error(fmt::format("cannot open {}: {}", lock, std::strerror(errno)));
+    if (::flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = {};
+        const ssize_t n = ::pread(lock_fd_.get(), pid, sizeof pid - 1, 0);
+        throw std::runtime_error(fmt::format(
+            "another sluice-collector{} writes to {}: stop it, or choose another --out",
+            n > 0 ? fmt::format(" (pid {})", std::string_view(pid, std::strcspn(pid, "\n"))) : "",
+            settings_.dir));
+    }
+    const std::string pid = fmt::format("{}\n", ::getpid());
+    if (::ftruncate(lock_fd_.get(), 0) != 0 ||
+        ::pwrite(lock_fd_.get(), pid.data(), pid.size(), 0) < 0) {
+        // The lock holds; only the pid shown to a second collector is missing.
+    }
+}
+
+void Collector::recover_streams() {
+    DIR* d = ::opendir((settings_.dir + "/.sluice").c_str());
+    if (!d) return;
+    std::vector<uint64_t> ids;
+    while (const dirent* e = ::readdir(d)) {
+        std::string_view n = e->d_name;
+        if (n.substr(0, 7) != "stream-" || n.size() < 14 || n.substr(n.size() - 6) != ".state")
+            continue;
+        n = n.substr(7, n.size() - 13);
+        uint64_t id = 0;
+        const auto [p, ec] = std::from_chars(n.data(), n.data() + n.size(), id);
+        if (ec == std::errc() && p == n.data() + n.size()) ids.push_back(id);
+    }
+    ::closedir(d);
+    std::sort(ids.begin(), ids.end());
+    for (uint64_t id : ids)
+        stream(id);
+}
+
+// The listeners go before the streams and the handler they call.
+Collector::~Collector() {
+    rdma_.reset();
+    tcp_.reset();
+}
+
+void Collector::request_stop() {
+    const uint64_t one = 1;
+    const ssize_t n = ::write(stop_fd_.get(), &one, sizeof one);
+    (void)n;  // a full eventfd counter already means "stop"
+}
+
+Stream& Collector::stream(uint64_t id) {
+    auto it = streams_.find(id);
+    if (it != streams_.end()) return *it->second;
+    auto s = std::make_unique<Stream>(id, settings_, ws_);
+    for (const std::string& line : s->recover()) {
+        if (line.rfind("error: ", 0) == 0)
+            log_error("{}", line.substr(7));
+        else if (line.rfind("warning: ", 0) == 0)
+            log_warning("{}", line.substr(9));
+        else
+            log_info("{}", line);
+    }
+    if (s->saved().session_id != 0) {
+        log_info("stream {}: state recovered: next sequence {}, file {}", id,
+                 s->saved().next_sequence,
+                 s->current_path().empty() ? "(none)" : s->current_path());
+    }
+    return *streams_.emplace(id, std::move(s)).first->second;
+}
+
+int Collector::run() {
+    started_ns_ = session::monotonic_ns();
+    last_stats_ns_ = started_ns_;
+    next_timer_ns_ = started_ns_ + kTimerNs;
+    next_stats_ns_ =
+        opt_.stats_interval_s ? started_ns_ + opt_.stats_interval_s * 1'000'000'000ull : UINT64_MAX;
+    log_info("listening on {}{} ({}), writing to {}{}{}", rdma_ ? "rdma://" : "",
+             opt_.listen.host + ":" + std::to_string(port_),
+             opt_.key.empty() ? "no key" : "key required", settings_.dir,
+             opt_.compression == Compression::Zstd ? " (zstd)" : "", opt_.sync ? " (sync)" : "");
+    std::array<epoll_event, 8> events;
+    while (!stopping_.load(std::memory_order_relaxed)) {  // relaxed: set and read by this thread
+        uint64_t now = session::monotonic_ns();
+        const uint64_t wait_ns = next_timer_ns_ > now ? next_timer_ns_ - now : 0;
+        const int n = ::epoll_wait(epoll_fd_.get(), events.data(), static_cast<int>(events.size()),
+                                   static_cast<int>(wait_ns / 1'000'000) + 1);
+        if (n < 0 && errno != EINTR) {
+            log_error("epoll_wait: {}", std::strerror(errno));
+            break;
+        }
+        now = session::monotonic_ns();
+        for (int i = 0; i < n; ++i) {
+            if (events[i].data.u64 == kTagStop) {
+                stopping_.store(true, std::memory_order_relaxed);
+            } else if (tcp_) {
+                tcp_->poll(now);
+            } else {
+                rdma_->poll(now);
+            }
+        }
+        if (now >= next_timer_ns_) {
+            timers(now);
+            next_timer_ns_ = now + kTimerNs;
+        }
+    }
+
+    // Stop: every batch is committed and acknowledged already (each turn
+    // ends with a commit); tell the senders why the connection ends.
+    const std::string why = "sluice-collector is stopping; reconnect when it is back";
+    if (rdma_) rdma_->close_all(why);
+    if (tcp_) tcp_->close_all(why);
+    for (auto& [id, s] : streams_)
+        s->close_file();
+    log_line(summary_text());
+    if (!opt_.summary_json.empty()) {
+        const std::string tmp = opt_.summary_json + ".tmp";
+        if (FILE* f = std::fopen(tmp.c_str(), "w")) {
+            const std::string j = summary_json();
+            std::fwrite(j.data(), 1, j.size(), f);
+            std::fclose(f);
+            std::rename(tmp.c_str(), opt_.summary_json.c_str());
+        } else {
+            log_error("cannot write {}: {}", opt_.summary_json, std::strerror(errno));
+        }
+    }
+    return 0;
+}
+
+void Collector::timers(uint64_t now) {
+    if (tcp_) tcp_->timers(now);
+    if (settings_.rotate_ns) {
+        const uint64_t wall = session::wall_ns();
+        for (auto& [id, s] : streams_) {
+            if (!s->maybe_rotate_by_time(wall) && s->connection) handler_->drop_for_storage(*s);
+        }
+    }
+    if (rdma_) rdma_->timers(now);
+    if (now >= next_stats_ns_) {
+        stats_line(now);
+        next_stats_ns_ = now + opt_.stats_interval_s * 1'000'000'000ull;
+    }
+}
+
+}  // namespace sluice::collector

@@ -1,0 +1,101 @@
+// What the collector tells its operator about what it wrote: the periodic
+// stats line, and the exit summary as text and JSON.
+#include <fmt/format.h>
+
+#include "sluice/collector/collector.hpp"
+#include "sluice/report/json.hpp"
+#include "sluice/report/log.hpp"
+#include "sluice/session/clock.hpp"
+
+namespace sluice::collector {
+namespace {
+
+std::string si(double v) {
+    const char* units[] = {"", "K", "M", "G", "T"};
+    int u = 0;
+    while (v >= 1000 && u < 4)
+        v /= 1000, ++u;
+    return u == 0 ? fmt::format("{:.0f} ", v) : fmt::format("{:.2f} {}", v, units[u]);
+}
+
+}  // namespace
+
+void Collector::stats_line(uint64_t now) {
+    uint64_t packets = 0, bytes = 0, dup = 0, lost = 0, gaps = 0, connected = 0;
+    for (const auto& [id, s] : streams_) {
+        packets += s->run().packets_written;
+        bytes += s->run().packet_bytes_written;
+        dup += s->run().frames_duplicate;
+        lost += s->run().packets_lost;
+        gaps += s->run().gaps;
+        connected += s->connection != nullptr;
+    }
+    const double dt = (now - last_stats_ns_) / 1e9;
+    const double pps = dt > 0 ? (packets - last_packets_) / dt : 0;
+    const double bps = dt > 0 ? (bytes - last_bytes_) * 8.0 / dt : 0;
+    last_stats_ns_ = now;
+    last_packets_ = packets;
+    last_bytes_ = bytes;
+    const auto& k = counters_;
+    report::log_info(
+        "{:.1f}s | {} of {} streams connected | {}pps {}bit/s | written {} packets {}B | "
+        "duplicate frames {} | lost {} packets in {} gaps | refused {} dropped {}",
+        (now - started_ns_) / 1e9, connected, streams_.size(), si(pps), si(bps), packets,
+        si(double(bytes)), dup, lost, gaps,
+        k.refused_version.get() + k.refused_auth.get() + k.dropped_busy.get(),
+        k.dropped_protocol.get() + k.dropped_bad_frame.get() + k.dropped_timeout.get() +
+            k.dropped_storage.get());
+}
+
+std::string Collector::summary_text() const {
+    const double secs = started_ns_ ? (session::monotonic_ns() - started_ns_) / 1e9 : 0;
+    std::string out = fmt::format("sluice-collector: summary after {:.1f} s\n", secs);
+    for (const auto& [id, s] : streams_) {
+        const StreamTotals& r = s->run();
+        const StreamTotals& t = s->saved().totals;
+        out += fmt::format(
+            "  stream {}: this run {} packets ({}B) in {} frames, {} files opened; duplicate "
+            "frames {}; lost {} packets in {} frames ({} gaps); all runs {} packets, lost {}; "
+            "next sequence {}; file {}\n",
+            id, r.packets_written, si(double(r.packet_bytes_written)), r.frames_written,
+            s->files_opened(), r.frames_duplicate, r.packets_lost, r.frames_lost, r.gaps,
+            t.packets_written, t.packets_lost, s->saved().next_sequence,
+            s->current_path().empty() ? "(none)" : s->current_path());
+    }
+    out += "  connections:";
+    const auto snap = counters_.snapshot();
+    for (std::size_t i = 0; i < snap.size(); ++i)
+        out += fmt::format(" {} {}{}", CollectorCounters::info[i].name, snap[i],
+                           i + 1 < snap.size() ? "," : "\n");
+    return out;
+}
+
+std::string Collector::summary_json() const {
+    const double secs = started_ns_ ? (session::monotonic_ns() - started_ns_) / 1e9 : 0;
+    auto totals = [](const StreamTotals& t) {
+        return fmt::format(
+            "{{\"frames_written\": {}, \"packets_written\": {}, \"packet_bytes_written\": {}, "
+            "\"frames_duplicate\": {}, \"frames_lost\": {}, \"packets_lost\": {}, \"gaps\": {}}}",
+            t.frames_written, t.packets_written, t.packet_bytes_written, t.frames_duplicate,
+            t.frames_lost, t.packets_lost, t.gaps);
+    };
+    std::string out = fmt::format("{{\"seconds\": {:.3f}, \"streams\": [", secs);
+    bool first = true;
+    for (const auto& [id, s] : streams_) {
+        out += fmt::format(
+            "{}{{\"stream_id\": {}, \"run\": {}, \"all_runs\": {}, \"files_opened\": {}, "
+            "\"next_sequence\": {}, \"session_id\": {}, \"file\": {}}}",
+            first ? "" : ", ", id, totals(s->run()), totals(s->saved().totals), s->files_opened(),
+            s->saved().next_sequence, s->saved().session_id,
+            report::json_string(s->current_path()));
+        first = false;
+    }
+    out += "], \"counters\": {";
+    const auto snap = counters_.snapshot();
+    for (std::size_t i = 0; i < snap.size(); ++i)
+        out += fmt::format("{}\"{}\": {}", i ? ", " : "", CollectorCounters::info[i].name, snap[i]);
+    out += "}}\n";
+    return out;
+}
+
+}  // namespace sluice::collector

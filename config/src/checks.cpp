@@ -1,0 +1,152 @@
+// Cross-field checks: what no single key can say alone (queues against
+// lcores, pools against descriptors, the egress address against its type).
+#include <set>
+
+#include "schema.hpp"
+
+#include "sluice/session/endpoint.hpp"
+
+namespace sluice::config::detail {
+
+// The smallest batch.frame_size holds the largest frame the largest MTU admits
+// (two VLAN tags and the FCS included), so an empty frame always takes a whole
+// packet and no frame-size/snaplen check is needed. Anything longer (e.g. from
+// LRO) is cut to fit and counted by the dataplane.
+static_assert(min_frame_size(9600 + 14 + 8 + 4) <= 16384);
+
+void check(Config& c, const Sink& sink, bool have_ports_key) {
+    auto at = [&](const std::string& key) { return c.position_of(key); };
+
+    if (c.ports.empty() && !have_ports_key) {
+        sink.error({1, 1}, "ports",
+                   "no port configured: add at least one [[ports]] table with a name, e.g. "
+                   "[[ports]] name = \"0000:3b:00.0\"");
+    }
+    std::set<std::string> seen;
+    uint32_t total_queues = 0, total_desc = 0;
+    for (std::size_t i = 0; i < c.ports.size(); ++i) {
+        const auto& p = c.ports[i];
+        const std::string key = "ports[" + std::to_string(i) + "].name";
+        total_queues += p.rx_queues;
+        total_desc += p.rx_queues * p.rx_descriptors;
+        if (p.name.empty()) continue;  // reported as missing
+        std::string why;
+        if (!is_pci_address(p.name) && !is_vdev_string(p.name, &why)) {
+            sink.error(at(key), key,
+                       "expected a PCI address such as \"0000:3b:00.0\" or a vdev string such as "
+                       "\"net_pcap0,rx_pcap=/tmp/in.pcap\", found " +
+                           quote(p.name) + (why.empty() ? "" : " (" + why + ")"));
+        }
+        if (!seen.insert(std::string(device_name(p.name))).second) {
+            sink.error(at(key), key, "port " + quote(device_name(p.name)) + " is configured twice");
+        }
+        if (p.rss_symmetric && !p.rss) {
+            sink.warning(at("ports[" + std::to_string(i) + "].rss_symmetric"),
+                         "ports[" + std::to_string(i) + "].rss_symmetric",
+                         "has no effect with rss = false");
+        }
+    }
+
+    const auto& l = c.lcores;
+    std::set<uint32_t> rx(l.rx.begin(), l.rx.end());
+    if (rx.size() != l.rx.size()) {
+        sink.error(at("lcores.rx"), "lcores.rx", "an lcore is listed twice");
+    }
+    if (l.rx.empty()) {
+        sink.error(at("lcores.rx"), "lcores.rx", "expected at least one rx lcore, found none");
+    }
+    if (!c.ports.empty() && total_queues < l.rx.size()) {
+        sink.error(at("lcores.rx"), "lcores.rx",
+                   std::to_string(l.rx.size()) + " rx lcores but only " +
+                       std::to_string(total_queues) +
+                       " rx queues in all ports: an lcore without a queue would idle; raise "
+                       "ports.rx_queues or list fewer lcores");
+    }
+    if (l.mode == Mode::RunToCompletion) {
+        for (const auto& [key, list] :
+             {std::pair{"lcores.codec", &l.codec}, std::pair{"lcores.egress", &l.egress}}) {
+            if (!list->empty()) {
+                sink.error(at(key), key,
+                           "only used in pipeline mode: remove it, or set lcores.mode = "
+                           "\"pipeline\"");
+            }
+        }
+    } else {
+        if (l.codec.empty()) {
+            sink.error(at("lcores.mode"), "lcores.codec",
+                       "pipeline mode needs codec lcores, e.g. codec = [2]");
+        }
+        if (l.egress.size() != 1) {
+            sink.error(at(l.egress.empty() ? "lcores.mode" : "lcores.egress"), "lcores.egress",
+                       "pipeline mode needs exactly one egress lcore, e.g. egress = [2], found " +
+                           std::to_string(l.egress.size()));
+        }
+        for (uint32_t x : l.codec) {
+            if (rx.count(x)) {
+                sink.error(at("lcores.codec"), "lcores.codec",
+                           "lcore " + std::to_string(x) + " is also an rx lcore; give it one role");
+            }
+        }
+        for (uint32_t x : l.egress) {
+            if (rx.count(x)) {
+                sink.error(at("lcores.egress"), "lcores.egress",
+                           "lcore " + std::to_string(x) + " is also an rx lcore; give it one role");
+            }
+        }
+    }
+
+    const uint64_t needed =
+        static_cast<uint64_t>(total_desc) +
+        static_cast<uint64_t>(l.rx.size()) * (c.mempool.cache_size * 3ull / 2 + l.burst_size);
+    if (!c.ports.empty() && c.mempool.mbufs < needed) {
+        sink.error(at("mempool.mbufs"), "mempool.mbufs",
+                   "expected at least " + std::to_string(needed) + " (rx descriptors " +
+                       std::to_string(total_desc) + " + per-lcore caches and bursts), found " +
+                       std::to_string(c.mempool.mbufs) +
+                       ": with fewer, queues cannot be filled and rx_nombuf grows");
+    }
+    if (c.egress.reconnect_min_ms > c.egress.reconnect_max_ms) {
+        sink.error(
+            at("egress.reconnect_min_ms"), "egress.reconnect_min_ms",
+            "expected at most reconnect_max_ms = " + std::to_string(c.egress.reconnect_max_ms) +
+                ", found " + std::to_string(c.egress.reconnect_min_ms));
+    }
+    if (c.egress.retransmit_frames >= c.mempool.frame_buffers) {
+        sink.error(at("egress.retransmit_frames"), "egress.retransmit_frames",
+                   "expected less than mempool.frame_buffers = " +
+                       std::to_string(c.mempool.frame_buffers) +
+                       " (frames awaiting acknowledgement hold frame buffers; some must stay free "
+                       "for filling), found " +
+                       std::to_string(c.egress.retransmit_frames));
+    }
+    if (c.egress.type == EgressType::Tcp || c.egress.type == EgressType::Rdma) {
+        const session::Transport type =
+            c.egress.type == EgressType::Rdma ? session::Transport::Rdma : session::Transport::Tcp;
+        const auto e = session::parse_endpoint(c.egress.address, type);
+        if (!e) {
+            sink.error(at("egress.address"), "egress.address",
+                       "expected [tcp://|rdma://]host:port such as \"192.0.2.10:7700\" or "
+                       "\"[2001:db8::1]:7700\", found " +
+                           quote(c.egress.address) + " (" + e.error().message + ")");
+        } else if (e->transport != type) {
+            sink.error(at("egress.address"), "egress.address",
+                       "the address says " + std::string(session::to_string(e->transport)) +
+                           ":// but egress.type is \"" + std::string(session::to_string(type)) +
+                           "\": make them agree (or leave the scheme out)");
+        }
+    }
+    if (c.egress.type == EgressType::Rdma &&
+        c.egress.rdma.signal_interval > c.egress.rdma.queue_depth / 2) {
+        sink.error(at("egress.rdma_signal_interval"), "egress.rdma_signal_interval",
+                   "expected at most rdma_queue_depth / 2 = " +
+                       std::to_string(c.egress.rdma.queue_depth / 2) +
+                       " (the send queue must hold two signal intervals), found " +
+                       std::to_string(c.egress.rdma.signal_interval));
+    }
+    if (c.egress.type == EgressType::File && c.egress.path.empty()) {
+        sink.error(at("egress.type"), "egress.path",
+                   "egress.type = \"file\" needs egress.path, the file frames are written to");
+    }
+}
+
+}  // namespace sluice::config::detail

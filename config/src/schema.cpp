@@ -1,0 +1,298 @@
+// The field table: every key of sluice.toml, its type, range, default and
+// the help an operator reads (docs/configuration.md is generated from it),
+// and what is derived from it: --print-config and the schema listing.
+#include "schema.hpp"
+
+namespace sluice::config {
+namespace detail {
+
+// clang-format off
+const std::vector<Field<Port>>& port_fields() {
+    static const std::vector<Field<Port>> fields = [] {
+        std::vector<Field<Port>> v;
+        v.push_back(string<Port>("name", "PCI address or vdev string",
+            "The NIC: a PCI address bound to a DPDK driver (\"0000:3b:00.0\"), or a virtual device "
+            "string (\"net_pcap0,rx_pcap=/tmp/in.pcap\", \"net_null0\", \"net_memif0,role=client\").",
+            [](Port& p) -> auto& { return p.name; }, true));
+        v.push_back(integer<Port>("rx_queues", 1, 64,
+            "Receive queues on this port. More than one spreads flows across rx lcores with RSS.",
+            [](Port& p) -> auto& { return p.rx_queues; }));
+        v.push_back(integer<Port>("rx_descriptors", 64, 16384,
+            "Descriptors per receive queue: the NIC's buffer for bursts the lcore has not yet polled. "
+            "Raise it when imissed grows during short bursts.",
+            [](Port& p) -> auto& { return p.rx_descriptors; }, true));
+        v.push_back(boolean<Port>("rss",
+            "Spread flows across rx_queues by the NIC's RSS hash (only with rx_queues > 1).",
+            [](Port& p) -> auto& { return p.rss; }));
+        v.push_back(boolean<Port>("rss_symmetric",
+            "Use a symmetric RSS key so both directions of a flow land on the same queue.",
+            [](Port& p) -> auto& { return p.rss_symmetric; }));
+        v.push_back(integer<Port>("mtu", 68, 9600,
+            "Largest frame payload accepted. Set 9000 for jumbo frames.",
+            [](Port& p) -> auto& { return p.mtu; }));
+        v.push_back(boolean<Port>("promiscuous",
+            "Receive frames not addressed to the port's MAC (what a capture wants).",
+            [](Port& p) -> auto& { return p.promiscuous; }));
+        v.push_back(choice<Port, Timestamps>("timestamps",
+            {{"software", Timestamps::Software}, {"hardware", Timestamps::Hardware}},
+            "Packet timestamps: \"software\" (TSC at receive, calibrated to ns) or \"hardware\" "
+            "(the NIC's, where the port offers them; falls back to software with a warning).",
+            [](Port& p) -> auto& { return p.timestamps; }));
+        return v;
+    }();
+    return fields;
+}
+
+const std::vector<Section>& sections() {
+    static const std::vector<Section> s = [] {
+        std::vector<Section> v;
+        v.push_back({"lcores", "Which lcores run which stages.", {}});
+        auto& lc = v.back().fields;
+        lc.push_back(choice<Config, Mode>("mode",
+            {{"run-to-completion", Mode::RunToCompletion}, {"pipeline", Mode::Pipeline}},
+            "\"run-to-completion\": every rx lcore runs all stages for its queues. \"pipeline\": rx lcores "
+            "filter and batch, codec lcores compress and checksum, an egress lcore sends.",
+            [](Config& c) -> auto& { return c.lcores.mode; }));
+        lc.push_back(integer_list<Config>("rx", 0, 1023,
+            "Lcores that poll NIC queues. Queues are dealt to them round-robin. Must not include the "
+            "main lcore (the first of EAL's -l list).",
+            [](Config& c) -> auto& { return c.lcores.rx; }));
+        lc.push_back(integer_list<Config>("codec", 0, 1023,
+            "Pipeline mode: lcores that compress and checksum frames. rx lcores are dealt to them.",
+            [](Config& c) -> auto& { return c.lcores.codec; }));
+        lc.push_back(integer_list<Config>("egress", 0, 1023,
+            "Pipeline mode: the lcore that sends frames (exactly one). May equal a codec lcore.",
+            [](Config& c) -> auto& { return c.lcores.egress; }));
+        lc.push_back(integer<Config>("burst_size", 1, kMaxBurst,
+            "Packets per rte_eth_rx_burst call and per ring transfer.",
+            [](Config& c) -> auto& { return c.lcores.burst_size; }));
+        lc.push_back(integer<Config>("ring_size", 64, 65536,
+            "Slots in each ring between pipeline stages.",
+            [](Config& c) -> auto& { return c.lcores.ring_size; }, true));
+
+        v.push_back({"mempool", "Packet buffers (mbufs) and frame buffers.", {}});
+        auto& mp = v.back().fields;
+        mp.push_back(integer<Config>("mbufs", 1023, 4194303,
+            "mbufs in each per-socket packet pool. Must cover every rx descriptor plus the per-lcore "
+            "caches and bursts in flight; rx_nombuf counts packets lost when it runs out.",
+            [](Config& c) -> auto& { return c.mempool.mbufs; }));
+        mp.push_back(integer<Config>("cache_size", 0, 512,
+            "Per-lcore mbuf cache (rte_mempool cache).",
+            [](Config& c) -> auto& { return c.mempool.cache_size; }));
+        mp.push_back(integer<Config>("mbuf_size", 1024, 65535,
+            "Data room of one mbuf, headroom included (2176 = 2048 + 128). Larger frames arrive as "
+            "chains of mbufs.",
+            [](Config& c) -> auto& { return c.mempool.mbuf_size; }));
+        mp.push_back(integer<Config>("frame_buffers", 4, 65536,
+            "Frame buffers per egress path (each batch.frame_size bytes, huge-page backed). They hold "
+            "frames being filled, compressed, sent and awaiting acknowledgement.",
+            [](Config& c) -> auto& { return c.mempool.frame_buffers; }));
+
+        v.push_back({"capture", "What is kept of each packet.", {}});
+        auto& cap = v.back().fields;
+        cap.push_back(string<Config>("filter", "tcpdump expression, empty = all",
+            "Keep only packets matching this tcpdump/BPF expression, e.g. \"tcp port 443 or udp\". "
+            "Empty keeps everything. Dropped packets count in 'filtered'.",
+            [](Config& c) -> auto& { return c.capture.filter; }));
+        cap.push_back(integer<Config>("snaplen", 64, 65535,
+            "Bytes kept of each packet; the original length is recorded too.",
+            [](Config& c) -> auto& { return c.capture.snaplen; }));
+        cap.push_back(choice<Config, Overflow>("overflow",
+            {{"drop", Overflow::Drop}, {"backpressure", Overflow::Backpressure}},
+            "When a ring or pool downstream is full: \"drop\" counts the packet and goes on; "
+            "\"backpressure\" stops polling the NIC so the NIC counts imissed instead.",
+            [](Config& c) -> auto& { return c.capture.overflow; }));
+
+        v.push_back({"batch", "How packets are grouped into frames.", {}});
+        auto& b = v.back().fields;
+        b.push_back(integer<Config>("frame_size", 16384, 16777216,
+            "Largest frame in bytes (header and records, before compression). Bigger frames compress "
+            "better and cost fewer sends; smaller ones bound latency and memory.",
+            [](Config& c) -> auto& { return c.batch.frame_size; }));
+        b.push_back(integer<Config>("flush_timeout_us", 10, 10000000,
+            "A partly filled frame is sent after this many microseconds, so latency stays bounded "
+            "at low packet rates.",
+            [](Config& c) -> auto& { return c.batch.flush_timeout_us; }));
+
+        v.push_back({"codec", "Compression of frames.", {}});
+        auto& cd = v.back().fields;
+        cd.push_back(choice<Config, CodecType>("type",
+            {{"none", CodecType::None}, {"lz4", CodecType::Lz4}, {"zstd", CodecType::Zstd}},
+            "\"lz4\" is fast (about 0.8 GB/s per core on capture data); \"zstd\" compresses better "
+            "but slower; \"none\" sends records as they are.",
+            [](Config& c) -> auto& { return c.codec.type; }));
+        cd.push_back(integer<Config>("lz4_acceleration", 1, 65537,
+            "LZ4 acceleration: higher is faster and compresses less.",
+            [](Config& c) -> auto& { return c.codec.lz4_acceleration; }));
+        cd.push_back(integer<Config>("zstd_level", -7, 22,
+            "Zstd level: negative levels are fastest, 1-3 a good balance, above 9 rarely keeps up "
+            "with a link.",
+            [](Config& c) -> auto& { return c.codec.zstd_level; }));
+        cd.push_back(integer<Config>("min_size", 0, 16777216,
+            "Frames smaller than this are sent uncompressed (compression would cost more than it "
+            "saves).",
+            [](Config& c) -> auto& { return c.codec.min_size; }));
+
+        v.push_back({"simd", "CPU instruction set used by checksum, CRC and hash kernels.", {}});
+        v.back().fields.push_back(choice<Config, SimdLevel>("level",
+            {{"auto", SimdLevel::Auto}, {"scalar", SimdLevel::Scalar}, {"sse4.2", SimdLevel::Sse42},
+             {"avx2", SimdLevel::Avx2}, {"avx512", SimdLevel::Avx512}},
+            "\"auto\" picks the fastest the CPU has. Force a lower level to compare, or under "
+            "valgrind (which cannot run AVX-512). The SLUICE_SIMD environment variable overrides it.",
+            [](Config& c) -> auto& { return c.simd.level; }));
+
+        v.push_back({"egress", "Where frames go.", {}});
+        auto& e = v.back().fields;
+        e.push_back(choice<Config, EgressType>("type",
+            {{"tcp", EgressType::Tcp}, {"rdma", EgressType::Rdma}, {"file", EgressType::File},
+             {"null", EgressType::Null}},
+            "\"tcp\" or \"rdma\" to a sluice-collector; \"file\" appends frames to egress.path "
+            "(read it with sluice-decode); \"null\" discards frames (for measuring).",
+            [](Config& c) -> auto& { return c.egress.type; }));
+        e.push_back(string<Config>("address", "host:port",
+            "The collector, for tcp and rdma: \"192.0.2.10:7700\", \"[2001:db8::1]:7700\" or "
+            "\"collector.example.net:7700\".",
+            [](Config& c) -> auto& { return c.egress.address; }));
+        e.push_back(string<Config>("path", "file path",
+            "For type = \"file\": the file frames are appended to. With several egress streams each "
+            "gets its own file, suffixed .<stream id>.",
+            [](Config& c) -> auto& { return c.egress.path; }));
+        e.push_back(string<Config>("key_file", "file path, empty = no key",
+            "Pre-shared key proving this sender to the collector (HMAC challenge-response). Required "
+            "by a collector listening on a non-loopback address.",
+            [](Config& c) -> auto& { return c.egress.key_file; }));
+        e.push_back(integer<Config>("stream_id", 1, 4294967295LL,
+            "Stream id of the first egress path; further paths (one per rx lcore in run-to-completion "
+            "mode) take the next ids. The collector keeps one sequence space and one set of output "
+            "interfaces per stream.",
+            [](Config& c) -> auto& { return c.egress.stream_id; }));
+        e.push_back(integer<Config>("reconnect_min_ms", 1, 60000,
+            "First reconnect delay after a lost connection; doubles (with jitter) up to reconnect_max_ms.",
+            [](Config& c) -> auto& { return c.egress.reconnect_min_ms; }));
+        e.push_back(integer<Config>("reconnect_max_ms", 1, 600000,
+            "Longest reconnect delay.",
+            [](Config& c) -> auto& { return c.egress.reconnect_max_ms; }));
+        e.push_back(integer<Config>("heartbeat_ms", 0, 60000,
+            "Heartbeat interval on an idle connection; 0 disables heartbeats.",
+            [](Config& c) -> auto& { return c.egress.heartbeat_ms; }));
+        e.push_back(integer<Config>("timeout_ms", 100, 600000,
+            "A connection with no acknowledgement or heartbeat from the collector for this long is "
+            "dropped and re-established.",
+            [](Config& c) -> auto& { return c.egress.timeout_ms; }));
+        e.push_back(integer<Config>("retransmit_frames", 1, 65536,
+            "Frames kept until the collector acknowledges them, replayed after a reconnect. When full, "
+            "capture.overflow applies (drop: counted in retransmit_overflow). Must be below "
+            "mempool.frame_buffers.",
+            [](Config& c) -> auto& { return c.egress.retransmit_frames; }));
+        e.push_back(integer<Config>("sndbuf_bytes", 0, 1073741824,
+            "TCP socket send buffer (SO_SNDBUF); 0 keeps the kernel's default.",
+            [](Config& c) -> auto& { return c.egress.sndbuf_bytes; }));
+        e.push_back(boolean<Config>("zerocopy",
+            "TCP: send large frames with MSG_ZEROCOPY.",
+            [](Config& c) -> auto& { return c.egress.zerocopy; }));
+        e.push_back(integer<Config>("shutdown_timeout_ms", 0, 600000,
+            "At shutdown, how long to wait for the collector to acknowledge the last frames.",
+            [](Config& c) -> auto& { return c.egress.shutdown_timeout_ms; }));
+        e.push_back(integer<Config>("rdma_inline_size", 0, 4096,
+            "RDMA: frames up to this size are sent inline (capped by the device's max_inline_data).",
+            [](Config& c) -> auto& { return c.egress.rdma.inline_size; }));
+        e.push_back(integer<Config>("rdma_signal_interval", 1, 1024,
+            "RDMA: request a completion every this many work requests.",
+            [](Config& c) -> auto& { return c.egress.rdma.signal_interval; }));
+        e.push_back(integer<Config>("rdma_queue_depth", 4, 16384,
+            "RDMA: send queue depth (work requests in flight).",
+            [](Config& c) -> auto& { return c.egress.rdma.queue_depth; }));
+        e.push_back(string<Config>("rdma_source", "address, empty = the route's",
+            "RDMA: the local address to connect from, which picks the RDMA device (its netdev's "
+            "address). Needed when several devices could reach the collector.",
+            [](Config& c) -> auto& { return c.egress.rdma.source; }));
+
+        v.push_back({"stats", "What sluice reports.", {}});
+        auto& st = v.back().fields;
+        st.push_back(integer<Config>("interval_s", 0, 3600,
+            "Seconds between stats lines on stdout; 0 prints only the summary at exit.",
+            [](Config& c) -> auto& { return c.stats.interval_s; }));
+        st.push_back(string<Config>("summary_json", "file path, empty = none",
+            "Write the exit summary as JSON to this file (\"-\" for stdout).",
+            [](Config& c) -> auto& { return c.stats.summary_json; }));
+        st.push_back(boolean<Config>("telemetry",
+            "Register /sluice/stats, /sluice/rings and /sluice/pools with DPDK telemetry "
+            "(read them with dpdk-telemetry.py).",
+            [](Config& c) -> auto& { return c.stats.telemetry; }));
+        return v;
+    }();
+    return s;
+}
+// clang-format on
+
+}  // namespace detail
+
+using detail::default_of;
+using detail::port_fields;
+using detail::sections;
+
+std::string to_toml(const Config& c) {
+    std::string out = "# effective configuration";
+    if (!c.source.empty()) out += " of " + c.source;
+    out += " (defaults filled in)\n";
+    for (const auto& p : c.ports) {
+        out += "\n[[ports]]\n";
+        for (const auto& f : port_fields())
+            out += f.name + " = " + f.show(p) + "\n";
+    }
+    for (const auto& s : sections()) {
+        out += "\n[" + s.name + "]\n";
+        for (const auto& f : s.fields)
+            out += f.name + " = " + f.show(c) + "\n";
+    }
+    return out;
+}
+
+const std::vector<KeyInfo>& schema() {
+    static const std::vector<KeyInfo> keys = [] {
+        std::vector<KeyInfo> v;
+        for (const auto& f : port_fields()) {
+            v.push_back({"ports[]." + f.name, f.type, f.required ? "" : default_of(f), f.range,
+                         f.help, f.required});
+        }
+        for (const auto& s : sections()) {
+            for (const auto& f : s.fields) {
+                v.push_back(
+                    {s.name + "." + f.name, f.type, default_of(f), f.range, f.help, f.required});
+            }
+        }
+        return v;
+    }();
+    return keys;
+}
+
+std::string schema_markdown() {
+    auto cell = [](std::string s) {
+        for (std::size_t i = 0; (i = s.find('|', i)) != std::string::npos; i += 2)
+            s.insert(i, "\\");
+        return s;
+    };
+    std::string out;
+    std::string current;
+    for (const auto& k : schema()) {
+        const std::string section =
+            k.key.rfind("ports[]", 0) == 0 ? "ports" : k.key.substr(0, k.key.find('.'));
+        if (section != current) {
+            current = section;
+            std::string help = "One `[[ports]]` table per NIC port.";
+            for (const auto& s : sections()) {
+                if (s.name == section) help = s.help;
+            }
+            out += "\n### `[" + std::string(section == "ports" ? "[ports]]" : section + "]") +
+                   "`\n\n" + help +
+                   "\n\n| key | type | default | range | what it does |\n"
+                   "|---|---|---|---|---|\n";
+        }
+        out += "| `" + k.key + "` | " + k.type + " | " +
+               (k.required ? std::string("required") : "`" + cell(k.default_value) + "`") + " | " +
+               cell(k.range) + " | " + cell(k.help) + " |\n";
+    }
+    return out;
+}
+
+}  // namespace sluice::config

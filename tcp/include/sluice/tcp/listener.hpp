@@ -1,0 +1,62 @@
+// TcpListener: the collector's end of the TCP transport. It accepts
+// connections, speaks the handshake (ReceiverSession: CHALLENGE, HELLO and
+// its proof, WELCOME), verifies frames as they arrive, and hands hellos and
+// frames to a session::ReceiverHandler, which decides what they mean. Each
+// readable connection gets a bounded share of work per turn, so a busy or
+// broken peer never stalls the others.
+//
+// One thread. fd() is an epoll descriptor that becomes readable when there
+// is work; the owner adds it to its own event loop and calls poll() then,
+// and timers() every 100 ms or so.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "sluice/session/endpoint.hpp"
+#include "sluice/session/receiver.hpp"
+#include "sluice/wire/reader.hpp"
+
+namespace sluice::tcp {
+
+struct ListenerConfig {
+    session::Endpoint listen{"127.0.0.1", 7700};  // port 0: chosen by the kernel (port() tells)
+    std::vector<std::byte> key;                   // senders must prove it; empty: none
+    uint32_t max_frame_bytes = 16u << 20;         // larger frames are refused
+    uint32_t handshake_timeout_ms = 10000;        // and the floor of the idle timeout
+    uint32_t max_connections = 1024;              // beyond: REJECT busy
+};
+
+class TcpListener final : public session::ReceiverTransport {
+  public:
+    // Binds and listens. Throws std::runtime_error with the fix (address in
+    // use, no such local address).
+    TcpListener(const ListenerConfig& config, session::ReceiverHandler& handler);
+    ~TcpListener() override;
+    TcpListener(const TcpListener&) = delete;
+    TcpListener& operator=(const TcpListener&) = delete;
+
+    int fd() const;  // epoll descriptor: readable when poll() has work
+    void poll(uint64_t now_ns);
+    void timers(uint64_t now_ns);  // handshake and idle timeouts
+    uint16_t port() const;
+    std::size_t connections() const;
+
+    // session::ReceiverTransport
+    void close(session::ConnectionId conn, session::CloseCause cause, session::RejectReason reason,
+               std::string_view text) override;
+    std::string_view name() const override { return "tcp"; }
+
+    // Stopping: every connection gets its last acknowledgement and a REJECT
+    // shutting-down with `text`, then is closed.
+    void close_all(std::string_view text);
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sluice::tcp

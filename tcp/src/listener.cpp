@@ -1,0 +1,473 @@
+#include "sluice/tcp/listener.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "sluice/session/byte_buffer.hpp"
+#include "sluice/session/key.hpp"
+#include "sluice/tcp/receiver.hpp"
+
+namespace sluice::tcp {
+namespace {
+
+using session::ByteBuffer;
+using session::CloseCause;
+using session::ConnectionId;
+
+constexpr uint64_t kTagListener = 0;
+constexpr std::size_t kRecvChunk = 1u << 20;      // bytes asked of one recv()
+constexpr std::size_t kTurnBudget = 8u << 20;     // bytes one connection reads per turn
+constexpr std::size_t kMaxPendingOut = 1u << 20;  // unsent replies: the peer does not read
+
+struct Connection {
+    Connection(ConnectionId id_, int fd_, std::string peer_, std::span<const std::byte> key)
+        : id(id_), fd(fd_), peer(std::move(peer_)), session(key) {}
+    ConnectionId id;
+    int fd;
+    std::string peer;
+    ReceiverSession session;
+    ByteBuffer in;
+    std::size_t in_off = 0;  // unparsed bytes: in[in_off, in.size())
+    ByteBuffer out;
+    std::size_t out_off = 0;
+    bool want_write = false;
+    bool streaming = false;  // welcomed: frames may come
+    uint64_t stream_id = 0;
+    uint64_t ack = 0;  // the latest acknowledgement (the resume point at first)
+    uint64_t accepted_ns = 0;
+    uint64_t last_rx_ns = 0;
+    uint32_t heartbeat_ms = 0;
+    bool closed = false;
+
+    std::string name() const {
+        return streaming ? fmt::format("stream {} from {}", stream_id, peer)
+                         : fmt::format("connection from {}", peer);
+    }
+};
+
+CloseCause cause_of(const ReceiverStep& step) {
+    if (step.wire_error) return CloseCause::BadFrame;
+    switch (step.reason) {
+        case RejectReason::Version:
+            return CloseCause::Version;
+        case RejectReason::AuthFailed:
+        case RejectReason::KeyRequired:
+        case RejectReason::KeyUnexpected:
+            return CloseCause::Auth;
+        default:
+            return CloseCause::Protocol;
+    }
+}
+
+}  // namespace
+
+struct TcpListener::Impl {
+    ListenerConfig cfg;
+    session::ReceiverHandler& h;
+    TcpListener& self;
+    int listen_fd = -1;
+    int epfd = -1;
+    uint16_t port = 0;
+    wire::FrameReader reader;
+    ByteBuffer scratch;
+    std::unordered_map<ConnectionId, std::unique_ptr<Connection>> conns;
+    std::vector<ConnectionId> closed;  // freed after the event batch
+
+    Impl(const ListenerConfig& c, session::ReceiverHandler& handler, TcpListener& s)
+        : cfg(c),
+          h(handler),
+          self(s),
+          reader(wire::ReaderLimits{c.max_frame_bytes, c.max_frame_bytes, wire::kMaxSnaplen}) {
+        scratch.resize(c.max_frame_bytes);
+    }
+    ~Impl() {
+        for (auto& [id, c] : conns)
+            if (!c->closed) ::close(c->fd);
+        if (listen_fd >= 0) ::close(listen_fd);
+        if (epfd >= 0) ::close(epfd);
+    }
+
+    Connection* find(ConnectionId id) {
+        auto it = conns.find(id);
+        return it == conns.end() || it->second->closed ? nullptr : it->second.get();
+    }
+    void listen();
+    void accept_connections(uint64_t now);
+    void on_readable(Connection& c, uint64_t now);
+    void process(Connection& c, uint64_t now);
+    void on_hello(Connection& c, const Hello& hello);
+    bool commit(Connection& c);
+    void send(Connection& c, std::span<const std::byte> bytes);
+    void flush(Connection& c);
+    void close(Connection& c, CloseCause cause, const std::string& why);
+    void reject(Connection& c, RejectReason reason, CloseCause cause, std::string_view why);
+    void reap();
+};
+
+void TcpListener::Impl::listen() {
+    const session::ResolvedAddress addr = session::resolve(cfg.listen, true);
+    listen_fd = ::socket(addr.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (listen_fd < 0) throw std::runtime_error(fmt::format("socket(): {}", std::strerror(errno)));
+    const int one = 1;
+    ::setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(listen_fd, reinterpret_cast<const sockaddr*>(&addr.addr), addr.len) != 0) {
+        const int e = errno;
+        throw std::runtime_error(fmt::format(
+            "cannot listen on {}: {}{}", cfg.listen.to_string(), std::strerror(e),
+            e == EADDRINUSE ? " (another collector or program uses the port: stop it or choose "
+                              "another --listen port)"
+            : e == EADDRNOTAVAIL ? " (no local interface has that address)"
+                                 : ""));
+    }
+    if (::listen(listen_fd, 128) != 0)
+        throw std::runtime_error(fmt::format("listen(): {}", std::strerror(errno)));
+    sockaddr_storage bound{};
+    socklen_t blen = sizeof bound;
+    ::getsockname(listen_fd, reinterpret_cast<sockaddr*>(&bound), &blen);
+    port = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
+                                       : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+    epfd = ::epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0) throw std::runtime_error(fmt::format("epoll: {}", std::strerror(errno)));
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kTagListener;
+    ::epoll_ctl(epfd, EPOLL_CTL_ADD, listen_fd, &ev);
+}
+
+TcpListener::TcpListener(const ListenerConfig& config, session::ReceiverHandler& handler)
+    : impl_(std::make_unique<Impl>(config, handler, *this)) {
+    impl_->listen();
+}
+
+TcpListener::~TcpListener() = default;
+
+int TcpListener::fd() const {
+    return impl_->epfd;
+}
+uint16_t TcpListener::port() const {
+    return impl_->port;
+}
+std::size_t TcpListener::connections() const {
+    return impl_->conns.size();
+}
+
+void TcpListener::Impl::close(Connection& c, CloseCause cause, const std::string& why) {
+    if (c.closed) return;
+    ::epoll_ctl(epfd, EPOLL_CTL_DEL, c.fd, nullptr);
+    ::close(c.fd);
+    c.closed = true;
+    closed.push_back(c.id);
+    h.on_closed(c.id, cause, why);
+}
+
+void TcpListener::Impl::reject(Connection& c, RejectReason reason, CloseCause cause,
+                               std::string_view why) {
+    send(c, c.session.reject(reason, why));
+    close(c, cause, fmt::format("{}: {}; connection dropped", c.name(), why));
+}
+
+void TcpListener::Impl::reap() {
+    for (ConnectionId id : closed)
+        conns.erase(id);
+    closed.clear();
+}
+
+void TcpListener::Impl::accept_connections(uint64_t now) {
+    for (;;) {
+        sockaddr_storage a{};
+        socklen_t len = sizeof a;
+        const int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&a), &len,
+                                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
+                return;
+            const int e = errno;
+            h.on_listener_error(fmt::format(
+                "accept: {}{}", std::strerror(e),
+                e == EMFILE || e == ENFILE ? " (raise the open files limit: ulimit -n)" : ""));
+            return;
+        }
+        const ConnectionId id = session::next_connection_id();
+        auto c = std::make_unique<Connection>(
+            id, fd, session::format_address(reinterpret_cast<sockaddr*>(&a), len), cfg.key);
+        c->accepted_ns = c->last_rx_ns = now;
+        const int one = 1;
+        // ACKs are small and the sender waits for them: no Nagle delay.
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        Connection& ref = *c;
+        conns.emplace(id, std::move(c));
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = id;
+        ::epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+        h.on_connection(id, self, ref.peer);
+        if (conns.size() - closed.size() > cfg.max_connections) {
+            reject(ref, RejectReason::Busy, CloseCause::Busy,
+                   fmt::format("the collector serves its maximum of {} connections "
+                               "(--max-connections)",
+                               cfg.max_connections));
+            continue;
+        }
+        session::Nonce nonce;
+        if (!session::random_bytes(nonce)) {
+            close(ref, CloseCause::Resources,
+                  fmt::format("{}: the system's random generator failed", ref.name()));
+            continue;
+        }
+        ref.in.reserve(4096);
+        send(ref, ref.session.challenge(nonce));
+    }
+}
+
+void TcpListener::Impl::send(Connection& c, std::span<const std::byte> bytes) {
+    if (c.closed || bytes.empty()) return;
+    std::size_t done = 0;
+    if (c.out.size() == c.out_off) {
+        const ssize_t n = ::send(c.fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) done = static_cast<std::size_t>(n);
+    }
+    if (done == bytes.size()) return;
+    if (c.out.size() - c.out_off + bytes.size() - done > kMaxPendingOut) {
+        close(c, CloseCause::Protocol,
+              fmt::format("{}: the peer reads nothing (its receive buffer is full): dropped",
+                          c.name()));
+        return;
+    }
+    c.out.append(bytes.data() + done, bytes.size() - done);
+    if (!c.want_write) {
+        c.want_write = true;
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLOUT;
+        ev.data.u64 = c.id;
+        ::epoll_ctl(epfd, EPOLL_CTL_MOD, c.fd, &ev);
+    }
+}
+
+void TcpListener::Impl::flush(Connection& c) {
+    while (c.out_off < c.out.size()) {
+        const ssize_t n = ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off,
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n <= 0) {
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+            close(c, CloseCause::PeerClosed,
+                  fmt::format("{}: connection lost: {}", c.name(), std::strerror(errno)));
+            return;
+        }
+        c.out_off += static_cast<std::size_t>(n);
+    }
+    c.out.clear();
+    c.out_off = 0;
+    if (c.want_write) {
+        c.want_write = false;
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = c.id;
+        ::epoll_ctl(epfd, EPOLL_CTL_MOD, c.fd, &ev);
+    }
+}
+
+void TcpListener::Impl::on_readable(Connection& c, uint64_t now) {
+    std::size_t budget = kTurnBudget;
+    while (budget > 0 && !c.closed) {
+        const std::size_t chunk = c.streaming ? kRecvChunk : 4096;
+        if (c.in.capacity() - c.in.size() < chunk / 4) {
+            // Move the unparsed tail to the front before growing.
+            if (c.in_off) {
+                c.in.consume(c.in_off);
+                c.in_off = 0;
+            }
+            if (c.in.capacity() - c.in.size() < chunk / 4) c.in.reserve(c.in.size() + chunk);
+        }
+        const std::size_t room = c.in.capacity() - c.in.size();
+        const ssize_t n = ::recv(c.fd, c.in.data() + c.in.size(), room, MSG_DONTWAIT);
+        if (n == 0) {
+            close(c, CloseCause::PeerClosed,
+                  fmt::format("{}: the peer closed the connection{}", c.name(),
+                              c.streaming ? "" : " before completing the handshake"));
+            return;
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+            close(c, CloseCause::PeerClosed,
+                  fmt::format("{}: connection lost: {}", c.name(), std::strerror(errno)));
+            return;
+        }
+        c.in.resize(c.in.size() + static_cast<std::size_t>(n));
+        c.last_rx_ns = now;
+        budget -= std::min(budget, static_cast<std::size_t>(n));
+        process(c, now);
+    }
+}
+
+void TcpListener::Impl::on_hello(Connection& c, const Hello& hello) {
+    const session::HelloAnswer a = h.on_hello(c.id, to_session(hello));
+    if (c.closed) return;
+    if (!a.accept) {
+        reject(c, a.refusal.reason, a.refusal.cause, a.refusal.text);
+        return;
+    }
+    c.streaming = true;
+    c.stream_id = hello.stream_id;
+    c.heartbeat_ms = hello.heartbeat_ms;
+    c.ack = a.resume_sequence;
+    send(c, c.session.welcome(a.resume_sequence, a.new_session));
+}
+
+bool TcpListener::Impl::commit(Connection& c) {
+    session::Refusal r;
+    const auto ack = h.on_batch_done(c.id, r);
+    if (c.closed) return false;
+    if (!ack) {
+        reject(c, r.reason, r.cause, r.text);
+        return false;
+    }
+    c.ack = *ack;
+    return true;
+}
+
+void TcpListener::Impl::process(Connection& c, uint64_t now) {
+    (void)now;
+    bool ack_due = false;
+    bool frames = false;
+    std::size_t needed = 0;
+    while (!c.closed) {
+        const std::span<const std::byte> in{c.in.data() + c.in_off, c.in.size() - c.in_off};
+        const ReceiverStep step = c.session.next(in, reader, {scratch.data(), scratch.size()});
+        if (step.kind == StepKind::NeedMore) {
+            needed = step.needed;
+            break;
+        }
+        c.in_off += step.consumed;
+        switch (step.kind) {
+            case StepKind::Hello:
+                on_hello(c, step.hello);
+                break;
+            case StepKind::Frame: {
+                frames = true;
+                session::Refusal r;
+                if (!h.on_frame(c.id, step.frame, r)) {
+                    // What came before it is good: keep it.
+                    if (!c.closed && commit(c)) send(c, c.session.ack(c.ack));
+                    if (!c.closed) reject(c, r.reason, r.cause, r.text);
+                    return;
+                }
+                break;
+            }
+            case StepKind::Heartbeat:
+                ack_due = true;
+                break;
+            case StepKind::Failed: {
+                const std::string why =
+                    fmt::format("{}: {}; connection dropped", c.name(), step.detail);
+                // ack() below reuses the session's output buffer.
+                const std::vector<std::byte> reply(step.reply.begin(), step.reply.end());
+                // Whatever arrived before the bad bytes is good: keep it.
+                if (frames && commit(c)) send(c, c.session.ack(c.ack));
+                send(c, reply);
+                close(c, cause_of(step), why);
+                return;
+            }
+            case StepKind::PeerRejected: {
+                std::string text;
+                for (char ch : step.detail)
+                    text += (ch >= 0x20 && ch < 0x7f) ? ch : '?';
+                close(c, CloseCause::PeerRejected,
+                      fmt::format("{}: the sender ended the connection ({}): {}", c.name(),
+                                  session::to_string(step.reason), text));
+                return;
+            }
+            case StepKind::NeedMore:
+                break;
+        }
+    }
+    if (c.closed) return;
+    // The frames may point into the receive buffer: they are written before
+    // the buffer moves.
+    if (frames) {
+        if (!commit(c)) return;
+        ack_due = true;
+    }
+    if (ack_due && c.streaming) send(c, c.session.ack(c.ack));
+    if (c.in_off == c.in.size()) {
+        c.in.clear();
+        c.in_off = 0;
+    } else if (needed > c.in.capacity() - c.in_off) {
+        c.in.consume(c.in_off);
+        c.in_off = 0;
+        c.in.reserve(needed);
+    }
+}
+
+void TcpListener::poll(uint64_t now) {
+    Impl& m = *impl_;
+    std::array<epoll_event, 64> events;
+    const int n = ::epoll_wait(m.epfd, events.data(), static_cast<int>(events.size()), 0);
+    for (int i = 0; i < n; ++i) {
+        const uint64_t tag = events[i].data.u64;
+        if (tag == kTagListener) {
+            m.accept_connections(now);
+        } else if (Connection* c = m.find(tag)) {
+            if (events[i].events & EPOLLOUT) m.flush(*c);
+            if (!c->closed && (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+                m.on_readable(*c, now);
+        }
+    }
+    m.reap();
+}
+
+void TcpListener::timers(uint64_t now) {
+    Impl& m = *impl_;
+    const uint64_t handshake_ns = uint64_t{m.cfg.handshake_timeout_ms} * 1'000'000;
+    for (auto& [id, cp] : m.conns) {
+        Connection& c = *cp;
+        if (c.closed) continue;
+        if (!c.streaming) {
+            if (now - c.accepted_ns >= handshake_ns)
+                m.reject(c, RejectReason::Timeout, CloseCause::Timeout,
+                         fmt::format("no handshake within {} ms (--peer-timeout)",
+                                     m.cfg.handshake_timeout_ms));
+            continue;
+        }
+        if (c.heartbeat_ms) {
+            const uint64_t idle_ns =
+                std::max<uint64_t>(handshake_ns, 3ull * c.heartbeat_ms * 1'000'000);
+            if (now - c.last_rx_ns >= idle_ns)
+                m.reject(c, RejectReason::Timeout, CloseCause::Timeout,
+                         fmt::format("nothing received for {} ms though the sender heartbeats "
+                                     "every {} ms",
+                                     idle_ns / 1'000'000, c.heartbeat_ms));
+        }
+    }
+    m.reap();
+}
+
+void TcpListener::close(ConnectionId conn, CloseCause cause, RejectReason reason,
+                        std::string_view text) {
+    if (Connection* c = impl_->find(conn)) impl_->reject(*c, reason, cause, text);
+}
+
+void TcpListener::close_all(std::string_view text) {
+    Impl& m = *impl_;
+    for (auto& [id, c] : m.conns) {
+        if (c->closed) continue;
+        if (c->streaming) m.send(*c, c->session.ack(c->ack));
+        m.send(*c, c->session.reject(RejectReason::ShuttingDown, text));
+        m.close(*c, CloseCause::ShuttingDown, "");
+    }
+    m.reap();
+}
+
+}  // namespace sluice::tcp
