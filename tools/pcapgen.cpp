@@ -3,28 +3,35 @@
 // The demo, the end-to-end tests and the codec benchmarks all need traffic that
 // looks like a real link: many flows in both directions, TCP and UDP, IPv4 and
 // some IPv6, IMIX sizes, header fields that vary the way real ones do (IP ids,
-// TCP sequence numbers, TTLs, windows), valid checksums, and payloads that are
-// partly text (HTTP, DNS) and partly incompressible (TLS-like records). The
-// same seed always gives the same bytes.
+// TCP sequence numbers, TTLs, windows, flow labels), valid checksums, and
+// payloads that are partly text (HTTP, DNS) and partly incompressible
+// (TLS-like records). Every payload is well formed for its port, so Wireshark
+// decodes the capture without a malformed packet: each TCP direction is one
+// byte stream of whole HTTP messages or TLS records cut into segments, and each
+// DNS datagram is one complete message. The same seed always gives the same
+// bytes.
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <arpa/inet.h>
 
 namespace {
 
 // xoshiro256** seeded through splitmix64: fast, and identical on every platform.
 class Rng {
   public:
-    explicit Rng(uint64_t seed) {
+    // Each kind of decision draws from its own stream of the one seed, so that
+    // turning an option on leaves every other decision, and the bytes it makes,
+    // as they were.
+    explicit Rng(uint64_t seed, uint64_t stream = 0) {
+        seed += stream * 0xd1b54a32d192ed03ULL;
         for (auto& s : s_) {
             seed += 0x9e3779b97f4a7c15ULL;
             uint64_t z = seed;
@@ -45,12 +52,15 @@ class Rng {
         return result;
     }
     uint32_t below(uint32_t n) { return static_cast<uint32_t>((next() >> 32) % n); }
+    uint32_t between(uint32_t lo, uint32_t hi) { return lo + below(hi - lo + 1); }
     bool chance(uint32_t percent) { return below(100) < percent; }
 
   private:
     static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
     std::array<uint64_t, 4> s_{};
 };
+
+enum RngStream : uint64_t { kTraffic, kClock, kTruncate };
 
 struct Options {
     std::string out;
@@ -64,21 +74,7 @@ struct Options {
     bool nanosecond = false;
 };
 
-enum class App : uint8_t { Http, Tls, Dns, Rtp };
-
-struct Flow {
-    bool v6 = false;
-    uint8_t proto = 6;  // 6 TCP, 17 UDP
-    App app = App::Tls;
-    std::array<uint8_t, 16> client{}, server{};
-    uint16_t cport = 0, sport = 0;
-    uint8_t cttl = 64, sttl = 57;
-    uint16_t cip_id = 0, sip_id = 0;
-    uint32_t cseq = 0, sseq = 0;
-    uint16_t cwin = 0, swin = 0;
-    uint16_t rtp_seq = 0;
-    uint32_t rtp_ts = 0;
-};
+using Bytes = std::vector<uint8_t>;
 
 void put16(uint8_t* p, uint16_t v) {
     p[0] = static_cast<uint8_t>(v >> 8);
@@ -87,6 +83,27 @@ void put16(uint8_t* p, uint16_t v) {
 void put32(uint8_t* p, uint32_t v) {
     put16(p, static_cast<uint16_t>(v >> 16));
     put16(p + 2, static_cast<uint16_t>(v));
+}
+void append16(Bytes& b, uint16_t v) {
+    b.push_back(static_cast<uint8_t>(v >> 8));
+    b.push_back(static_cast<uint8_t>(v));
+}
+void append32(Bytes& b, uint32_t v) {
+    append16(b, static_cast<uint16_t>(v >> 16));
+    append16(b, static_cast<uint16_t>(v));
+}
+void append(Bytes& b, std::string_view s) {
+    b.insert(b.end(), s.begin(), s.end());
+}
+
+// Random bytes, written byte by byte so that the file does not depend on the
+// host's byte order.
+void append_random(Rng& rng, Bytes& b, size_t n) {
+    while (n) {
+        uint64_t r = rng.next();
+        for (int k = 0; k < 8 && n; ++k, --n, r >>= 8)
+            b.push_back(static_cast<uint8_t>(r));
+    }
 }
 
 uint32_t sum16(const uint8_t* p, size_t n, uint32_t acc = 0) {
@@ -101,6 +118,14 @@ uint16_t fold(uint32_t acc) {
     return static_cast<uint16_t>(~acc);
 }
 
+std::string hex(Rng& rng, size_t n) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string s;
+    for (size_t i = 0; i < n; ++i)
+        s += kDigits[rng.below(16)];
+    return s;
+}
+
 constexpr std::string_view kHosts[] = {"api.example.com", "cdn.example.net", "mail.example.org",
                                        "updates.example.com", "static.example.net"};
 constexpr std::string_view kPaths[] = {"/index.html",    "/v1/metrics?window=60",
@@ -109,76 +134,263 @@ constexpr std::string_view kPaths[] = {"/index.html",    "/v1/metrics?window=60"
 constexpr std::string_view kAgents[] = {
     "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0", "curl/7.88.1",
     "Go-http-client/1.1", "python-requests/2.31.0"};
+constexpr std::string_view kTxtNames[] = {"selector1._domainkey.example.com", "example.org",
+                                          "_dmarc.example.net", "google._domainkey.example.org"};
 
-// Fills `n` payload bytes in the style of the flow's application.
-void fill_payload(Rng& rng, const Flow& f, bool from_client, uint8_t* p, size_t n) {
-    std::string text;
-    switch (f.app) {
-        case App::Http:
-            if (from_client) {
-                text = "GET ";
-                text += kPaths[rng.below(std::size(kPaths))];
-                text += " HTTP/1.1\r\nHost: ";
-                text += kHosts[rng.below(std::size(kHosts))];
-                text += "\r\nUser-Agent: ";
-                text += kAgents[rng.below(std::size(kAgents))];
-                text += "\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n";
-            } else {
-                text =
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
-                    "Cache-Control: max-age=3600\r\nServer: nginx\r\n\r\n"
-                    "<!DOCTYPE html><html><head><title>Status</title></head><body>"
-                    "<table><tr><th>queue</th><th>packets</th><th>bytes</th></tr>";
-                while (text.size() < n) {
-                    text += "<tr><td>" + std::to_string(rng.below(16)) + "</td><td>" +
-                            std::to_string(rng.below(1000000)) + "</td><td>" +
-                            std::to_string(rng.below(100000000)) + "</td></tr>\n";
-                }
-            }
-            break;
-        case App::Dns: {
-            // A DNS query/response header followed by a name: mostly text.
-            text.assign(12, '\0');
-            text[0] = static_cast<char>(rng.below(256));
-            text[1] = static_cast<char>(rng.below(256));
-            text[2] = from_client ? 0x01 : static_cast<char>(0x81);
-            text[5] = 1;
-            const std::string_view host = kHosts[rng.below(std::size(kHosts))];
-            size_t start = 0;
-            while (start < host.size()) {
-                size_t dot = host.find('.', start);
-                if (dot == std::string_view::npos) dot = host.size();
-                text += static_cast<char>(dot - start);
-                text += host.substr(start, dot - start);
-                start = dot + 1;
-            }
-            text += std::string("\0\0\x01\0\x01", 5);
-            break;
-        }
-        case App::Rtp:
-        case App::Tls:
-            break;  // incompressible: random bytes below
+// ---- TCP application streams --------------------------------------------------------
+//
+// A TCP direction carries whole messages back to back: a text head (HTTP
+// headers and text bodies, a TLS record header) followed by random bytes (TLS
+// ciphertext, binary HTTP bodies). Segments never run past the end of a
+// message, as a sender that writes one message and then waits does.
+struct Message {
+    std::string head;
+    size_t random = 0;
+    size_t size() const { return head.size() + random; }
+};
+
+std::string html_body(Rng& rng, size_t n) {
+    std::string s =
+        "<!DOCTYPE html><html><head><title>Status</title></head><body>"
+        "<table><tr><th>queue</th><th>packets</th><th>bytes</th></tr>\n";
+    while (s.size() < n) {
+        s += "<tr><td>" + std::to_string(rng.below(16)) + "</td><td>" +
+             std::to_string(rng.below(1000000)) + "</td><td>" +
+             std::to_string(rng.below(100000000)) + "</td></tr>\n";
     }
-    size_t i = 0;
-    if (f.app == App::Tls && n >= 5) {  // TLS application-data record header
-        p[0] = 0x17;
-        p[1] = 0x03;
-        p[2] = 0x03;
-        put16(p + 3, static_cast<uint16_t>(n - 5));
-        i = 5;
-    }
-    for (; i < n && !text.empty(); ++i)
-        p[i] = static_cast<uint8_t>(text[i % text.size()]);
-    for (; i + 8 <= n; i += 8) {
-        const uint64_t r = rng.next();
-        std::memcpy(p + i, &r, 8);
-    }
-    for (; i < n; ++i)
-        p[i] = static_cast<uint8_t>(rng.next());
+    return s + "</table></body></html>\n";
 }
 
+std::string json_body(Rng& rng, size_t n) {
+    std::string s = "{\"window\":60,\"queues\":[";
+    for (uint32_t q = 0; s.size() < n; ++q) {
+        if (q) s += ',';
+        s += "{\"queue\":" + std::to_string(q) +
+             ",\"packets\":" + std::to_string(rng.below(1000000)) +
+             ",\"bytes\":" + std::to_string(rng.below(100000000)) +
+             ",\"drops\":" + std::to_string(rng.below(100)) + "}";
+    }
+    return s + "]}\n";
+}
+
+Message http_request(Rng& rng) {
+    Message m;
+    const std::string_view path = kPaths[rng.below(std::size(kPaths))];
+    const bool post = path == "/login";
+    m.head = post ? "POST " : "GET ";
+    m.head += path;
+    m.head += " HTTP/1.1\r\nHost: ";
+    m.head += kHosts[rng.below(std::size(kHosts))];
+    m.head += "\r\nUser-Agent: ";
+    m.head += kAgents[rng.below(std::size(kAgents))];
+    m.head += "\r\nAccept: */*\r\nAccept-Encoding: identity\r\n";
+    if (rng.chance(50)) m.head += "Cookie: session=" + hex(rng, 32) + "\r\n";
+    if (post) {
+        const std::string form = "user=operator&password=" + hex(rng, 16) + "&remember=1";
+        m.head += "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: " +
+                  std::to_string(form.size()) + "\r\nConnection: keep-alive\r\n\r\n" + form;
+    } else {
+        m.head += "Connection: keep-alive\r\n\r\n";
+    }
+    return m;
+}
+
+Message http_response(Rng& rng) {
+    Message m;
+    const uint32_t kind = rng.below(100);
+    std::string type, body;
+    if (kind < 8) {
+        m.head = "HTTP/1.1 304 Not Modified\r\nServer: nginx\r\nETag: \"" + hex(rng, 16) +
+                 "\"\r\nConnection: keep-alive\r\n\r\n";
+        return m;
+    }
+    std::string status = "200 OK";
+    if (kind < 12) {
+        status = "404 Not Found";
+        type = "text/html; charset=utf-8";
+        body =
+            "<html><head><title>404 Not Found</title></head><body><center><h1>404 Not "
+            "Found</h1></center><hr><center>nginx</center></body></html>\n";
+    } else if (kind < 70) {
+        type = "text/html; charset=utf-8";
+        body = html_body(rng, rng.between(300, 24000));
+    } else {
+        type = "application/json";
+        body = json_body(rng, rng.between(100, 4000));
+    }
+    const size_t length = body.size() + m.random;
+    m.head = "HTTP/1.1 " + status + "\r\nServer: nginx\r\nContent-Type: " + type +
+             "\r\nContent-Length: " + std::to_string(length) +
+             "\r\nCache-Control: max-age=3600\r\nETag: \"" + hex(rng, 16) +
+             "\"\r\nConnection: keep-alive\r\n\r\n" + body;
+    return m;
+}
+
+// A TLS 1.2/1.3 application-data record: the header, then ciphertext.
+Message tls_record(Rng& rng, bool from_client) {
+    constexpr uint32_t kFullRecord = 16384 + 24;  // a full record with its AEAD overhead
+    const uint32_t len = rng.chance(from_client ? 70 : 90) ? kFullRecord : rng.between(40, 1400);
+    Message m;
+    m.head = {'\x17', '\x03', '\x03', static_cast<char>(len >> 8), static_cast<char>(len & 0xff)};
+    m.random = len;
+    return m;
+}
+
+enum class App : uint8_t { Http, Tls, Dns, Rtp };
+
+struct TcpStream {
+    Message msg;
+    size_t sent = 0;  // bytes of msg already in earlier segments
+};
+
+struct Flow {
+    bool v6 = false;
+    uint8_t proto = 6;  // 6 TCP, 17 UDP
+    App app = App::Tls;
+    std::array<uint8_t, 16> client{}, server{};
+    uint16_t cport = 0, sport = 0;
+    uint8_t cttl = 64, sttl = 57;
+    uint16_t cip_id = 0, sip_id = 0;
+    uint32_t clabel = 0, slabel = 0;  // IPv6 flow labels, fixed per direction (RFC 6437)
+    uint32_t cseq = 0, sseq = 0;
+    uint16_t cwin = 0, swin = 0;
+    uint16_t rtp_seq = 0;
+    uint32_t rtp_ts = 0;
+    TcpStream cstream, sstream;
+};
+
+// Appends up to `room` bytes of the direction's stream; true when that ends a message.
+bool take_segment(Rng& rng, const Flow& f, bool from_client, TcpStream& s, size_t room,
+                  Bytes& out) {
+    if (s.sent == s.msg.size()) {
+        s.msg = f.app == App::Http ? (from_client ? http_request(rng) : http_response(rng))
+                                   : tls_record(rng, from_client);
+        s.sent = 0;
+    }
+    const size_t n = std::min(room, s.msg.size() - s.sent);
+    const size_t from_head =
+        s.sent < s.msg.head.size() ? std::min(n, s.msg.head.size() - s.sent) : 0;
+    if (from_head) append(out, std::string_view(s.msg.head).substr(s.sent, from_head));
+    append_random(rng, out, n - from_head);
+    s.sent += n;
+    return s.sent == s.msg.size();
+}
+
+// ---- DNS -----------------------------------------------------------------------------
+
+void append_name(Bytes& b, std::string_view name) {
+    size_t start = 0;
+    while (start < name.size()) {
+        size_t dot = name.find('.', start);
+        if (dot == std::string_view::npos) dot = name.size();
+        b.push_back(static_cast<uint8_t>(dot - start));
+        append(b, name.substr(start, dot - start));
+        start = dot + 1;
+    }
+    b.push_back(0);
+}
+
+// What large TXT answers hold in the field: mostly SPF policies, some
+// verification tokens and DKIM keys (base64, hardly compressible).
+std::string txt_text(Rng& rng) {
+    static constexpr char kBase64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    auto base64 = [&](size_t n) {
+        std::string s;
+        for (size_t i = 0; i < n; ++i)
+            s += kBase64[rng.below(64)];
+        return s;
+    };
+    const uint32_t kind = rng.below(100);
+    if (kind < 85)
+        return "v=spf1 ip4:198.51.100." + std::to_string(rng.below(256)) + "/32 ip4:203.0.113." +
+               std::to_string(rng.below(256)) +
+               "/24 include:_spf.example.com include:mail.example.org ~all";
+    if (kind < 93) return "google-site-verification=" + base64(43);
+    return "v=DKIM1; k=rsa; p=" + base64(216);
+}
+
+// EDNS(0) OPT pseudo-record: the resolver's advertised UDP payload size.
+void append_opt(Rng& rng, Bytes& b) {
+    b.push_back(0);
+    append16(b, 41);
+    append16(b, rng.chance(70) ? 1232 : 4096);
+    append32(b, rng.chance(30) ? 0x8000 : 0);  // extended rcode, version, DO bit
+    append16(b, 0);
+}
+
+// One complete DNS message for a UDP payload of about `room` bytes: a query
+// from the client, from the server an A/AAAA answer, or, when the frame has
+// room for more, a TXT answer (DKIM keys, SPF) that fills it exactly.
+Bytes dns_message(Rng& rng, bool from_client, size_t room) {
+    Bytes m;
+    append16(m, static_cast<uint16_t>(rng.next()));
+    const bool edns = rng.chance(60);
+    const bool txt = !from_client && room >= 200;
+    std::string_view qname =
+        txt ? kTxtNames[rng.below(std::size(kTxtNames))] : kHosts[rng.below(std::size(kHosts))];
+    const uint16_t qtype = txt ? 16 : (rng.chance(70) ? 1 : 28);
+    if (from_client) {
+        append16(m, 0x0100);  // standard query, recursion desired
+        append16(m, 1), append16(m, 0), append16(m, 0), append16(m, edns ? 1 : 0);
+        append_name(m, qname);
+        append16(m, qtype), append16(m, 1);
+        if (edns) append_opt(rng, m);
+        return m;
+    }
+    const bool cname = !txt && rng.chance(30);
+    const uint16_t answers = txt ? 1 : static_cast<uint16_t>(cname + rng.between(1, 4));
+    append16(m, 0x8180);  // response, recursion desired and available, no error
+    append16(m, 1), append16(m, answers), append16(m, 0), append16(m, edns ? 1 : 0);
+    append_name(m, qname);
+    append16(m, qtype), append16(m, 1);
+    auto rr_head = [&](uint16_t owner, uint16_t type, uint32_t ttl, uint16_t rdlen) {
+        append16(m, static_cast<uint16_t>(0xc000 | owner));
+        append16(m, type), append16(m, 1), append32(m, ttl), append16(m, rdlen);
+    };
+    if (txt) {
+        // rdata: character-strings of up to 255 bytes; any length >= 1 can be made.
+        const size_t fixed = m.size() + 12 + (edns ? 11 : 0);
+        const size_t rdlen = std::min<size_t>(room - fixed, 65535);
+        rr_head(12, 16, rng.between(300, 86400), static_cast<uint16_t>(rdlen));
+        std::string text;
+        for (size_t left = rdlen; left;) {
+            const size_t chunk = std::min<size_t>(left - 1, 255);
+            m.push_back(static_cast<uint8_t>(chunk));
+            for (size_t i = 0; i < chunk; ++i) {
+                if (text.empty()) text = txt_text(rng);
+                m.push_back(static_cast<uint8_t>(text.front()));
+                text.erase(0, 1);
+            }
+            left -= chunk + 1;
+        }
+    } else {
+        uint16_t owner = 12;  // the question's name
+        if (cname) {
+            const std::string target = "edge-" + std::to_string(rng.below(64)) + ".cdn.example.net";
+            rr_head(owner, 5, rng.between(60, 3600), static_cast<uint16_t>(target.size() + 2));
+            owner = static_cast<uint16_t>(m.size());
+            append_name(m, target);
+        }
+        for (uint16_t i = cname; i < answers; ++i) {
+            rr_head(owner, qtype, rng.between(30, 300), qtype == 1 ? 4 : 16);
+            if (qtype == 1) {
+                append32(m, 0xc6336400u | rng.below(256));  // 198.51.100.0/24
+            } else {
+                append32(m, 0x20010db8u), append32(m, 0x00640000u);
+                append_random(rng, m, 8);
+            }
+        }
+    }
+    if (edns) append_opt(rng, m);
+    return m;
+}
+
+// ---- frames --------------------------------------------------------------------------
+
 // IMIX on the wire (7:4:1 of 64, 594, 1518 bytes with FCS) plus some spread,
-// so sizes are not only three values; optional jumbo frames.
+// so sizes are not only three values; optional jumbo frames. The small ones
+// are TCP's pure ACKs.
 size_t pick_frame_len(Rng& rng, const Options& o) {
     if (o.jumbo_percent && rng.chance(o.jumbo_percent)) return 9000 + rng.below(19);
     const uint32_t r = rng.below(12);
@@ -226,6 +438,8 @@ Flow make_flow(Rng& rng, const Options& o, uint32_t index) {
     f.sttl = static_cast<uint8_t>(40 + rng.below(24));
     f.cip_id = static_cast<uint16_t>(rng.next());
     f.sip_id = static_cast<uint16_t>(rng.next());
+    f.clabel = rng.below(1u << 20);
+    f.slabel = rng.below(1u << 20);
     f.cseq = static_cast<uint32_t>(rng.next());
     f.sseq = static_cast<uint32_t>(rng.next());
     f.cwin = static_cast<uint16_t>(29200 + rng.below(36000));
@@ -235,29 +449,56 @@ Flow make_flow(Rng& rng, const Options& o, uint32_t index) {
     return f;
 }
 
-// Builds one Ethernet frame of `len` bytes (len >= minimum for the headers).
-size_t build_frame(Rng& rng, Flow& f, bool from_client, size_t len, uint8_t* pkt) {
-    const size_t l3 = 14;
+constexpr size_t kEthernetMin = 60;  // without FCS; shorter frames are padded
+
+// Builds one Ethernet frame of the flow, about `len` bytes long: the length
+// the IMIX picked where the application lets it choose, else what its message
+// needs.
+Bytes build_frame(Rng& rng, Flow& f, bool from_client, size_t len) {
     const size_t iphdr = f.v6 ? 40 : 20;
     const size_t l4hdr = f.proto == 6 ? 20 : 8;
-    len = std::max(len, l3 + iphdr + l4hdr + (f.app == App::Rtp ? 12 : 0));
-    const size_t l4 = l3 + iphdr;
-    const size_t payload = len - l4 - l4hdr;
-    std::memset(pkt, 0, len);
+    const size_t headers = 14 + iphdr + l4hdr;
+    const size_t room = len > headers ? len - headers : 0;
+
+    Bytes payload;
+    bool ends_message = false;
+    switch (f.app) {
+        case App::Http:
+        case App::Tls:
+            // Too small for data: a pure ACK.
+            if (room >= 16)
+                ends_message = take_segment(rng, f, from_client,
+                                            from_client ? f.cstream : f.sstream, room, payload);
+            break;
+        case App::Dns:
+            payload = dns_message(rng, from_client, room);
+            break;
+        case App::Rtp:
+            payload.resize(12);
+            payload[0] = 0x80;
+            payload[1] = 0x00;  // PCMU
+            put16(&payload[2], f.rtp_seq++);
+            put32(&payload[4], f.rtp_ts += 160);
+            put32(&payload[8], 0x5eed0000u | f.cport);
+            append_random(rng, payload, room > 12 ? room - 12 : 0);
+            break;
+    }
+
+    const size_t l4len = l4hdr + payload.size();
+    Bytes pkt(std::max(kEthernetMin, 14 + iphdr + l4len));
 
     // Ethernet: locally administered MACs derived from the addresses.
     const auto& src = from_client ? f.client : f.server;
     const auto& dst = from_client ? f.server : f.client;
     pkt[0] = 0x02, pkt[6] = 0x02;
-    std::memcpy(pkt + 1, dst.data() + (f.v6 ? 11 : 0), 5);
-    std::memcpy(pkt + 7, src.data() + (f.v6 ? 11 : 0), 5);
-    put16(pkt + 12, f.v6 ? 0x86dd : 0x0800);
+    std::memcpy(&pkt[1], dst.data() + (f.v6 ? 11 : 0), 5);
+    std::memcpy(&pkt[7], src.data() + (f.v6 ? 11 : 0), 5);
+    put16(&pkt[12], f.v6 ? 0x86dd : 0x0800);
 
-    uint8_t* ip = pkt + l3;
-    const uint16_t l4len = static_cast<uint16_t>(len - l4);
+    uint8_t* ip = &pkt[14];
     if (f.v6) {
-        put32(ip, 0x60000000u | (rng.below(1u << 20)));
-        put16(ip + 4, l4len);
+        put32(ip, 0x60000000u | (from_client ? f.clabel : f.slabel));
+        put16(ip + 4, static_cast<uint16_t>(l4len));
         ip[6] = f.proto;
         ip[7] = from_client ? f.cttl : f.sttl;
         std::memcpy(ip + 8, src.data(), 16);
@@ -265,7 +506,7 @@ size_t build_frame(Rng& rng, Flow& f, bool from_client, size_t len, uint8_t* pkt
     } else {
         ip[0] = 0x45;
         ip[1] = f.app == App::Rtp ? 0xb8 : 0;  // EF for voice
-        put16(ip + 2, static_cast<uint16_t>(len - l3));
+        put16(ip + 2, static_cast<uint16_t>(iphdr + l4len));
         put16(ip + 4, from_client ? f.cip_id++ : f.sip_id++);
         put16(ip + 6, 0x4000);  // DF
         ip[8] = from_client ? f.cttl : f.sttl;
@@ -275,52 +516,64 @@ size_t build_frame(Rng& rng, Flow& f, bool from_client, size_t len, uint8_t* pkt
         put16(ip + 10, fold(sum16(ip, 20)));
     }
 
-    uint8_t* l4p = pkt + l4;
+    uint8_t* l4p = ip + iphdr;
     put16(l4p, from_client ? f.cport : f.sport);
     put16(l4p + 2, from_client ? f.sport : f.cport);
-    uint8_t* data = l4p + l4hdr;
     if (f.proto == 6) {
         uint32_t& seq = from_client ? f.cseq : f.sseq;
         const uint32_t ack = from_client ? f.sseq : f.cseq;
         put32(l4p + 4, seq);
         put32(l4p + 8, ack);
         l4p[12] = 0x50;
-        l4p[13] = payload ? 0x18 : 0x10;  // PSH|ACK or ACK
+        l4p[13] = ends_message ? 0x18 : 0x10;  // PSH|ACK at the end of a message, else ACK
         uint16_t& win = from_client ? f.cwin : f.swin;
         win = static_cast<uint16_t>(win + rng.below(512) - 256);
         put16(l4p + 14, win);
-        seq += static_cast<uint32_t>(payload);
+        seq += static_cast<uint32_t>(payload.size());
     } else {
-        put16(l4p + 4, l4len);
+        put16(l4p + 4, static_cast<uint16_t>(l4len));
     }
-    if (f.app == App::Rtp && payload >= 12) {
-        data[0] = 0x80;
-        data[1] = 0x00;  // PCMU
-        put16(data + 2, f.rtp_seq++);
-        put32(data + 4, f.rtp_ts += 160);
-        put32(data + 8, 0x5eed0000u | f.cport);
-        fill_payload(rng, f, from_client, data + 12, payload - 12);
-    } else {
-        fill_payload(rng, f, from_client, data, payload);
-    }
+    if (!payload.empty()) std::memcpy(l4p + l4hdr, payload.data(), payload.size());
 
     // TCP/UDP checksum over the pseudo-header.
-    uint32_t acc = 0;
-    if (f.v6) {
-        acc = sum16(ip + 8, 32);
-        acc += l4len;
-        acc += f.proto;
-    } else {
-        acc = sum16(ip + 12, 8);
-        acc += f.proto;
-        acc += l4len;
-    }
+    uint32_t acc = f.v6 ? sum16(ip + 8, 32) : sum16(ip + 12, 8);
+    acc += f.proto;
+    acc += static_cast<uint32_t>(l4len);
     acc = sum16(l4p, l4len, acc);
     uint16_t ck = fold(acc);
     if (f.proto == 17 && ck == 0) ck = 0xffff;
     put16(l4p + (f.proto == 6 ? 16 : 6), ck);
-    return len;
+    return pkt;
 }
+
+// ---- output --------------------------------------------------------------------------
+
+class PcapWriter {
+  public:
+    PcapWriter(FILE* out, const Options& o) : out_(out), nanosecond_(o.nanosecond) {
+        // pcap global header, host byte order as the format allows; snaplen covers jumbo.
+        struct {
+            uint32_t magic;
+            uint16_t major, minor;
+            int32_t zone;
+            uint32_t sigfigs, snaplen, linktype;
+        } gh{o.nanosecond ? 0xa1b23c4du : 0xa1b2c3d4u, 2, 4, 0, 0, 65535, 1};
+        std::fwrite(&gh, sizeof gh, 1, out_);
+    }
+    void write(uint64_t t_ns, const Bytes& frame, size_t caplen) {
+        const uint32_t sub = nanosecond_ ? static_cast<uint32_t>(t_ns % 1000000000ull)
+                                         : static_cast<uint32_t>(t_ns % 1000000000ull / 1000);
+        const uint32_t rec[4] = {static_cast<uint32_t>(t_ns / 1000000000ull), sub,
+                                 static_cast<uint32_t>(caplen),
+                                 static_cast<uint32_t>(frame.size())};
+        std::fwrite(rec, sizeof rec, 1, out_);
+        std::fwrite(frame.data(), 1, caplen, out_);
+    }
+
+  private:
+    FILE* out_;
+    bool nanosecond_;
+};
 
 bool parse_u64(std::string_view s, uint64_t& out) {
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
@@ -330,8 +583,9 @@ bool parse_u64(std::string_view s, uint64_t& out) {
 int usage(FILE* to) {
     std::fprintf(to,
                  "usage: sluice-pcapgen --out FILE [options]\n"
-                 "Writes a reproducible capture-like pcap (same seed, same bytes).\n"
-                 "  --packets N         packets to write (default 10000)\n"
+                 "Writes a reproducible capture-like pcap (same seed, same bytes): HTTP, TLS,\n"
+                 "DNS and RTP flows over IPv4 and IPv6, every payload well formed for its port.\n"
+                 "  --packets N         records to write (default 10000)\n"
                  "  --flows N           concurrent flows, both directions (default 400)\n"
                  "  --seed N            random seed (default 1)\n"
                  "  --jumbo-percent P   share of ~9000-byte frames (default 0)\n"
@@ -355,6 +609,10 @@ int main(int argc, char** argv) {
             }
             ++i;
         };
+        auto percent = [&](uint32_t& p) {
+            uint64_t v = 0;
+            value(v), p = static_cast<uint32_t>(std::min<uint64_t>(v, 100));
+        };
         uint64_t v = 0;
         if (a == "--out" && i + 1 < argc) {
             o.out = argv[++i];
@@ -365,11 +623,11 @@ int main(int argc, char** argv) {
         } else if (a == "--seed") {
             value(o.seed);
         } else if (a == "--jumbo-percent") {
-            value(v), o.jumbo_percent = static_cast<uint32_t>(std::min<uint64_t>(v, 100));
+            percent(o.jumbo_percent);
         } else if (a == "--truncate-percent") {
-            value(v), o.truncate_percent = static_cast<uint32_t>(std::min<uint64_t>(v, 100));
+            percent(o.truncate_percent);
         } else if (a == "--ipv6-percent") {
-            value(v), o.ipv6_percent = static_cast<uint32_t>(std::min<uint64_t>(v, 100));
+            percent(o.ipv6_percent);
         } else if (a == "--rate") {
             value(o.rate_pps), o.rate_pps = std::max<uint64_t>(o.rate_pps, 1);
         } else if (a == "--nanosecond") {
@@ -389,22 +647,16 @@ int main(int argc, char** argv) {
                      std::strerror(errno));
         return 1;
     }
-    // pcap global header, host byte order as the format allows; snaplen covers jumbo.
-    struct {
-        uint32_t magic;
-        uint16_t major, minor;
-        int32_t zone;
-        uint32_t sigfigs, snaplen, linktype;
-    } gh{o.nanosecond ? 0xa1b23c4du : 0xa1b2c3d4u, 2, 4, 0, 0, 65535, 1};
-    std::fwrite(&gh, sizeof gh, 1, out);
+    PcapWriter pcap(out, o);
 
-    Rng rng(o.seed);
+    Rng rng(o.seed, kTraffic);
+    Rng clock(o.seed, kClock);
+    Rng truncate(o.seed, kTruncate);
     std::vector<Flow> flows;
     flows.reserve(o.flows);
     for (uint32_t i = 0; i < o.flows; ++i)
         flows.push_back(make_flow(rng, o, i));
 
-    std::vector<uint8_t> pkt(9100);
     uint64_t t_ns = 1700000000ull * 1000000000ull;  // a fixed start: reproducible files
     const uint64_t gap_ns = 1000000000ull / o.rate_pps;
     for (uint64_t n = 0; n < o.packets; ++n) {
@@ -412,17 +664,12 @@ int main(int argc, char** argv) {
         const uint32_t r = rng.below(o.flows);
         Flow& f = flows[rng.chance(60) ? r % std::max<uint32_t>(1, o.flows / 10) : r];
         const bool from_client = rng.chance(f.app == App::Http ? 35 : 50);
-        const size_t len = build_frame(rng, f, from_client, pick_frame_len(rng, o), pkt.data());
-        size_t caplen = len;
-        if (o.truncate_percent && rng.chance(o.truncate_percent)) caplen = 54 + rng.below(64);
-        caplen = std::min(caplen, len);
-        t_ns += gap_ns / 2 + rng.below(static_cast<uint32_t>(std::max<uint64_t>(gap_ns, 1)));
-        const uint32_t sub = o.nanosecond ? static_cast<uint32_t>(t_ns % 1000000000ull)
-                                          : static_cast<uint32_t>(t_ns % 1000000000ull / 1000);
-        const uint32_t rec[4] = {static_cast<uint32_t>(t_ns / 1000000000ull), sub,
-                                 static_cast<uint32_t>(caplen), static_cast<uint32_t>(len)};
-        std::fwrite(rec, sizeof rec, 1, out);
-        std::fwrite(pkt.data(), 1, caplen, out);
+        const Bytes frame = build_frame(rng, f, from_client, pick_frame_len(rng, o));
+        size_t caplen = frame.size();
+        if (o.truncate_percent && truncate.chance(o.truncate_percent))
+            caplen = std::min(caplen, size_t{54} + truncate.below(64));
+        t_ns += gap_ns / 2 + clock.below(static_cast<uint32_t>(std::max<uint64_t>(gap_ns, 1)));
+        pcap.write(t_ns, frame, caplen);
     }
     if (std::fclose(out) != 0) {
         std::fprintf(stderr, "sluice-pcapgen: writing %s failed: %s\n", o.out.c_str(),
