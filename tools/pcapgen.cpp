@@ -8,12 +8,16 @@
 // (TLS-like records). Every payload is well formed for its port, so Wireshark
 // decodes the capture without a malformed packet: each TCP direction is one
 // byte stream of whole HTTP messages or TLS records cut into segments, and each
-// DNS datagram is one complete message. The same seed always gives the same
-// bytes.
+// DNS datagram is one complete message.
+//
+// Options make it look like what capture points see in the field: packets
+// wrapped in tunnels (ERSPAN, GRE, VXLAN, Geneve, MPLS, VLAN tags), some of
+// them cut inside the tunnel header. The same seed always gives the same bytes.
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <charconv>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -60,7 +64,29 @@ class Rng {
     std::array<uint64_t, 4> s_{};
 };
 
-enum RngStream : uint64_t { kTraffic, kClock, kTruncate };
+enum RngStream : uint64_t { kTraffic, kClock, kTruncate, kTunnel, kTunnelTruncate };
+
+// What a capture point sees packets wrapped in: VLAN tags on a trunk, MPLS in
+// a provider core, GRE and ERSPAN from a remote mirror session, VXLAN and
+// Geneve from an overlay.
+enum class Tunnel : uint8_t {
+    None,
+    Erspan2,
+    Erspan3,
+    Gre,
+    GreKey,
+    Vxlan,
+    Geneve,
+    Mpls,
+    Vlan,
+    QinQ,
+    Mix
+};
+constexpr std::pair<std::string_view, Tunnel> kTunnelNames[] = {
+    {"none", Tunnel::None},     {"erspan2", Tunnel::Erspan2}, {"erspan3", Tunnel::Erspan3},
+    {"gre", Tunnel::Gre},       {"gre-key", Tunnel::GreKey},  {"vxlan", Tunnel::Vxlan},
+    {"geneve", Tunnel::Geneve}, {"mpls", Tunnel::Mpls},       {"vlan", Tunnel::Vlan},
+    {"qinq", Tunnel::QinQ},     {"mix", Tunnel::Mix}};
 
 struct Options {
     std::string out;
@@ -72,6 +98,9 @@ struct Options {
     uint32_t ipv6_percent = 10;
     uint64_t rate_pps = 100000;  // sets the timestamp spacing
     bool nanosecond = false;
+    Tunnel tunnel = Tunnel::None;
+    uint32_t tunnel_percent = 100;         // share of records sent through a tunnel
+    uint32_t truncate_tunnel_percent = 0;  // share of those cut inside the tunnel header
 };
 
 using Bytes = std::vector<uint8_t>;
@@ -546,6 +575,207 @@ Bytes build_frame(Rng& rng, Flow& f, bool from_client, size_t len) {
     return pkt;
 }
 
+// ---- tunnels -------------------------------------------------------------------------
+
+// One tunnel as a capture point sees it: its endpoints and identifiers. Flows
+// are spread over a few of them, as over the sessions of a real deployment.
+struct TunnelPath {
+    Tunnel kind = Tunnel::None;
+    uint8_t index = 0;  // picks the outer addresses
+    uint8_t ttl = 64;
+    uint32_t id = 0;  // ERSPAN session, GRE key or VNI
+    uint16_t vlan = 0, outer_vlan = 0;
+    std::array<uint32_t, 3> labels{};
+    uint8_t nlabels = 0;
+    bool gre_seq = false;        // GRE key tunnels: also a sequence number (RFC 2890)
+    bool geneve_option = false;  // Geneve: an OVN metadata option
+    uint8_t hw_id = 0, gra = 0;  // ERSPAN III: switch id, timestamp granularity
+    bool egress = false;         // ERSPAN III: mirrored on the way out
+    uint32_t seq = 0;
+    uint16_t ip_id = 0;
+};
+
+TunnelPath make_path(Rng& rng, Tunnel kind, uint8_t index) {
+    TunnelPath p;
+    p.kind = kind;
+    p.index = index;
+    p.ttl = rng.chance(50) ? 64 : 255;
+    switch (kind) {
+        case Tunnel::Erspan2:
+        case Tunnel::Erspan3:
+            p.id = 1 + rng.below(1023);  // 10-bit session id
+            break;
+        case Tunnel::GreKey:
+            p.id = static_cast<uint32_t>(rng.next());
+            break;
+        default:
+            p.id = 1 + rng.below((1u << 24) - 1);  // 24-bit VNI, 0 left out
+            break;
+    }
+    p.vlan = static_cast<uint16_t>(2 + rng.below(4000));
+    p.outer_vlan = static_cast<uint16_t>(2 + rng.below(4000));
+    p.nlabels = static_cast<uint8_t>(1 + rng.below(3));
+    for (auto& l : p.labels)
+        l = 16 + rng.below((1u << 20) - 16);  // labels 0-15 are reserved
+    p.gre_seq = rng.chance(50);
+    p.geneve_option = rng.chance(50);
+    p.hw_id = static_cast<uint8_t>(rng.below(64));
+    p.gra = static_cast<uint8_t>(rng.below(2));
+    p.egress = rng.chance(50);
+    p.seq = static_cast<uint32_t>(rng.below(1000));
+    p.ip_id = static_cast<uint16_t>(rng.next());
+    return p;
+}
+
+std::vector<TunnelPath> make_paths(Rng& rng, Tunnel kind) {
+    constexpr Tunnel kAll[] = {Tunnel::Erspan2, Tunnel::Erspan3, Tunnel::Gre,
+                               Tunnel::GreKey,  Tunnel::Vxlan,   Tunnel::Geneve,
+                               Tunnel::Mpls,    Tunnel::Vlan,    Tunnel::QinQ};
+    std::vector<TunnelPath> paths;
+    if (kind == Tunnel::None) return paths;
+    const size_t n = kind == Tunnel::Mix ? 2 * std::size(kAll) : 4;
+    for (size_t i = 0; i < n; ++i)
+        paths.push_back(make_path(rng, kind == Tunnel::Mix ? kAll[i % std::size(kAll)] : kind,
+                                  static_cast<uint8_t>(i)));
+    return paths;
+}
+
+struct Encapsulated {
+    Bytes frame;
+    // The tunnel's own header: the tags, the label stack, GRE (and ERSPAN), or
+    // VXLAN/Geneve after UDP. A record cut inside it is a malformed tunnel.
+    size_t header_begin = 0, header_end = 0;
+};
+
+// The inner packet's IP datagram without Ethernet header or padding.
+std::pair<const uint8_t*, size_t> inner_ip(const Bytes& inner) {
+    const uint8_t* ip = inner.data() + 14;
+    const size_t len = inner[12] == 0x86 ? 40u + (ip[4] << 8 | ip[5]) : (ip[2] << 8 | ip[3]);
+    return {ip, len};
+}
+
+void put_outer_ethernet(uint8_t* p, const TunnelPath& t, uint16_t type) {
+    const uint8_t dst[6] = {0x02, 0x00, 0x5e, 0x00, 0x01, t.index};
+    const uint8_t src[6] = {0x02, 0x00, 0x5e, 0x00, 0x02, t.index};
+    std::memcpy(p, dst, 6);
+    std::memcpy(p + 6, src, 6);
+    put16(p + 12, type);
+}
+
+// ERSPAN III timestamp in the session's granularity: 100 us or 100 ns ticks.
+uint32_t erspan_timestamp(const TunnelPath& t, uint64_t t_ns) {
+    return static_cast<uint32_t>(t.gra == 0 ? t_ns / 100000 : t_ns / 100);
+}
+
+Encapsulated encapsulate(TunnelPath& t, uint16_t entropy_port, const Bytes& inner, uint64_t t_ns) {
+    Encapsulated e;
+    Bytes& out = e.frame;
+    const uint16_t inner_type = static_cast<uint16_t>(inner[12] << 8 | inner[13]);
+    switch (t.kind) {
+        case Tunnel::Vlan:
+        case Tunnel::QinQ: {
+            out.assign(inner.begin(), inner.begin() + 12);
+            e.header_begin = 12;
+            if (t.kind == Tunnel::QinQ) append16(out, 0x88a8), append16(out, t.outer_vlan);
+            append16(out, 0x8100);
+            append16(out, static_cast<uint16_t>((t.index & 7) << 13 | t.vlan));
+            e.header_end = out.size() + 2;  // the tag ends with the inner EtherType
+            out.insert(out.end(), inner.begin() + 12, inner.end());
+            return e;
+        }
+        case Tunnel::Mpls: {
+            out.resize(14);
+            put_outer_ethernet(out.data(), t, 0x8847);
+            e.header_begin = 14;
+            for (uint8_t i = 0; i < t.nlabels; ++i)
+                append32(out, t.labels[i] << 12 | (i + 1 == t.nlabels ? 0x100u : 0u) | t.ttl);
+            e.header_end = out.size();
+            const auto [ip, len] = inner_ip(inner);
+            out.insert(out.end(), ip, ip + len);
+            out.resize(std::max(out.size(), kEthernetMin));
+            return e;
+        }
+        default:
+            break;
+    }
+
+    const bool udp = t.kind == Tunnel::Vxlan || t.kind == Tunnel::Geneve;
+    out.resize(14 + 20);
+    put_outer_ethernet(out.data(), t, 0x0800);
+    if (udp) out.resize(out.size() + 8);
+    e.header_begin = out.size();
+    const bool l3 = t.kind == Tunnel::Gre || t.kind == Tunnel::GreKey;
+    switch (t.kind) {
+        case Tunnel::Gre:
+            append16(out, 0), append16(out, inner_type);
+            break;
+        case Tunnel::GreKey:
+            append16(out, t.gre_seq ? 0x3000 : 0x2000), append16(out, inner_type);
+            append32(out, t.id);
+            if (t.gre_seq) append32(out, t.seq++);
+            break;
+        case Tunnel::Erspan2:
+            append16(out, 0x1000), append16(out, 0x88be), append32(out, t.seq++);
+            // Ver 1, no VLAN, COS 0, untagged original, not truncated; port index.
+            append32(out, 1u << 28 | t.id);
+            append32(out, t.index + 1u);
+            break;
+        case Tunnel::Erspan3:
+            append16(out, 0x1000), append16(out, 0x22eb), append32(out, t.seq++);
+            append32(out, 2u << 28 | t.id);  // Ver 2, no VLAN, COS 0, BSO 0, not truncated
+            append32(out, erspan_timestamp(t, t_ns));
+            // SGT 0, Ethernet frame (P 0, FT 0), switch id, direction, granularity, no subheader
+            append32(out, static_cast<uint32_t>(t.hw_id) << 4 | (t.egress ? 8u : 0u) |
+                              static_cast<uint32_t>(t.gra) << 1);
+            break;
+        case Tunnel::Vxlan:
+            append32(out, 0x08000000), append32(out, t.id << 8);
+            break;
+        case Tunnel::Geneve:
+            // Protocol type: Ethernet; an OVN option carries the logical ports.
+            append16(out, t.geneve_option ? 0x0240 : 0), append16(out, 0x6558);  // opt len 2, C
+            append32(out, t.id << 8);
+            if (t.geneve_option) {
+                append16(out, 0x0102), out.push_back(0x80), out.push_back(1);
+                append32(out, (entropy_port & 0x7fffu) << 16 | t.index);
+            }
+            break;
+        default:
+            break;
+    }
+    e.header_end = out.size();
+    if (l3) {
+        const auto [ip, len] = inner_ip(inner);
+        out.insert(out.end(), ip, ip + len);
+    } else {
+        out.insert(out.end(), inner.begin(), inner.end());
+    }
+
+    uint8_t* ip = &out[14];
+    ip[0] = 0x45;
+    put16(ip + 2, static_cast<uint16_t>(out.size() - 14));
+    put16(ip + 4, t.ip_id++);
+    put16(ip + 6, 0x4000);  // DF
+    ip[8] = t.ttl;
+    ip[9] = udp ? 17 : 47;
+    const uint8_t src[4] = {198, 51, 100, static_cast<uint8_t>(1 + t.index)};
+    const uint8_t dst[4] = {203, 0, 113, static_cast<uint8_t>(10 + t.index % 3)};
+    std::memcpy(ip + 12, src, 4);
+    std::memcpy(ip + 16, dst, 4);
+    put16(ip + 10, fold(sum16(ip, 20)));
+    if (udp) {
+        uint8_t* u = ip + 20;
+        const size_t ulen = out.size() - 34;
+        // The source port carries the inner flow's hash, for ECMP.
+        put16(u, entropy_port);
+        put16(u + 2, t.kind == Tunnel::Vxlan ? 4789 : 6081);
+        put16(u + 4, static_cast<uint16_t>(ulen));
+        uint16_t ck = fold(sum16(u, ulen, sum16(ip + 12, 8) + 17 + static_cast<uint32_t>(ulen)));
+        put16(u + 6, ck ? ck : 0xffff);
+    }
+    return e;
+}
+
 // ---- output --------------------------------------------------------------------------
 
 class PcapWriter {
@@ -581,18 +811,27 @@ bool parse_u64(std::string_view s, uint64_t& out) {
 }
 
 int usage(FILE* to) {
-    std::fprintf(to,
-                 "usage: sluice-pcapgen --out FILE [options]\n"
-                 "Writes a reproducible capture-like pcap (same seed, same bytes): HTTP, TLS,\n"
-                 "DNS and RTP flows over IPv4 and IPv6, every payload well formed for its port.\n"
-                 "  --packets N         records to write (default 10000)\n"
-                 "  --flows N           concurrent flows, both directions (default 400)\n"
-                 "  --seed N            random seed (default 1)\n"
-                 "  --jumbo-percent P   share of ~9000-byte frames (default 0)\n"
-                 "  --truncate-percent P  share of records captured shorter than sent (default 0)\n"
-                 "  --ipv6-percent P    share of IPv6 flows (default 10)\n"
-                 "  --rate PPS          packet rate used for timestamps (default 100000)\n"
-                 "  --nanosecond        nanosecond-resolution pcap (default microsecond)\n");
+    std::fprintf(
+        to,
+        "usage: sluice-pcapgen --out FILE [options]\n"
+        "Writes a reproducible capture-like pcap (same seed, same bytes): HTTP, TLS,\n"
+        "DNS and RTP flows over IPv4 and IPv6, every payload well formed for its port.\n"
+        "  --packets N         records to write (default 10000)\n"
+        "  --flows N           concurrent flows, both directions (default 400)\n"
+        "  --seed N            random seed (default 1)\n"
+        "  --jumbo-percent P   share of ~9000-byte frames (default 0)\n"
+        "  --truncate-percent P  share of records captured shorter than sent (default 0)\n"
+        "  --ipv6-percent P    share of IPv6 flows (default 10)\n"
+        "  --rate PPS          packet rate used for timestamps (default 100000)\n"
+        "  --nanosecond        nanosecond-resolution pcap (default microsecond)\n"
+        "  --tunnel KIND       wrap packets as a capture point sees them: none (default),\n"
+        "                      erspan2, erspan3 (GRE-carried mirror sessions), gre, gre-key\n"
+        "                      (RFC 2890 key), vxlan (UDP 4789), geneve (UDP 6081), mpls\n"
+        "                      (1-3 labels), vlan (802.1Q), qinq (802.1ad + 802.1Q), or mix\n"
+        "                      (each flow through one of all of them)\n"
+        "  --tunnel-percent P  share of records wrapped (default 100)\n"
+        "  --truncate-tunnel-percent P  share of wrapped records captured only up to\n"
+        "                      the middle of the tunnel header (default 0)\n");
     return to == stderr ? 2 : 0;
 }
 
@@ -630,6 +869,19 @@ int main(int argc, char** argv) {
             percent(o.ipv6_percent);
         } else if (a == "--rate") {
             value(o.rate_pps), o.rate_pps = std::max<uint64_t>(o.rate_pps, 1);
+        } else if (a == "--tunnel" && i + 1 < argc) {
+            const std::string_view name = argv[++i];
+            auto it = std::find_if(std::begin(kTunnelNames), std::end(kTunnelNames),
+                                   [&](const auto& t) { return t.first == name; });
+            if (it == std::end(kTunnelNames)) {
+                std::fprintf(stderr, "sluice-pcapgen: unknown tunnel '%s'\n", argv[i]);
+                return usage(stderr);
+            }
+            o.tunnel = it->second;
+        } else if (a == "--tunnel-percent") {
+            percent(o.tunnel_percent);
+        } else if (a == "--truncate-tunnel-percent") {
+            percent(o.truncate_tunnel_percent);
         } else if (a == "--nanosecond") {
             o.nanosecond = true;
         } else if (a == "-h" || a == "--help") {
@@ -652,24 +904,44 @@ int main(int argc, char** argv) {
     Rng rng(o.seed, kTraffic);
     Rng clock(o.seed, kClock);
     Rng truncate(o.seed, kTruncate);
+    Rng tunnels(o.seed, kTunnel);
+    Rng tunnel_cuts(o.seed, kTunnelTruncate);
     std::vector<Flow> flows;
     flows.reserve(o.flows);
     for (uint32_t i = 0; i < o.flows; ++i)
         flows.push_back(make_flow(rng, o, i));
+    // Each flow keeps one tunnel, and one outer UDP source port for it.
+    std::vector<TunnelPath> paths = make_paths(tunnels, o.tunnel);
+    std::vector<uint32_t> flow_path(paths.empty() ? 0 : o.flows);
+    std::vector<uint16_t> flow_port(flow_path.size());
+    for (size_t i = 0; i < flow_path.size(); ++i) {
+        flow_path[i] = tunnels.below(static_cast<uint32_t>(paths.size()));
+        flow_port[i] = static_cast<uint16_t>(49152 + tunnels.below(16384));
+    }
 
     uint64_t t_ns = 1700000000ull * 1000000000ull;  // a fixed start: reproducible files
     const uint64_t gap_ns = 1000000000ull / o.rate_pps;
+    auto emit = [&](const Bytes& frame, uint32_t flow) {
+        t_ns += gap_ns / 2 + clock.below(static_cast<uint32_t>(std::max<uint64_t>(gap_ns, 1)));
+        size_t snap = SIZE_MAX;
+        if (o.truncate_percent && truncate.chance(o.truncate_percent))
+            snap = 54 + truncate.below(64);
+        if (paths.empty() || !tunnels.chance(o.tunnel_percent))
+            return pcap.write(t_ns, frame, std::min(snap, frame.size()));
+        const Encapsulated e = encapsulate(paths[flow_path[flow]], flow_port[flow], frame, t_ns);
+        if (o.truncate_tunnel_percent && tunnel_cuts.chance(o.truncate_tunnel_percent))
+            snap = tunnel_cuts.between(static_cast<uint32_t>(e.header_begin + 1),
+                                       static_cast<uint32_t>(e.header_end - 1));
+        pcap.write(t_ns, e.frame, std::min(snap, e.frame.size()));
+    };
+
     for (uint64_t n = 0; n < o.packets; ++n) {
         // Zipf-like popularity: a few flows carry most packets, as on real links.
         const uint32_t r = rng.below(o.flows);
-        Flow& f = flows[rng.chance(60) ? r % std::max<uint32_t>(1, o.flows / 10) : r];
+        const uint32_t fi = rng.chance(60) ? r % std::max<uint32_t>(1, o.flows / 10) : r;
+        Flow& f = flows[fi];
         const bool from_client = rng.chance(f.app == App::Http ? 35 : 50);
-        const Bytes frame = build_frame(rng, f, from_client, pick_frame_len(rng, o));
-        size_t caplen = frame.size();
-        if (o.truncate_percent && truncate.chance(o.truncate_percent))
-            caplen = std::min(caplen, size_t{54} + truncate.below(64));
-        t_ns += gap_ns / 2 + clock.below(static_cast<uint32_t>(std::max<uint64_t>(gap_ns, 1)));
-        pcap.write(t_ns, frame, caplen);
+        emit(build_frame(rng, f, from_client, pick_frame_len(rng, o)), fi);
     }
     if (std::fclose(out) != 0) {
         std::fprintf(stderr, "sluice-pcapgen: writing %s failed: %s\n", o.out.c_str(),

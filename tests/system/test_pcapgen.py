@@ -189,7 +189,8 @@ def test_capinfos_counts_the_records_asked_for(pcapgen):
 # ---- reproducibility -------------------------------------------------------------------
 
 def test_same_seed_same_bytes_other_seed_other_bytes(pcapgen):
-    opts = dict(packets=3000, jumbo_percent=2, truncate_percent=2, ipv6_percent=25)
+    opts = dict(packets=3000, jumbo_percent=2, truncate_percent=2, ipv6_percent=25,
+                tunnel="mix", tunnel_percent=80, truncate_tunnel_percent=3)
     a = pcapgen("a.pcap", seed=42, **opts)
     b = pcapgen("b.pcap", seed=42, **opts)
     c = pcapgen("c.pcap", seed=43, **opts)
@@ -198,3 +199,176 @@ def test_same_seed_same_bytes_other_seed_other_bytes(pcapgen):
     # Not only a different header: most records differ.
     same = sum(x[4] == y[4] for x, y in zip(read_pcap(a), read_pcap(c)))
     assert same < 100
+
+
+# ---- tunnels ---------------------------------------------------------------------------
+
+CHECKSUMS = ["-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE",
+             "-o", "tcp.check_checksum:TRUE"]
+BAD_CHECKSUM = ('ip.checksum.status == "Bad" || udp.checksum.status == "Bad" || '
+                'tcp.checksum.status == "Bad"')
+
+# What Wireshark names the layers of each tunnel, outermost first, up to the inner IP.
+TUNNEL_LAYERS = {
+    "erspan2": "eth:ethertype:ip:gre:erspan:eth:ethertype:",
+    "erspan3": "eth:ethertype:ip:gre:erspan:eth:ethertype:",
+    "gre": "eth:ethertype:ip:gre:",
+    "gre-key": "eth:ethertype:ip:gre:",
+    "vxlan": "eth:ethertype:ip:udp:vxlan:eth:ethertype:",
+    "geneve": "eth:ethertype:ip:udp:geneve:eth:ethertype:",
+    "mpls": "eth:ethertype:mpls:",
+    "vlan": "eth:ethertype:vlan:ethertype:",
+    "qinq": "eth:ethertype:ieee8021ad:ethertype:vlan:ethertype:",
+}
+
+
+def ip_length(frame, off=14):
+    """The IP datagram's length at `off`, from its own header."""
+    if frame[off] >> 4 == 6:
+        return 40 + struct.unpack_from("!H", frame, off + 4)[0]
+    return struct.unpack_from("!H", frame, off + 2)[0]
+
+
+def decapsulate(frame):
+    """Reads a tunnelled frame: (kind, tunnel header begin, end, inner packet).
+    The inner packet is an Ethernet frame, or an IP datagram for GRE and MPLS."""
+    ethertype = struct.unpack_from("!H", frame, 12)[0]
+    if ethertype == 0x8100:
+        return "vlan", 12, 18, frame[:12] + frame[16:]
+    if ethertype == 0x88A8:
+        assert struct.unpack_from("!H", frame, 16)[0] == 0x8100
+        return "qinq", 12, 22, frame[:12] + frame[20:]
+    if ethertype == 0x8847:
+        off = 14
+        while not frame[off + 2] & 1:
+            off += 4
+        off += 4
+        return "mpls", 14, off, frame[off:off + ip_length(frame, off)]
+    assert ethertype == 0x0800 and frame[14] == 0x45
+    assert ip_length(frame) == len(frame) - 14
+    if frame[23] == 47:
+        flags, proto = struct.unpack_from("!HH", frame, 34)
+        off = 38 + (4 if flags & 0x2000 else 0) + (4 if flags & 0x1000 else 0)
+        if proto == 0x88BE:
+            return "erspan2", 34, off + 8, frame[off + 8:]
+        if proto == 0x22EB:
+            return "erspan3", 34, off + 12, frame[off + 12:]
+        kind = "gre-key" if flags & 0x2000 else "gre"
+        return kind, 34, off, frame[off:off + ip_length(frame, off)]
+    assert frame[23] == 17
+    sport, dport, length = struct.unpack_from("!HHH", frame, 34)
+    assert length == len(frame) - 34
+    if dport == 4789:
+        return "vxlan", 42, 50, frame[50:]
+    assert dport == 6081 and struct.unpack_from("!H", frame, 44)[0] == 0x6558
+    end = 50 + 4 * (frame[42] & 0x3F)
+    return "geneve", 42, end, frame[end:]
+
+
+def inner_of(kind, plain):
+    """What the tunnel must carry of an unwrapped frame."""
+    return plain[14:14 + ip_length(plain)] if kind in ("gre", "gre-key", "mpls") else plain
+
+
+@pytest.mark.parametrize("kind", list(TUNNEL_LAYERS))
+def test_tunnel_carries_the_same_traffic_and_wireshark_decodes_it(pcapgen, kind):
+    opts = dict(packets=3000, seed=21, ipv6_percent=30, jumbo_percent=2)
+    pcap = pcapgen("tunnel.pcap", tunnel=kind, **opts)
+    plain = pcapgen("plain.pcap", **opts)
+    assert tshark(pcap, *CHECKSUMS, "-Y", f"{BAD} || {BAD_CHECKSUM}") == ""
+    layers = TUNNEL_LAYERS[kind]
+    protocols = [r[0] for r in fields(pcap, "frame.protocols")]
+    assert len(protocols) == 3000
+    for p in protocols:
+        assert p.startswith(layers), p
+        assert p[len(layers):].split(":")[:2] in (["ip", "tcp"], ["ip", "udp"],
+                                                   ["ipv6", "tcp"], ["ipv6", "udp"]), p
+    # The applications inside are dissected as without the tunnel.
+    for proto in ("http.request", "tls.record", "dns"):
+        assert count(pcap, proto) == count(plain, proto), proto
+    # Turning the tunnel on changes nothing inside it, nor the timestamps.
+    for t, p in zip(read_pcap(pcap), read_pcap(plain)):
+        assert t[:2] == p[:2]
+        got_kind, _, _, inner = decapsulate(t[4])
+        assert got_kind == kind
+        assert inner == inner_of(kind, p[4])
+
+
+def test_gre_key_and_sequence_numbers(pcapgen):
+    assert count(pcapgen("gre.pcap", packets=500, tunnel="gre"), "gre.key") == 0
+    pcap = pcapgen("key.pcap", packets=2000, tunnel="gre-key", seed=5)
+    assert count(pcap, "gre.key") == 2000
+    # Where a tunnel numbers its packets, it does so one by one.
+    last = {}
+    for key, seq in fields(pcap, "gre.key", "gre.sequence_number",
+                           display_filter="gre.sequence_number"):
+        if key in last:
+            assert int(seq) == last[key] + 1
+        last[key] = int(seq)
+    assert last
+
+
+@pytest.mark.parametrize("kind,version", [("erspan2", "1"), ("erspan3", "2")])
+def test_erspan_sessions(pcapgen, kind, version):
+    pcap = pcapgen(packets=2000, tunnel=kind, seed=6, nanosecond=True)
+    rows = fields(pcap, "frame.time_epoch", "erspan.version", "erspan.spanid",
+                  "gre.sequence_number", "erspan.timestamp", "erspan.gra")
+    assert len(rows) == 2000
+    last = {}
+    for when, ver, session, seq, timestamp, gra in rows:
+        assert ver == version
+        assert 0 < int(session) < 1024
+        if session in last:
+            assert int(seq) == last[session] + 1
+        last[session] = int(seq)
+        if kind == "erspan3":
+            # The mirror's clock: the capture time in 100 us or 100 ns ticks.
+            sec, ns = when.split(".")
+            t_ns = int(sec) * 10**9 + int(ns)
+            tick = {"0": 100_000, "1": 100}[gra]
+            assert int(timestamp) == (t_ns // tick) % 2**32
+        else:
+            assert timestamp == ""
+    assert len(last) > 1
+
+
+def test_mpls_label_stacks(pcapgen):
+    pcap = pcapgen(packets=2000, tunnel="mpls", seed=2)
+    depths = Counter()
+    for labels, bottoms in fields(pcap, "mpls.label", "mpls.bottom"):
+        labels, bottoms = labels.split(","), bottoms.split(",")
+        assert all(int(l) >= 16 for l in labels)
+        assert bottoms == ["0"] * (len(bottoms) - 1) + ["1"]
+        depths[len(labels)] += 1
+    assert set(depths) <= {1, 2, 3} and len(depths) >= 2
+
+
+def test_mix_spreads_flows_over_every_tunnel_and_percent_leaves_some_plain(pcapgen):
+    pcap = pcapgen(packets=6000, tunnel="mix", tunnel_percent=60, seed=9)
+    kinds = Counter()
+    for *_, data in read_pcap(pcap):
+        ethertype = struct.unpack_from("!H", data, 12)[0]
+        plain = ethertype == 0x86DD or (ethertype == 0x0800 and data[23] in (6, 17) and
+                                        struct.unpack_from("!H", data, 36)[0] not in (4789, 6081))
+        kinds["plain" if plain else decapsulate(data)[0]] += 1
+    assert set(kinds) == set(TUNNEL_LAYERS) | {"plain"}
+    assert 0.3 * 6000 < kinds["plain"] < 0.5 * 6000
+    assert bad_packets(pcap) == []
+
+
+def test_truncated_tunnels_end_inside_the_tunnel_header(pcapgen):
+    opts = dict(packets=4000, tunnel="mix", seed=12, ipv6_percent=20)
+    whole = list(read_pcap(pcapgen("whole.pcap", **opts)))
+    pcap = pcapgen("cut.pcap", truncate_tunnel_percent=15, **opts)
+    cut = 0
+    for w, c in zip(whole, read_pcap(pcap)):
+        _, _, caplen, origlen, data = c
+        assert origlen == w[3] and data == w[4][:caplen]  # the same packet, maybe shorter
+        if caplen < origlen:
+            cut += 1
+            _, begin, end, _ = decapsulate(w[4])
+            assert begin < caplen < end
+    assert 0.12 * 4000 < cut < 0.18 * 4000
+    # Wireshark finds those cut short, and nothing wrong with the others.
+    assert count(pcap, "_ws.short") == cut
+    assert bad_packets(pcap, "frame.cap_len == frame.len") == []
