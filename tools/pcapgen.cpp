@@ -12,7 +12,8 @@
 //
 // Options make it look like what capture points see in the field: packets
 // wrapped in tunnels (ERSPAN, GRE, VXLAN, Geneve, MPLS, VLAN tags), some of
-// them cut inside the tunnel header. The same seed always gives the same bytes.
+// them cut inside the tunnel header; packets delivered twice, as a SPAN port
+// does. The same seed always gives the same bytes.
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -64,7 +65,7 @@ class Rng {
     std::array<uint64_t, 4> s_{};
 };
 
-enum RngStream : uint64_t { kTraffic, kClock, kTruncate, kTunnel, kTunnelTruncate };
+enum RngStream : uint64_t { kTraffic, kClock, kTruncate, kTunnel, kTunnelTruncate, kDuplicate };
 
 // What a capture point sees packets wrapped in: VLAN tags on a trunk, MPLS in
 // a provider core, GRE and ERSPAN from a remote mirror session, VXLAN and
@@ -101,6 +102,9 @@ struct Options {
     Tunnel tunnel = Tunnel::None;
     uint32_t tunnel_percent = 100;         // share of records sent through a tunnel
     uint32_t truncate_tunnel_percent = 0;  // share of those cut inside the tunnel header
+    uint32_t duplicate_percent = 0;        // share of packets delivered twice
+    uint32_t duplicate_window = 8;         // at most this many records later
+    bool duplicate_ttl_change = false;     // the copy was routed once more
 };
 
 using Bytes = std::vector<uint8_t>;
@@ -776,6 +780,61 @@ Encapsulated encapsulate(TunnelPath& t, uint16_t entropy_port, const Bytes& inne
     return e;
 }
 
+// ---- duplicates ----------------------------------------------------------------------
+
+// A SPAN session that mirrors both the port a packet comes in on and the one
+// it leaves by delivers it twice; when a router sits between the two, the
+// second copy has one hop less to live.
+void decrement_ttl(Bytes& frame) {
+    uint8_t* ip = &frame[14];
+    if (frame[12] == 0x86) {
+        if (ip[7] > 1) --ip[7];
+        return;
+    }
+    if (ip[8] > 1) --ip[8];
+    put16(ip + 10, 0);
+    put16(ip + 10, fold(sum16(ip, (ip[0] & 15) * 4u)));
+}
+
+// Copies waiting for their record: at most one per record index, so that each
+// lands exactly where it was scheduled.
+class DuplicateQueue {
+  public:
+    bool empty() const { return copies_.empty(); }
+    size_t size() const { return copies_.size(); }
+    // Schedules a copy `distance` records after record `index`, or at the
+    // nearest free index within `window`; false when all are taken.
+    bool schedule(uint64_t index, uint32_t distance, uint32_t window, uint32_t flow, Bytes frame) {
+        for (uint32_t k = 0; k < window; ++k) {
+            const uint64_t due = index + 1 + (distance - 1 + k) % window;
+            if (std::none_of(copies_.begin(), copies_.end(),
+                             [&](const Copy& c) { return c.due == due; })) {
+                copies_.push_back({due, flow, std::move(frame)});
+                return true;
+            }
+        }
+        return false;
+    }
+    // The copy for record `index`, or with `any`, the earliest one.
+    bool take(uint64_t index, bool any, Bytes& frame, uint32_t& flow) {
+        auto it = std::min_element(copies_.begin(), copies_.end(),
+                                   [](const Copy& a, const Copy& b) { return a.due < b.due; });
+        if (it == copies_.end() || (!any && it->due > index)) return false;
+        frame = std::move(it->frame);
+        flow = it->flow;
+        copies_.erase(it);
+        return true;
+    }
+
+  private:
+    struct Copy {
+        uint64_t due;
+        uint32_t flow;
+        Bytes frame;
+    };
+    std::vector<Copy> copies_;
+};
+
 // ---- output --------------------------------------------------------------------------
 
 class PcapWriter {
@@ -831,7 +890,12 @@ int usage(FILE* to) {
         "                      (each flow through one of all of them)\n"
         "  --tunnel-percent P  share of records wrapped (default 100)\n"
         "  --truncate-tunnel-percent P  share of wrapped records captured only up to\n"
-        "                      the middle of the tunnel header (default 0)\n");
+        "                      the middle of the tunnel header (default 0)\n"
+        "  --duplicate-percent P  share of packets delivered twice, as by a SPAN port\n"
+        "                      mirroring both directions (default 0)\n"
+        "  --duplicate-window N  the copy comes 1 to N records later (default 8)\n"
+        "  --duplicate-ttl-change  the copy has its TTL (hop limit) one lower and the\n"
+        "                      IPv4 checksum to match (default: identical bytes)\n");
     return to == stderr ? 2 : 0;
 }
 
@@ -882,6 +946,13 @@ int main(int argc, char** argv) {
             percent(o.tunnel_percent);
         } else if (a == "--truncate-tunnel-percent") {
             percent(o.truncate_tunnel_percent);
+        } else if (a == "--duplicate-percent") {
+            percent(o.duplicate_percent);
+        } else if (a == "--duplicate-window") {
+            value(v),
+                o.duplicate_window = static_cast<uint32_t>(std::clamp<uint64_t>(v, 1, 1u << 20));
+        } else if (a == "--duplicate-ttl-change") {
+            o.duplicate_ttl_change = true;
         } else if (a == "--nanosecond") {
             o.nanosecond = true;
         } else if (a == "-h" || a == "--help") {
@@ -935,13 +1006,30 @@ int main(int argc, char** argv) {
         pcap.write(t_ns, e.frame, std::min(snap, e.frame.size()));
     };
 
+    Rng dups(o.seed, kDuplicate);
+    DuplicateQueue copies;
+    Bytes frame;
+    uint32_t fi = 0;
     for (uint64_t n = 0; n < o.packets; ++n) {
+        // Copies take their places; the last records go to those still waiting.
+        if (copies.take(n, o.packets - n == copies.size(), frame, fi)) {
+            emit(frame, fi);
+            continue;
+        }
         // Zipf-like popularity: a few flows carry most packets, as on real links.
         const uint32_t r = rng.below(o.flows);
-        const uint32_t fi = rng.chance(60) ? r % std::max<uint32_t>(1, o.flows / 10) : r;
+        fi = rng.chance(60) ? r % std::max<uint32_t>(1, o.flows / 10) : r;
         Flow& f = flows[fi];
         const bool from_client = rng.chance(f.app == App::Http ? 35 : 50);
-        emit(build_frame(rng, f, from_client, pick_frame_len(rng, o)), fi);
+        frame = build_frame(rng, f, from_client, pick_frame_len(rng, o));
+        emit(frame, fi);
+        if (o.duplicate_percent && dups.chance(o.duplicate_percent) &&
+            o.packets - n - 1 > copies.size()) {
+            Bytes copy = frame;
+            if (o.duplicate_ttl_change) decrement_ttl(copy);
+            copies.schedule(n, 1 + dups.below(o.duplicate_window), o.duplicate_window, fi,
+                            std::move(copy));
+        }
     }
     if (std::fclose(out) != 0) {
         std::fprintf(stderr, "sluice-pcapgen: writing %s failed: %s\n", o.out.c_str(),

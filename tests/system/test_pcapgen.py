@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import read_pcap
+from conftest import PCAPGEN, read_pcap
 
 # What Wireshark calls a broken packet: a dissector exception or an expert
 # item of error severity (bad checksum when checked, impossible length, ...).
@@ -186,11 +186,28 @@ def test_capinfos_counts_the_records_asked_for(pcapgen):
     assert len(list(read_pcap(pcap))) == 1234
 
 
+def test_help_names_every_option():
+    text = subprocess.run([str(PCAPGEN), "--help"], capture_output=True, text=True,
+                          check=True).stdout
+    options = ["--out", "--packets", "--flows", "--seed", "--jumbo-percent", "--truncate-percent",
+               "--ipv6-percent", "--rate", "--nanosecond", "--tunnel", "--tunnel-percent",
+               "--truncate-tunnel-percent", "--duplicate-percent", "--duplicate-window",
+               "--duplicate-ttl-change"]
+    for option in options:
+        assert f"{option} " in text, option
+    for name in TUNNEL_LAYERS:
+        assert name in text, name
+    bad = subprocess.run([str(PCAPGEN), "--out", "/dev/null", "--tunnel", "nonsense"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown tunnel 'nonsense'" in bad.stderr
+
+
 # ---- reproducibility -------------------------------------------------------------------
 
 def test_same_seed_same_bytes_other_seed_other_bytes(pcapgen):
     opts = dict(packets=3000, jumbo_percent=2, truncate_percent=2, ipv6_percent=25,
-                tunnel="mix", tunnel_percent=80, truncate_tunnel_percent=3)
+                tunnel="mix", tunnel_percent=80, truncate_tunnel_percent=3,
+                duplicate_percent=5, duplicate_ttl_change=True)
     a = pcapgen("a.pcap", seed=42, **opts)
     b = pcapgen("b.pcap", seed=42, **opts)
     c = pcapgen("c.pcap", seed=43, **opts)
@@ -372,3 +389,80 @@ def test_truncated_tunnels_end_inside_the_tunnel_header(pcapgen):
     # Wireshark finds those cut short, and nothing wrong with the others.
     assert count(pcap, "_ws.short") == cut
     assert bad_packets(pcap, "frame.cap_len == frame.len") == []
+
+
+# ---- duplicates ------------------------------------------------------------------------
+
+def ttl_offset(frame):
+    return 14 + 7 if frame[12:14] == b"\x86\xdd" else 14 + 8
+
+
+def without_ttl(frame):
+    """The frame with its TTL (hop limit) and IPv4 header checksum blanked."""
+    f = bytearray(frame)
+    f[ttl_offset(frame)] = 0
+    if frame[12:14] == b"\x08\x00":
+        f[24:26] = b"\0\0"
+    return bytes(f)
+
+
+def split_copies(frames, window, key=bytes):
+    """(originals, [(original index, copy index)]): a copy is a frame whose key
+    matches an original at most `window` records earlier."""
+    originals, copies, where = [], [], {}
+    for i, frame in enumerate(frames):
+        j = where.get(key(frame))
+        if j is not None and i - j <= window:
+            copies.append((j, i))
+            del where[key(frame)]  # one copy per packet
+        else:
+            originals.append(frame)
+            where[key(frame)] = i
+    return originals, copies
+
+
+def test_duplicates_are_identical_copies_within_the_window(pcapgen):
+    opts = dict(packets=5000, seed=14, ipv6_percent=20)
+    pcap = pcapgen("dup.pcap", duplicate_percent=10, duplicate_window=6, **opts)
+    records = list(read_pcap(pcap))
+    plain = [r[4] for r in read_pcap(pcapgen("plain.pcap", **opts))]
+    frames = [r[4] for r in records]
+    originals, copies = split_copies(frames, 6)
+    # Without the copies, the traffic is what it is without the option.
+    assert originals == plain[:len(originals)]
+    assert 0.08 * len(originals) < len(copies) < 0.12 * len(originals)
+    assert {i - j for j, i in copies} == set(range(1, 7))
+    # Later than the original, as a second delivery is.
+    times = [(r[0], r[1]) for r in records]
+    assert all(a < b for a, b in zip(times, times[1:]))
+    assert bad_packets(pcap) == []
+
+
+def test_duplicates_with_ttl_change_are_one_hop_older(pcapgen):
+    opts = dict(packets=5000, seed=15, ipv6_percent=30)
+    pcap = pcapgen("dup.pcap", duplicate_percent=10, duplicate_ttl_change=True, **opts)
+    frames = [r[4] for r in read_pcap(pcap)]
+    plain = [r[4] for r in read_pcap(pcapgen("plain.pcap", **opts))]
+    originals, copies = split_copies(frames, 8, key=without_ttl)
+    assert originals == plain[:len(originals)]
+    assert 0.08 * len(originals) < len(copies) < 0.12 * len(originals)
+    for j, i in copies:
+        a, b = frames[j], frames[i]
+        assert b[ttl_offset(a)] == a[ttl_offset(a)] - 1
+        assert a != b
+    # The copies' IPv4 header checksums are right.
+    assert tshark(pcap, *CHECKSUMS, "-Y", f"{BAD} || {BAD_CHECKSUM}") == ""
+
+
+def test_duplicates_inside_a_tunnel_are_wrapped_again(pcapgen):
+    opts = dict(packets=3000, seed=16)
+    pcap = pcapgen("dup.pcap", tunnel="erspan3", duplicate_percent=10, **opts)
+    outer = [r[4] for r in read_pcap(pcap)]
+    inner = [decapsulate(f)[3] for f in outer]
+    plain = [r[4] for r in read_pcap(pcapgen("plain.pcap", **opts))]
+    originals, copies = split_copies(inner, 8)
+    assert originals == plain[:len(originals)]
+    assert len(copies) > 200
+    # The mirror session numbered the copy as a packet of its own.
+    assert all(outer[i] != outer[j] for j, i in copies)
+    assert bad_packets(pcap) == []
