@@ -13,7 +13,7 @@
 // Options make it look like what capture points see in the field: packets
 // wrapped in tunnels (ERSPAN, GRE, VXLAN, Geneve, MPLS, VLAN tags), some of
 // them cut inside the tunnel header; packets delivered twice, as a SPAN port
-// does. The same seed always gives the same bytes.
+// does; IPv4 and IPv6 fragments. The same seed always gives the same bytes.
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -65,7 +65,15 @@ class Rng {
     std::array<uint64_t, 4> s_{};
 };
 
-enum RngStream : uint64_t { kTraffic, kClock, kTruncate, kTunnel, kTunnelTruncate, kDuplicate };
+enum RngStream : uint64_t {
+    kTraffic,
+    kClock,
+    kTruncate,
+    kTunnel,
+    kTunnelTruncate,
+    kDuplicate,
+    kFragment
+};
 
 // What a capture point sees packets wrapped in: VLAN tags on a trunk, MPLS in
 // a provider core, GRE and ERSPAN from a remote mirror session, VXLAN and
@@ -105,6 +113,7 @@ struct Options {
     uint32_t duplicate_percent = 0;        // share of packets delivered twice
     uint32_t duplicate_window = 8;         // at most this many records later
     bool duplicate_ttl_change = false;     // the copy was routed once more
+    uint32_t fragment_percent = 0;         // share of large enough packets sent in fragments
 };
 
 using Bytes = std::vector<uint8_t>;
@@ -116,6 +125,9 @@ void put16(uint8_t* p, uint16_t v) {
 void put32(uint8_t* p, uint32_t v) {
     put16(p, static_cast<uint16_t>(v >> 16));
     put16(p + 2, static_cast<uint16_t>(v));
+}
+uint16_t get16(const uint8_t* p) {
+    return static_cast<uint16_t>(p[0] << 8 | p[1]);
 }
 void append16(Bytes& b, uint16_t v) {
     b.push_back(static_cast<uint8_t>(v >> 8));
@@ -654,7 +666,7 @@ struct Encapsulated {
 // The inner packet's IP datagram without Ethernet header or padding.
 std::pair<const uint8_t*, size_t> inner_ip(const Bytes& inner) {
     const uint8_t* ip = inner.data() + 14;
-    const size_t len = inner[12] == 0x86 ? 40u + (ip[4] << 8 | ip[5]) : (ip[2] << 8 | ip[3]);
+    const size_t len = inner[12] == 0x86 ? 40u + get16(ip + 4) : get16(ip + 2);
     return {ip, len};
 }
 
@@ -780,6 +792,56 @@ Encapsulated encapsulate(TunnelPath& t, uint16_t entropy_port, const Bytes& inne
     return e;
 }
 
+// ---- fragments -----------------------------------------------------------------------
+
+constexpr size_t kFragmentMinPayload = 256;  // smaller datagrams are left whole
+
+// Cuts the frame's IP datagram into fragments as a sender or router before a
+// smaller MTU does: every fragment but the last carries the same multiple of 8
+// bytes. IPv4 fragments share the datagram's id; IPv6 ones carry a fragment
+// header. Returns nothing when the datagram is too small or more than `room`
+// records would be needed.
+std::vector<Bytes> fragment(Rng& rng, const Bytes& frame, uint64_t room) {
+    const bool v6 = frame[12] == 0x86;
+    const uint8_t* ip = &frame[14];
+    const size_t hdr = v6 ? 40 : (ip[0] & 15) * 4u;
+    const size_t payload = (v6 ? 40u + get16(ip + 4) : get16(ip + 2)) - hdr;
+    if (payload < kFragmentMinPayload) return {};
+    // Past a 1500-byte MTU for jumbo datagrams, else at a smaller one.
+    const size_t most = v6 ? 1448 : 1480;
+    const size_t unit =
+        payload > most ? most : (payload / 2 + rng.below(static_cast<uint32_t>(payload / 4))) & ~7u;
+    const size_t count = (payload + unit - 1) / unit;
+    if (count > room) return {};
+    const uint32_t ident = static_cast<uint32_t>(rng.next());
+
+    std::vector<Bytes> pieces;
+    for (size_t off = 0; off < payload; off += unit) {
+        const size_t len = std::min(unit, payload - off);
+        const uint16_t more = off + len < payload ? 1 : 0;
+        Bytes f(frame.begin(), frame.begin() + 14 + hdr);
+        uint8_t* fip = &f[14];
+        if (v6) {
+            fip[6] = 44;
+            put16(fip + 4, static_cast<uint16_t>(8 + len));
+            f.push_back(ip[6]), f.push_back(0);
+            append16(f, static_cast<uint16_t>(off | more));
+            append32(f, ident);
+        } else {
+            put16(fip + 2, static_cast<uint16_t>(hdr + len));
+            put16(fip + 6, static_cast<uint16_t>(off / 8 | (more ? 0x2000u : 0u)));
+            put16(fip + 10, 0);
+            put16(fip + 10, fold(sum16(fip, hdr)));
+        }
+        f.insert(f.end(), ip + hdr + off, ip + hdr + off + len);
+        f.resize(std::max(f.size(), kEthernetMin));
+        pieces.push_back(std::move(f));
+    }
+    // Some stacks send the last fragment first.
+    if (rng.chance(12)) std::reverse(pieces.begin(), pieces.end());
+    return pieces;
+}
+
 // ---- duplicates ----------------------------------------------------------------------
 
 // A SPAN session that mirrors both the port a packet comes in on and the one
@@ -895,7 +957,10 @@ int usage(FILE* to) {
         "                      mirroring both directions (default 0)\n"
         "  --duplicate-window N  the copy comes 1 to N records later (default 8)\n"
         "  --duplicate-ttl-change  the copy has its TTL (hop limit) one lower and the\n"
-        "                      IPv4 checksum to match (default: identical bytes)\n");
+        "                      IPv4 checksum to match (default: identical bytes)\n"
+        "  --fragment-percent P  share of packets with at least 256 bytes of IP payload\n"
+        "                      sent as IPv4 fragments or with IPv6 fragment headers\n"
+        "                      (default 0)\n");
     return to == stderr ? 2 : 0;
 }
 
@@ -953,6 +1018,8 @@ int main(int argc, char** argv) {
                 o.duplicate_window = static_cast<uint32_t>(std::clamp<uint64_t>(v, 1, 1u << 20));
         } else if (a == "--duplicate-ttl-change") {
             o.duplicate_ttl_change = true;
+        } else if (a == "--fragment-percent") {
+            percent(o.fragment_percent);
         } else if (a == "--nanosecond") {
             o.nanosecond = true;
         } else if (a == "-h" || a == "--help") {
@@ -1007,7 +1074,11 @@ int main(int argc, char** argv) {
     };
 
     Rng dups(o.seed, kDuplicate);
+    Rng frags(o.seed, kFragment);
     DuplicateQueue copies;
+    std::vector<Bytes> pieces;  // the current packet, whole or in fragments
+    size_t next_piece = 0;
+    uint32_t piece_flow = 0;
     Bytes frame;
     uint32_t fi = 0;
     for (uint64_t n = 0; n < o.packets; ++n) {
@@ -1016,19 +1087,27 @@ int main(int argc, char** argv) {
             emit(frame, fi);
             continue;
         }
-        // Zipf-like popularity: a few flows carry most packets, as on real links.
-        const uint32_t r = rng.below(o.flows);
-        fi = rng.chance(60) ? r % std::max<uint32_t>(1, o.flows / 10) : r;
-        Flow& f = flows[fi];
-        const bool from_client = rng.chance(f.app == App::Http ? 35 : 50);
-        frame = build_frame(rng, f, from_client, pick_frame_len(rng, o));
+        if (next_piece == pieces.size()) {
+            // Zipf-like popularity: a few flows carry most packets, as on real links.
+            const uint32_t r = rng.below(o.flows);
+            piece_flow = rng.chance(60) ? r % std::max<uint32_t>(1, o.flows / 10) : r;
+            Flow& f = flows[piece_flow];
+            const bool from_client = rng.chance(f.app == App::Http ? 35 : 50);
+            Bytes packet = build_frame(rng, f, from_client, pick_frame_len(rng, o));
+            pieces.clear();
+            next_piece = 0;
+            if (o.fragment_percent && frags.chance(o.fragment_percent))
+                pieces = fragment(frags, packet, o.packets - n - copies.size());
+            if (pieces.empty()) pieces.push_back(std::move(packet));
+        }
+        frame = pieces[next_piece++];
+        fi = piece_flow;
         emit(frame, fi);
         if (o.duplicate_percent && dups.chance(o.duplicate_percent) &&
-            o.packets - n - 1 > copies.size()) {
-            Bytes copy = frame;
-            if (o.duplicate_ttl_change) decrement_ttl(copy);
+            o.packets - n - 1 > copies.size() + (pieces.size() - next_piece)) {
+            if (o.duplicate_ttl_change) decrement_ttl(frame);
             copies.schedule(n, 1 + dups.below(o.duplicate_window), o.duplicate_window, fi,
-                            std::move(copy));
+                            std::move(frame));
         }
     }
     if (std::fclose(out) != 0) {

@@ -192,7 +192,7 @@ def test_help_names_every_option():
     options = ["--out", "--packets", "--flows", "--seed", "--jumbo-percent", "--truncate-percent",
                "--ipv6-percent", "--rate", "--nanosecond", "--tunnel", "--tunnel-percent",
                "--truncate-tunnel-percent", "--duplicate-percent", "--duplicate-window",
-               "--duplicate-ttl-change"]
+               "--duplicate-ttl-change", "--fragment-percent"]
     for option in options:
         assert f"{option} " in text, option
     for name in TUNNEL_LAYERS:
@@ -207,7 +207,7 @@ def test_help_names_every_option():
 def test_same_seed_same_bytes_other_seed_other_bytes(pcapgen):
     opts = dict(packets=3000, jumbo_percent=2, truncate_percent=2, ipv6_percent=25,
                 tunnel="mix", tunnel_percent=80, truncate_tunnel_percent=3,
-                duplicate_percent=5, duplicate_ttl_change=True)
+                duplicate_percent=5, duplicate_ttl_change=True, fragment_percent=10)
     a = pcapgen("a.pcap", seed=42, **opts)
     b = pcapgen("b.pcap", seed=42, **opts)
     c = pcapgen("c.pcap", seed=43, **opts)
@@ -466,3 +466,103 @@ def test_duplicates_inside_a_tunnel_are_wrapped_again(pcapgen):
     # The mirror session numbered the copy as a packet of its own.
     assert all(outer[i] != outer[j] for j, i in copies)
     assert bad_packets(pcap) == []
+
+
+# ---- fragments -------------------------------------------------------------------------
+
+def reassemble(frames):
+    """Puts fragmented datagrams back together, each where its first fragment
+    came, checking the fragments as it goes. Returns (frames, [fragments per
+    datagram], datagrams whose first record was not their first fragment)."""
+    out, partial, counts, out_of_order = [], {}, [], 0
+    for frame in frames:
+        if frame[12:14] == b"\x08\x00":
+            ihl = (frame[14] & 15) * 4
+            total, flags = struct.unpack_from("!HxxH", frame, 16)
+            more, off = bool(flags & 0x2000), (flags & 0x1FFF) * 8
+            if not more and off == 0:
+                out.append(frame)
+                continue
+            assert not flags & 0x4000  # DF and fragments exclude each other
+            key = (frame[26:34], frame[18:20], frame[23])
+            head, data = frame[:14 + ihl], frame[14 + ihl:14 + total]
+        elif frame[12:14] == b"\x86\xdd" and frame[20] == 44:
+            length, = struct.unpack_from("!H", frame, 18)
+            nxt, _, offset_more, ident = struct.unpack_from("!BBHI", frame, 54)
+            more, off = bool(offset_more & 1), offset_more & 0xFFF8
+            key = (frame[22:54], ident)
+            head = frame[:20] + bytes([nxt]) + frame[21:54]
+            data = frame[62:54 + length]
+        else:
+            out.append(frame)
+            continue
+        d = partial.setdefault(key, {"slot": len(out), "pieces": {}, "end": None})
+        if d["slot"] == len(out):
+            out.append(None)
+            out_of_order += off != 0
+        assert off not in d["pieces"]
+        if more:
+            assert len(data) % 8 == 0
+        else:
+            d["end"] = off + len(data)
+        d["pieces"][off] = data
+        if off == 0:
+            d["head"] = head
+        if d["end"] is not None and sum(map(len, d["pieces"].values())) == d["end"]:
+            payload = b"".join(d["pieces"][o] for o in sorted(d["pieces"]))
+            assert len(payload) == d["end"]
+            f = bytearray(d["head"] + payload)
+            if f[12:14] == b"\x08\x00":
+                struct.pack_into("!H", f, 16, len(f) - 14)
+            else:
+                struct.pack_into("!H", f, 18, len(payload))
+            out[d["slot"]] = bytes(f)
+            counts.append(len(d["pieces"]))
+            del partial[key]
+    assert not partial, "fragments left over"
+    return out, counts, out_of_order
+
+
+def ignoring_ipv4_flags(frame):
+    """Fragmenting clears DF and changes the header checksum: compare without them."""
+    if frame[12:14] != b"\x08\x00":
+        return frame
+    return frame[:20] + b"\0\0" + frame[22:24] + b"\0\0" + frame[26:]
+
+
+def ip_payload_length(frame):
+    if frame[12:14] == b"\x86\xdd":
+        return struct.unpack_from("!H", frame, 18)[0]
+    return struct.unpack_from("!H", frame, 16)[0] - (frame[14] & 15) * 4
+
+
+def test_fragments_reassemble_into_the_packets_they_were_cut_from(pcapgen):
+    opts = dict(packets=6000, seed=17, ipv6_percent=30, jumbo_percent=3)
+    pcap = pcapgen("frag.pcap", fragment_percent=30, **opts)
+    plain = [r[4] for r in read_pcap(pcapgen("plain.pcap", **opts))]
+    whole, counts, out_of_order = reassemble([r[4] for r in read_pcap(pcap)])
+    assert ([ignoring_ipv4_flags(f) for f in whole] ==
+            [ignoring_ipv4_flags(f) for f in plain[:len(whole)]])
+    # A share of the datagrams large enough; jumbo ones in MTU-sized pieces.
+    large = sum(ip_payload_length(f) >= 256 for f in whole)
+    assert 0.25 * large < len(counts) < 0.35 * large
+    assert min(counts) == 2 and max(counts) >= 6
+    assert 0 < out_of_order < 0.25 * len(counts)
+    assert count(pcap, "ip.flags.mf == 1 || ip.frag_offset > 0") > 0
+    assert count(pcap, "ipv6.fraghdr") > 0
+    # Wireshark puts every one back together, with good checksums.
+    assert tshark(pcap, "-2", *CHECKSUMS, "-Y", f"{BAD} || {BAD_CHECKSUM}") == ""
+    left = ("((ip.flags.mf == 1 || ip.frag_offset > 0) && !ip.reassembled_in && "
+            "!ip.reassembled.length) || "
+            "(ipv6.fraghdr && !ipv6.reassembled.in && !ipv6.reassembled.length)")
+    assert tshark(pcap, "-2", "-Y", left) == ""
+    assert len(tshark(pcap, "-2", "-Y", "ip.reassembled.length || ipv6.reassembled.length")
+               .splitlines()) == len(counts)
+
+
+def test_fragments_inside_tunnels_and_duplicated(pcapgen):
+    pcap = pcapgen(packets=6000, seed=18, ipv6_percent=30, jumbo_percent=3, fragment_percent=30,
+                   duplicate_percent=10, tunnel="mix")
+    assert tshark(pcap, "-2", *CHECKSUMS, "-Y", f"{BAD} || {BAD_CHECKSUM}") == ""
+    assert len(tshark(pcap, "-2", "-Y", "ip.reassembled.length || ipv6.reassembled.length")
+               .splitlines()) > 100
