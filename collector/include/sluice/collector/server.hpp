@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -100,6 +101,14 @@ class RdmaBridge;
 // The refusal of a frame that names too many interfaces (FrameOutcome::TooManyInterfaces).
 std::string too_many_interfaces(uint64_t sequence);
 
+// Hooks for a service manager (main.cpp: sd_notify). `tick` runs on the
+// event-loop thread every 100 ms, after the timers; `stopping` once, when
+// run() begins its shutdown.
+struct CollectorHooks {
+    std::function<void()> tick;
+    std::function<void()> stopping;
+};
+
 class Collector {
   public:
     // Validates the options, creates and locks the output directory, recovers
@@ -117,6 +126,8 @@ class Collector {
     // Any thread, and async-signal-safe (a write to an eventfd).
     void request_stop();
     int stop_fd() const { return stop_fd_; }
+    // Before run().
+    void set_hooks(CollectorHooks hooks) { hooks_ = std::move(hooks); }
 
     uint16_t port() const { return port_; }  // the bound port (listen port 0: chosen by the kernel)
     const CollectorCounters& counters() const { return counters_; }
@@ -167,6 +178,7 @@ class Collector {
     // Stream::connection then points to an RdmaPeer (rdma_bridge.cpp).
     std::unique_ptr<RdmaBridge> bridge_;
     std::unique_ptr<rdma::RdmaListener> rdma_;
+    CollectorHooks hooks_;
 };
 
 }  // namespace sluice::collector
