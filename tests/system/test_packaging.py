@@ -1,15 +1,26 @@
-"""sluice under systemd: sluice-collector's service notifications (sd_notify),
-checked against a stand-in NOTIFY_SOCKET, so no systemd is needed."""
+"""sluice under systemd: sluice-collector's service notifications (sd_notify,
+checked against a stand-in NOTIFY_SOCKET, so no systemd is needed), and the
+Debian packages: built, lintian-clean, installed, run, removed and purged.
+
+The package tests build both packages from a copy of the tree (several
+minutes) and install them into /usr/bin for a moment; they need root and
+dpkg-buildpackage, and SLUICE_TEST_PACKAGE=0 skips them. They never touch an
+installed sluice: they skip when either package is installed already. The
+rest of the suite runs the build tree's programs (conftest.BUILD), never
+/usr/bin's."""
 import os
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
 from collector_helpers import Collector
+from conftest import ROOT
 
 # ---- sd_notify -------------------------------------------------------------------
 
@@ -101,3 +112,165 @@ def test_collector_without_notify_socket_runs_as_before(tmp_path, monkeypatch):
     c = Collector(tmp_path / "out")
     time.sleep(0.3)
     assert c.stop(signal.SIGTERM) == 0, c.log()
+
+
+# ---- the Debian packages ---------------------------------------------------------
+
+PACKAGES = ("sluice", "sluice-collector")
+BINARIES = {
+    "sluice": ("sluice", "sluice-decode", "sluice-pcapgen"),
+    "sluice-collector": ("sluice-collector", "sluice-send"),
+}
+UNITS = {"sluice": "sluice@.service", "sluice-collector": "sluice-collector@.service"}
+CONFFILES = {
+    "sluice": ("/etc/sluice/sluice.toml", "/etc/sluice/sluice.env"),
+    "sluice-collector": ("/etc/sluice/collector-default.env",),
+}
+UNIT_DIR = Path("/lib/systemd/system")
+
+
+def installed(package):
+    p = subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Abbrev}", package],
+                       capture_output=True, text=True)
+    return p.returncode == 0 and p.stdout.strip() not in ("", "un")
+
+
+def package_skip_reason():
+    if os.environ.get("SLUICE_TEST_PACKAGE", "1") == "0":
+        return "SLUICE_TEST_PACKAGE=0"
+    if os.geteuid() != 0:
+        return "installing a package needs root"
+    for tool in ("dpkg-buildpackage", "dh", "help2man", "lintian", "systemd-analyze"):
+        if not shutil.which(tool):
+            return f"{tool} is missing (scripts/setup installs it)"
+    for p in PACKAGES:
+        if installed(p):
+            return f"package {p} is installed on this machine: not replacing it"
+    return None
+
+
+def copy_source(dest):
+    """The tree as committed plus uncommitted changes, without build output."""
+    try:
+        names = subprocess.run(
+            ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others",
+             "--exclude-standard"], check=True, capture_output=True).stdout.split(b"\0")
+    except (OSError, subprocess.CalledProcessError):
+        shutil.copytree(ROOT, dest, symlinks=True,
+                        ignore=shutil.ignore_patterns("build*", ".git", "__pycache__", "out"))
+        return
+    for name in filter(None, (n.decode() for n in names)):
+        src = ROOT / name
+        if not src.exists() and not src.is_symlink():
+            continue  # deleted, not yet committed
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dest / name, follow_symlinks=False)
+
+
+@pytest.fixture(scope="module")
+def debs(tmp_path_factory):
+    reason = package_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    work = tmp_path_factory.mktemp("deb")
+    src = work / "sluice"
+    src.mkdir()
+    copy_source(src)
+    env = dict(os.environ, DEB_BUILD_OPTIONS=f"parallel={os.cpu_count() or 1}")
+    log = work / "dpkg-buildpackage.log"
+    with open(log, "w") as out:
+        p = subprocess.run(["dpkg-buildpackage", "-b", "-us", "-uc"], cwd=src, env=env,
+                           stdout=out, stderr=subprocess.STDOUT, timeout=3600)
+    assert p.returncode == 0, \
+        f"dpkg-buildpackage failed ({log}):\n" + "".join(log.read_text().splitlines(True)[-60:])
+    shutil.rmtree(src)  # the build tree; the packages are beside it
+    found = {}
+    for deb in work.glob("*.deb"):
+        name = subprocess.run(["dpkg-deb", "-f", str(deb), "Package"], check=True,
+                              capture_output=True, text=True).stdout.strip()
+        found[name] = deb
+    assert set(PACKAGES) <= set(found), found
+    return {p: found[p] for p in PACKAGES}
+
+
+def test_packages_are_lintian_clean(debs):
+    # TMPDIR: lintian leaves scratch files behind; keep them with the packages.
+    tmp = debs["sluice"].parent / "lintian-tmp"
+    tmp.mkdir(exist_ok=True)
+    p = subprocess.run(["lintian", "--tag-display-limit", "0"] + [str(d) for d in debs.values()],
+                       capture_output=True, text=True, timeout=600,
+                       env=dict(os.environ, TMPDIR=str(tmp)))
+    errors = [l for l in p.stdout.splitlines() if l.startswith("E:")]
+    assert not errors, p.stdout + p.stderr
+    # Lintian itself ran (exit 2 is its own failure, not a tag).
+    assert p.returncode in (0, 1), p.stdout + p.stderr
+
+
+def test_package_contents(debs):
+    for pkg, deb in debs.items():
+        files = subprocess.run(["dpkg-deb", "-c", str(deb)], check=True, capture_output=True,
+                               text=True).stdout
+        for b in BINARIES[pkg]:
+            assert f"./usr/bin/{b}\n" in files, (pkg, b)
+        assert f"./lib/systemd/system/{UNITS[pkg]}\n" in files, pkg
+        conffiles = subprocess.run(["dpkg-deb", "-I", str(deb), "conffiles"], capture_output=True,
+                                   text=True).stdout.split()
+        assert sorted(conffiles) == sorted(CONFFILES[pkg]), (pkg, conffiles)
+        assert f"./usr/share/doc/{pkg}/docs/operations.md\n" in files, pkg
+        for b in BINARIES[pkg]:
+            assert f"./usr/share/man/man1/{b}.1.gz\n" in files, (pkg, b)
+    # The collector package needs no DPDK.
+    depends = subprocess.run(["dpkg-deb", "-f", str(debs["sluice-collector"]), "Depends"],
+                             check=True, capture_output=True, text=True).stdout
+    assert "librte" not in depends, depends
+
+
+def run(args, **kw):
+    return subprocess.run(args, capture_output=True, text=True, timeout=300, **kw)
+
+
+def test_packages_install_run_and_remove(debs):
+    user_existed = run(["getent", "passwd", "sluice"]).returncode == 0
+    try:
+        p = run(["dpkg", "-i"] + [str(d) for d in debs.values()],
+                env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        assert p.returncode == 0, p.stdout + p.stderr
+
+        for pkg in PACKAGES:
+            for b in BINARIES[pkg]:
+                h = run([f"/usr/bin/{b}", "--help"])
+                assert h.returncode == 0 and "usage" in (h.stdout + h.stderr).lower(), (b, h)
+            for f in CONFFILES[pkg]:
+                assert Path(f).is_file(), f
+            assert (UNIT_DIR / UNITS[pkg]).is_file()
+        assert Path("/etc/sluice/sluice.toml").read_bytes() == (ROOT / "config/sluice.toml") \
+            .read_bytes()
+        c = run(["/usr/bin/sluice", "--check-config", "/etc/sluice/sluice.toml"])
+        assert c.returncode == 0, c.stdout + c.stderr
+        assert run(["getent", "passwd", "sluice"]).returncode == 0, "no user sluice"
+
+        v = run(["systemd-analyze", "verify"] + [str(UNIT_DIR / u) for u in UNITS.values()])
+        assert v.returncode == 0 and not v.stdout.strip() and not v.stderr.strip(), \
+            v.stdout + v.stderr
+
+        # Remove: programs and units go, conffiles stay until purge.
+        p = run(["dpkg", "-r"] + list(PACKAGES))
+        assert p.returncode == 0, p.stdout + p.stderr
+        for pkg in PACKAGES:
+            for b in BINARIES[pkg]:
+                assert not Path(f"/usr/bin/{b}").exists(), b
+            assert not (UNIT_DIR / UNITS[pkg]).exists()
+            for f in CONFFILES[pkg]:
+                assert Path(f).is_file(), f"{f} removed before purge"
+        p = run(["dpkg", "-P"] + list(PACKAGES))
+        assert p.returncode == 0, p.stdout + p.stderr
+        for pkg in PACKAGES:
+            for f in CONFFILES[pkg]:
+                assert not Path(f).exists(), f"{f} left after purge"
+            assert not installed(pkg), pkg
+        assert not Path("/etc/sluice").exists(), "/etc/sluice left after purge"
+    finally:
+        run(["dpkg", "-P"] + list(PACKAGES))
+        if not user_existed and run(["getent", "passwd", "sluice"]).returncode == 0:
+            run(["deluser", "--system", "--quiet", "sluice"])
+            run(["delgroup", "--system", "--quiet", "sluice"])
