@@ -234,6 +234,7 @@ int Collector::run() {
         }
     }
 
+    if (hooks_.stopping) hooks_.stopping();
     // Stop: every batch is committed and acknowledged already (each turn
     // ends with a commit); tell the senders why the connection ends.
     const std::string why = "sluice-collector is stopping; reconnect when it is back";
@@ -269,6 +270,7 @@ void Collector::timers(uint64_t now) {
         stats_line(now);
         next_stats_ns_ = now + opt_.stats_interval_s * 1'000'000'000ull;
     }
+    if (hooks_.tick) hooks_.tick();
 }
 
 }  // namespace sluice::collector

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "notify.hpp"
+#include <fmt/format.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -44,6 +46,14 @@ int main(int argc, char** argv) {
         sigemptyset(&sa.sa_mask);
         sigaction(SIGINT, &sa, nullptr);
         sigaction(SIGTERM, &sa, nullptr);
+        // Under systemd (Type=notify, WatchdogSec=): ready once it listens,
+        // which the constructor did; alive while the event loop turns.
+        ServiceNotifier notifier;
+        collector.set_hooks({[&] { notifier.tick(); }, [&] { notifier.stopping(); }});
+        const CollectorOptions& o = *cli.options;
+        notifier.ready(fmt::format("listening on {}://{}:{}, writing to {}",
+                                   sluice::session::to_string(o.listen.transport), o.listen.host,
+                                   collector.port(), o.out_dir));
         return collector.run();
     } catch (const std::invalid_argument& e) {
         log_error("{}", e.what());

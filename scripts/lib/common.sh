@@ -19,6 +19,9 @@ SLUICE_PACKAGES=(
   ibverbs-utils perftest
   libhwloc-dev libnuma-dev liblz4-dev libzstd-dev libfmt-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev libpcap-dev
+  libsystemd-dev
+  # the Debian packages (debian/) and their test (tests/system/test_packaging.py)
+  debhelper help2man lintian
   # tests, demo, benchmarks
   python3 python3-pytest python3-scapy tshark tcpdump tcpreplay iperf3 lz4 zstd
   psmisc iproute2 procps util-linux

@@ -8,6 +8,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -86,6 +87,14 @@ SLUICE_COUNTER_BLOCK(CollectorCounters, SLUICE_COLLECTOR_COUNTERS);
 
 class StreamHandler;
 
+// Hooks for a service manager (main.cpp: sd_notify). `tick` runs on the
+// event-loop thread every 100 ms, after the timers; `stopping` once, when
+// run() begins its shutdown.
+struct CollectorHooks {
+    std::function<void()> tick;
+    std::function<void()> stopping;
+};
+
 class Collector {
   public:
     // Validates the options, creates and locks the output directory, recovers
@@ -104,6 +113,8 @@ class Collector {
     // Any thread, and async-signal-safe (a write to an eventfd).
     void request_stop();
     int stop_fd() const { return stop_fd_.get(); }
+    // Before run().
+    void set_hooks(CollectorHooks hooks) { hooks_ = std::move(hooks); }
 
     uint16_t port() const { return port_; }  // the bound port (listen port 0: chosen for it)
     const CollectorCounters& counters() const { return counters_; }
@@ -152,6 +163,7 @@ class Collector {
     uint64_t next_timer_ns_ = 0, next_stats_ns_ = 0;
     // For the stats line's rates.
     uint64_t last_stats_ns_ = 0, last_packets_ = 0, last_bytes_ = 0;
+    CollectorHooks hooks_;
 };
 
 }  // namespace sluice::collector

@@ -1,0 +1,28 @@
+// The service manager's notification protocol (sd_notify(3)) for
+// sluice-collector run as a systemd Type=notify service: READY=1 once it
+// listens, WATCHDOG=1 from the event loop, STOPPING=1 when it begins to shut
+// down. Started any other way ($NOTIFY_SOCKET unset) every call does nothing.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace sluice::collector {
+
+class ServiceNotifier {
+  public:
+    // Reads the watchdog interval systemd passes ($WATCHDOG_USEC, WatchdogSec=).
+    ServiceNotifier();
+
+    void ready(const std::string& status);
+    // Called every turn of the event loop's timers: sends WATCHDOG=1 every
+    // half watchdog interval (nothing when the watchdog is off).
+    void tick();
+    void stopping();
+
+  private:
+    uint64_t watchdog_interval_ns_ = 0;  // 0: no watchdog
+    uint64_t next_ping_ns_ = 0;
+};
+
+}  // namespace sluice::collector
