@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <fstream>
 #include <map>
 #include <string>
@@ -25,9 +26,7 @@ int usage(FILE* to) {
     return to == stderr ? 2 : 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
     std::string in, pcap_out;
     bool per_frame = false;
     for (int i = 1; i < argc; ++i) {
@@ -132,4 +131,15 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(stored),
         next_seq.size(), static_cast<unsigned long long>(gaps));
     return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "sluice-decode: %s\n", e.what());
+        return 2;
+    }
 }

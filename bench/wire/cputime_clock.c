@@ -4,7 +4,7 @@
  * figures, however busy the shared machine is. Only for single-threaded
  * benchmark runs (zstd --single-thread, lz4 -b). */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE  /* RTLD_NEXT */
+#define _GNU_SOURCE /* RTLD_NEXT */
 #endif
 #include <dlfcn.h>
 #include <time.h>

@@ -97,7 +97,7 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
     CliResult r;
     CollectorOptions o;
     std::string key_file;
-    auto usage_error = [&](std::string msg) {
+    auto usage_error = [&](const std::string& msg) {
         r.exit_code = kExitUsage;
         r.message = "sluice-collector: " + msg + " (see --help)\n";
         return r;

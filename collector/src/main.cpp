@@ -1,4 +1,5 @@
 // sluice-collector: see docs/collector.md and --help.
+#include <csignal>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
@@ -6,7 +7,6 @@
 
 #include "notify.hpp"
 #include <fmt/format.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include "sluice/collector/cli.hpp"

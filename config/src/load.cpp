@@ -69,6 +69,7 @@ void read_table(Owner& owner, const toml::table& table, const std::vector<Field<
                 std::map<std::string, Position>& positions,
                 const std::vector<std::string>& all_keys) {
     std::vector<std::string> names;
+    names.reserve(fields.size());
     for (const auto& f : fields)
         names.push_back(f.name);
     for (const auto& [k, node] : table) {

@@ -283,10 +283,11 @@ std::string schema_markdown() {
             for (const auto& s : sections()) {
                 if (s.name == section) help = s.help;
             }
-            out += "\n### `[" + std::string(section == "ports" ? "[ports]]" : section + "]") +
-                   "`\n\n" + help +
-                   "\n\n| key | type | default | range | what it does |\n"
-                   "|---|---|---|---|---|\n";
+            out += "\n### `[";
+            out += section == "ports" ? "[ports]]" : section + "]";
+            out += "`\n\n";
+            out += help;
+            out += "\n\n| key | type | default | range | what it does |\n|---|---|---|---|---|\n";
         }
         out += "| `" + k.key + "` | " + k.type + " | " +
                (k.required ? std::string("required") : "`" + cell(k.default_value) + "`") + " | " +

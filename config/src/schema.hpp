@@ -85,13 +85,13 @@ struct Field {
 };
 
 template <class Owner, class Get>
-Field<Owner> integer(std::string name, int64_t lo, int64_t hi, std::string help, Get get,
-                     bool pow2 = false) {
+Field<Owner> integer(const std::string& name, int64_t lo, int64_t hi, const std::string& help,
+                     Get get, bool pow2 = false) {
     Field<Owner> f;
-    f.name = std::move(name);
+    f.name = name;
     f.type = "integer";
     f.range = std::to_string(lo) + ".." + std::to_string(hi) + (pow2 ? ", a power of two" : "");
-    f.help = std::move(help);
+    f.help = help;
     f.read = [lo, hi, pow2, get](Owner& o, const toml::node& n, const std::string& key,
                                  const Sink& sink) {
         const auto* v = n.as_integer();
@@ -115,12 +115,12 @@ Field<Owner> integer(std::string name, int64_t lo, int64_t hi, std::string help,
 }
 
 template <class Owner, class Get>
-Field<Owner> boolean(std::string name, std::string help, Get get) {
+Field<Owner> boolean(const std::string& name, const std::string& help, Get get) {
     Field<Owner> f;
-    f.name = std::move(name);
+    f.name = name;
     f.type = "boolean";
     f.range = "true, false";
-    f.help = std::move(help);
+    f.help = help;
     f.read = [get](Owner& o, const toml::node& n, const std::string& key, const Sink& sink) {
         if (const auto* v = n.as_boolean()) {
             get(o) = v->get();
@@ -136,13 +136,13 @@ Field<Owner> boolean(std::string name, std::string help, Get get) {
 }
 
 template <class Owner, class Get>
-Field<Owner> string(std::string name, std::string range, std::string help, Get get,
-                    bool required = false) {
+Field<Owner> string(const std::string& name, const std::string& range, const std::string& help,
+                    Get get, bool required = false) {
     Field<Owner> f;
-    f.name = std::move(name);
+    f.name = name;
     f.type = "string";
-    f.range = std::move(range);
-    f.help = std::move(help);
+    f.range = range;
+    f.help = help;
     f.required = required;
     f.read = [get](Owner& o, const toml::node& n, const std::string& key, const Sink& sink) {
         if (const auto* v = n.as_string()) {
@@ -159,15 +159,15 @@ template <class E>
 using Choices = std::vector<std::pair<std::string_view, E>>;
 
 template <class Owner, class E, class Get>
-Field<Owner> choice(std::string name, Choices<E> choices, std::string help, Get get) {
+Field<Owner> choice(const std::string& name, Choices<E> choices, const std::string& help, Get get) {
     Field<Owner> f;
-    f.name = std::move(name);
+    f.name = name;
     f.type = "string";
     std::string list;
     for (const auto& [word, _] : choices)
         list += (list.empty() ? "" : ", ") + quote(word);
     f.range = list;
-    f.help = std::move(help);
+    f.help = help;
     f.read = [choices, list, get](Owner& o, const toml::node& n, const std::string& key,
                                   const Sink& sink) {
         const auto* v = n.as_string();
@@ -203,12 +203,13 @@ Field<Owner> choice(std::string name, Choices<E> choices, std::string help, Get 
 }
 
 template <class Owner, class Get>
-Field<Owner> integer_list(std::string name, int64_t lo, int64_t hi, std::string help, Get get) {
+Field<Owner> integer_list(const std::string& name, int64_t lo, int64_t hi, const std::string& help,
+                          Get get) {
     Field<Owner> f;
-    f.name = std::move(name);
+    f.name = name;
     f.type = "array of integers";
     f.range = "each " + std::to_string(lo) + ".." + std::to_string(hi);
-    f.help = std::move(help);
+    f.help = help;
     f.read = [lo, hi, get](Owner& o, const toml::node& n, const std::string& key,
                            const Sink& sink) {
         const auto* arr = n.as_array();

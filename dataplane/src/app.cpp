@@ -188,6 +188,7 @@ int run_sluice(const Options& o) {
     if (cfg.stats.telemetry) {
         register_telemetry();
         std::vector<rte_mempool*> mbuf_pools;
+        mbuf_pools.reserve(pools.size());
         for (auto& [socket, mp] : pools)
             mbuf_pools.push_back(mp);
         set_telemetry_source(pipeline.get(), &ports, mbuf_pools);
@@ -209,6 +210,7 @@ int run_sluice(const Options& o) {
     uint64_t last_rx = 0;
     std::string reason = "signal";
     std::vector<std::string> links;
+    links.reserve(ports.size());
     for (const auto& p : ports)
         links.push_back(link_status(p.port_id));
     // Transport events, logged as they happen (the egress lcore only counts).

@@ -161,6 +161,7 @@ std::optional<EalFailure> init_eal(std::span<const std::string> eal_args) {
     args.emplace_back("sluice");
     args.insert(args.end(), eal_args.begin(), eal_args.end());
     std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
     for (auto& a : args)
         argv.push_back(a.data());
     argv.push_back(nullptr);

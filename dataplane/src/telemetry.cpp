@@ -29,7 +29,7 @@ Source& source() {
 std::string key_of(const BlockSnapshot& b) {
     std::string k = b.scope;
     for (const auto& [name, value] : b.labels)
-        k += "_" + name + value;
+        (k += '_').append(name).append(value);
     return k;
 }
 

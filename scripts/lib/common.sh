@@ -12,7 +12,7 @@ die()  { printf '[%s] error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
 # Debian packages the build, the tests, the demo and the benchmarks need.
 SLUICE_PACKAGES=(
   # build
-  build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
+  build-essential meson ninja-build pkg-config clang libclang-rt-14-dev clang-format clang-tidy
   dpdk dpdk-dev libdpdk-dev
   rdma-core libibverbs-dev librdmacm-dev ibverbs-providers
   # RDMA tools: ibv_devices (operators' checks), ib_write_bw (scripts/bench rdma)
