@@ -51,11 +51,19 @@ resumes where its files end, so senders replay exactly what is missing.
   --sync                    fdatasync data and state before acknowledging:
                             survives power loss, not only a crash (slower)
   --stats-interval S        a stats line every S seconds (default 10, 0: off)
-  --peer-timeout MS         drop a connection without a handshake after MS ms,
-                            or silent for that long and three heartbeats
-                            (default 10000)
+  --peer-timeout MS         drop a streaming connection silent for MS ms and
+                            three of its heartbeat intervals (default 10000;
+                            a sender without heartbeats: MS)
+  --handshake-timeout MS    drop a connection that completes no handshake
+                            within MS ms (default 5000, at most --peer-timeout)
   --max-frame-bytes N       largest frame accepted (default 16M)
-  --max-connections N       default 1024
+  --max-connections N       authenticated connections at once (default 1024);
+                            handshakes in progress never count against them
+  --max-pending N           connections in their handshake (default 64);
+                            beyond, the oldest one of the busiest source goes
+  --max-pending-per-source N
+                            ... from one source address (default 8); beyond,
+                            the newcomer is refused
   --summary-json F          also write the exit summary to F as JSON
   --help                    this text
   --version                 the version
@@ -172,6 +180,19 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
             if (!n || *n < 16384 || *n > (1ull << 30))
                 return usage_error(fmt::format("--max-frame-bytes '{}': give 16K..1G", v));
             o.max_frame_bytes = static_cast<uint32_t>(*n);
+        } else if (a == "--handshake-timeout") {
+            const auto n = number(10, 3600000);
+            if (!n)
+                return usage_error(fmt::format("--handshake-timeout '{}': give ms, 10..3600000", v));
+            o.handshake_timeout_ms = static_cast<uint32_t>(*n);
+        } else if (a == "--max-pending") {
+            const auto n = number(1, 1u << 20);
+            if (!n) return usage_error(fmt::format("--max-pending '{}': give >= 1", v));
+            o.max_pending = static_cast<uint32_t>(*n);
+        } else if (a == "--max-pending-per-source") {
+            const auto n = number(1, 1u << 20);
+            if (!n) return usage_error(fmt::format("--max-pending-per-source '{}': give >= 1", v));
+            o.max_pending_per_source = static_cast<uint32_t>(*n);
         } else if (a == "--max-connections") {
             const auto n = number(1, 1u << 20);
             if (!n) return usage_error(fmt::format("--max-connections '{}': give >= 1", v));

@@ -96,7 +96,7 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
         lc.key = opt_.key;
         lc.slot_bytes = opt_.rdma_slot_bytes;
         lc.slot_count = opt_.rdma_slots;
-        lc.handshake_timeout_ms = opt_.peer_timeout_ms;
+        lc.handshake_timeout_ms = handshake_timeout_ms();
         lc.max_frame_bytes = opt_.max_frame_bytes;
         rdma_ = std::make_unique<rdma::RdmaListener>(lc, *handler_);
         port_ = rdma_->port();
@@ -106,8 +106,11 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
         lc.listen = opt_.listen;
         lc.key = opt_.key;
         lc.max_frame_bytes = opt_.max_frame_bytes;
-        lc.handshake_timeout_ms = opt_.peer_timeout_ms;
+        lc.handshake_timeout_ms = handshake_timeout_ms();
+        lc.idle_timeout_ms = opt_.peer_timeout_ms;
         lc.max_connections = opt_.max_connections;
+        lc.max_pending = opt_.max_pending;
+        lc.max_pending_per_source = opt_.max_pending_per_source;
         tcp_ = std::make_unique<tcp::TcpListener>(lc, *handler_);
         port_ = tcp_->port();
         listener_fd = tcp_->fd();
@@ -123,6 +126,11 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
     ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, listener_fd, &ev);
     ev.data.u64 = kTagStop;
     ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, stop_fd_.get(), &ev);
+}
+
+uint32_t Collector::handshake_timeout_ms() const {
+    return opt_.handshake_timeout_ms ? opt_.handshake_timeout_ms
+                                     : std::min<uint32_t>(5000, opt_.peer_timeout_ms);
 }
 
 void Collector::lock_output_dir() {

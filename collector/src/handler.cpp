@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "sluice/report/log.hpp"
+#include "sluice/session/clock.hpp"
 
 namespace sluice::collector {
 namespace {
@@ -13,6 +14,7 @@ using session::CloseCause;
 using session::RejectReason;
 
 constexpr uint64_t kMaxGapLogsPerConnection = 10;
+constexpr uint64_t kErrorLogIntervalNs = 10'000'000'000ull;
 
 session::Refusal refusal(CloseCause cause, std::string text) {
     return {cause, session::reject_reason(cause), std::move(text)};
@@ -172,6 +174,12 @@ void StreamHandler::on_closed(session::ConnectionId conn, CloseCause cause, std:
         case CloseCause::Resources:
             k.dropped_busy.inc();
             break;
+        case CloseCause::PendingLimit:
+            k.dropped_pending.inc();
+            break;
+        case CloseCause::SourceLimit:
+            k.refused_per_source.inc();
+            break;
         case CloseCause::Limit:
             k.dropped_over_limit.inc();
             break;
@@ -198,7 +206,19 @@ void StreamHandler::on_closed(session::ConnectionId conn, CloseCause cause, std:
 }
 
 void StreamHandler::on_listener_error(std::string_view what) {
-    log_warning("{}", what);
+    c_.counters_.listener_errors.inc();
+    // One line per interval, saying how many were not logged.
+    const uint64_t now = session::monotonic_ns();
+    if (now < next_error_log_ns_) {
+        ++errors_unlogged_;
+        return;
+    }
+    if (errors_unlogged_)
+        log_warning("{} ({} more since the last report)", what, errors_unlogged_);
+    else
+        log_warning("{}", what);
+    errors_unlogged_ = 0;
+    next_error_log_ns_ = now + kErrorLogIntervalNs;
 }
 
 void StreamHandler::drop_for_storage(Stream& s) {

@@ -46,6 +46,8 @@ class StreamHandler final : public session::ReceiverHandler {
   private:
     Collector& c_;
     std::unordered_map<session::ConnectionId, Peer> peers_;
+    uint64_t next_error_log_ns_ = 0;  // listener errors: one log line per interval
+    uint64_t errors_unlogged_ = 0;
 };
 
 }  // namespace sluice::collector

@@ -34,6 +34,10 @@ std::string_view to_string(CloseCause c) {
             return "shutting-down";
         case CloseCause::Busy:
             return "busy";
+        case CloseCause::PendingLimit:
+            return "pending-limit";
+        case CloseCause::SourceLimit:
+            return "source-limit";
         case CloseCause::Resources:
             return "resources";
         case CloseCause::Limit:
@@ -57,6 +61,8 @@ RejectReason reject_reason(CloseCause c) {
         case CloseCause::ShuttingDown:
             return RejectReason::ShuttingDown;
         case CloseCause::Busy:
+        case CloseCause::PendingLimit:
+        case CloseCause::SourceLimit:
         case CloseCause::Resources:
             return RejectReason::Busy;
         case CloseCause::Limit:

@@ -28,6 +28,10 @@ using session::CloseCause;
 using session::ConnectionId;
 
 constexpr uint64_t kTagListener = 0;
+// After accept() failed for want of descriptors, the listener stops asking
+// for this long (level-triggered epoll would report the same connection at
+// once, forever, at 100% CPU).
+constexpr uint64_t kAcceptPauseNs = 100'000'000;
 constexpr std::size_t kRecvChunk = 1u << 20;      // bytes asked of one recv()
 constexpr std::size_t kTurnBudget = 8u << 20;     // bytes one connection reads per turn
 constexpr std::size_t kMaxPendingOut = 1u << 20;  // unsent replies: the peer does not read
@@ -45,6 +49,7 @@ struct Connection {
     std::size_t out_off = 0;
     bool want_write = false;
     bool streaming = false;  // welcomed: frames may come
+    std::string source;      // the peer's address without its port, for per-source limits
     uint64_t stream_id = 0;
     uint64_t ack = 0;  // the latest acknowledgement (the resume point at first)
     uint64_t accepted_ns = 0;
@@ -85,6 +90,10 @@ struct TcpListener::Impl {
     ByteBuffer scratch;
     std::unordered_map<ConnectionId, std::unique_ptr<Connection>> conns;
     std::vector<ConnectionId> closed;  // freed after the event batch
+    // Connections in their handshake, in total and by source address.
+    uint32_t pending = 0, streaming = 0;
+    std::unordered_map<std::string, uint32_t> pending_by_source;
+    uint64_t accept_paused_until = 0;  // 0: accepting
 
     Impl(const ListenerConfig& c, session::ReceiverHandler& handler, TcpListener& s)
         : cfg(c),
@@ -115,6 +124,8 @@ struct TcpListener::Impl {
     void close(Connection& c, CloseCause cause, const std::string& why);
     void reject(Connection& c, RejectReason reason, CloseCause cause, std::string_view why);
     void reap();
+    void count_pending(Connection& c, int delta);
+    void make_room_for_pending(uint64_t now);
 };
 
 void TcpListener::Impl::listen() {
@@ -164,8 +175,42 @@ std::size_t TcpListener::connections() const {
     return impl_->conns.size();
 }
 
+void TcpListener::Impl::count_pending(Connection& c, int delta) {
+    pending += static_cast<uint32_t>(delta);
+    uint32_t& n = pending_by_source[c.source];
+    n += static_cast<uint32_t>(delta);
+    if (n == 0) pending_by_source.erase(c.source);
+}
+
+// The global pending limit is reached: drop the oldest handshake of the
+// source that holds the most, so a flood from a few addresses evicts itself
+// rather than the one honest sender in the middle of its handshake.
+void TcpListener::Impl::make_room_for_pending(uint64_t now) {
+    (void)now;
+    const std::string* worst = nullptr;
+    uint32_t most = 0;
+    for (const auto& [source, n] : pending_by_source) {
+        if (n > most) most = n, worst = &source;
+    }
+    if (!worst) return;
+    Connection* victim = nullptr;
+    for (auto& [id, c] : conns) {
+        if (c->closed || c->streaming || c->source != *worst) continue;
+        if (!victim || c->accepted_ns < victim->accepted_ns) victim = c.get();
+    }
+    if (victim)
+        reject(*victim, RejectReason::Busy, CloseCause::PendingLimit,
+               fmt::format("dropped to make room: {} connections were in their handshake "
+                           "(--max-pending), {} of them from {}",
+                           pending, most, victim->source));
+}
+
 void TcpListener::Impl::close(Connection& c, CloseCause cause, const std::string& why) {
     if (c.closed) return;
+    if (c.streaming)
+        --streaming;
+    else
+        count_pending(c, -1);
     ::epoll_ctl(epfd, EPOLL_CTL_DEL, c.fd, nullptr);
     ::close(c.fd);
     c.closed = true;
@@ -186,6 +231,7 @@ void TcpListener::Impl::reap() {
 }
 
 void TcpListener::Impl::accept_connections(uint64_t now) {
+    if (accept_paused_until) return;
     for (;;) {
         sockaddr_storage a{};
         socklen_t len = sizeof a;
@@ -195,32 +241,48 @@ void TcpListener::Impl::accept_connections(uint64_t now) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
                 return;
             const int e = errno;
-            h.on_listener_error(fmt::format(
-                "accept: {}{}", std::strerror(e),
-                e == EMFILE || e == ENFILE ? " (raise the open files limit: ulimit -n)" : ""));
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+                // The connection stays in the backlog; ask again later.
+                accept_paused_until = now + kAcceptPauseNs;
+                epoll_event ev{};
+                ev.events = 0;
+                ev.data.u64 = kTagListener;
+                ::epoll_ctl(epfd, EPOLL_CTL_MOD, listen_fd, &ev);
+            }
+            h.on_listener_error(fmt::format("accept: {}{}", std::strerror(e),
+                                            e == EMFILE || e == ENFILE
+                                                ? " (raise the open files limit: ulimit -n, or "
+                                                  "LimitNOFILE= in the unit); new connections "
+                                                  "wait in the backlog"
+                                                : ""));
             return;
         }
         const ConnectionId id = session::next_connection_id();
-        auto c = std::make_unique<Connection>(
-            id, fd, session::format_address(reinterpret_cast<sockaddr*>(&a), len), cfg.key);
+        const std::string peer = session::format_address(reinterpret_cast<sockaddr*>(&a), len);
+        auto c = std::make_unique<Connection>(id, fd, peer, cfg.key);
+        c->source = peer.substr(0, peer.rfind(':'));
         c->accepted_ns = c->last_rx_ns = now;
         const int one = 1;
         // ACKs are small and the sender waits for them: no Nagle delay.
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         Connection& ref = *c;
         conns.emplace(id, std::move(c));
+        count_pending(ref, +1);
         epoll_event ev{};
         ev.events = EPOLLIN;
         ev.data.u64 = id;
         ::epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
         h.on_connection(id, self, ref.peer);
-        if (conns.size() - closed.size() > cfg.max_connections) {
-            reject(ref, RejectReason::Busy, CloseCause::Busy,
-                   fmt::format("the collector serves its maximum of {} connections "
-                               "(--max-connections)",
-                               cfg.max_connections));
+        if (pending_by_source[ref.source] > cfg.max_pending_per_source) {
+            reject(ref, RejectReason::Busy, CloseCause::SourceLimit,
+                   fmt::format("{} connections from {} are in their handshake already "
+                               "(--max-pending-per-source {})",
+                               pending_by_source[ref.source] - 1, ref.source,
+                               cfg.max_pending_per_source));
             continue;
         }
+        if (pending > cfg.max_pending) make_room_for_pending(now);
+        if (ref.closed) continue;
         session::Nonce nonce;
         if (!session::random_bytes(nonce)) {
             close(ref, CloseCause::Resources,
@@ -313,12 +375,23 @@ void TcpListener::Impl::on_readable(Connection& c, uint64_t now) {
 }
 
 void TcpListener::Impl::on_hello(Connection& c, const Hello& hello) {
+    // Handshakes in progress never count against authenticated connections:
+    // only these do.
+    if (streaming >= cfg.max_connections) {
+        reject(c, RejectReason::Busy, CloseCause::Busy,
+               fmt::format("the collector serves its maximum of {} connections "
+                           "(--max-connections)",
+                           cfg.max_connections));
+        return;
+    }
     const session::HelloAnswer a = h.on_hello(c.id, to_session(hello));
     if (c.closed) return;
     if (!a.accept) {
         reject(c, a.refusal.reason, a.refusal.cause, a.refusal.text);
         return;
     }
+    count_pending(c, -1);
+    ++streaming;
     c.streaming = true;
     c.stream_id = hello.stream_id;
     c.heartbeat_ms = hello.heartbeat_ms;
@@ -430,26 +503,38 @@ void TcpListener::poll(uint64_t now) {
 
 void TcpListener::timers(uint64_t now) {
     Impl& m = *impl_;
+    if (m.accept_paused_until && now >= m.accept_paused_until) {
+        m.accept_paused_until = 0;
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = kTagListener;
+        ::epoll_ctl(m.epfd, EPOLL_CTL_MOD, m.listen_fd, &ev);
+    }
     const uint64_t handshake_ns = uint64_t{m.cfg.handshake_timeout_ms} * 1'000'000;
+    const uint64_t idle_floor_ns = uint64_t{m.cfg.idle_timeout_ms} * 1'000'000;
     for (auto& [id, cp] : m.conns) {
         Connection& c = *cp;
         if (c.closed) continue;
         if (!c.streaming) {
             if (now - c.accepted_ns >= handshake_ns)
                 m.reject(c, RejectReason::Timeout, CloseCause::Timeout,
-                         fmt::format("no handshake within {} ms (--peer-timeout)",
+                         fmt::format("no handshake within {} ms (--handshake-timeout)",
                                      m.cfg.handshake_timeout_ms));
             continue;
         }
-        if (c.heartbeat_ms) {
-            const uint64_t idle_ns =
-                std::max<uint64_t>(handshake_ns, 3ull * c.heartbeat_ms * 1'000'000);
-            if (now - c.last_rx_ns >= idle_ns)
-                m.reject(c, RejectReason::Timeout, CloseCause::Timeout,
-                         fmt::format("nothing received for {} ms though the sender heartbeats "
-                                     "every {} ms",
-                                     idle_ns / 1'000'000, c.heartbeat_ms));
-        }
+        // A sender without heartbeats (heartbeat_ms = 0) gets the collector's
+        // own idle timeout: silence is never unbounded.
+        const uint64_t idle_ns =
+            std::max<uint64_t>(idle_floor_ns, 3ull * c.heartbeat_ms * 1'000'000);
+        if (now - c.last_rx_ns >= idle_ns)
+            m.reject(c, RejectReason::Timeout, CloseCause::Timeout,
+                     c.heartbeat_ms
+                         ? fmt::format("nothing received for {} ms though the sender heartbeats "
+                                       "every {} ms",
+                                       idle_ns / 1'000'000, c.heartbeat_ms)
+                         : fmt::format("nothing received for {} ms (--peer-timeout; the sender "
+                                       "sends no heartbeats)",
+                                       idle_ns / 1'000'000));
     }
     m.reap();
 }

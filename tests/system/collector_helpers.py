@@ -29,13 +29,15 @@ _running = []  # collectors started by tests; conftest kills leftovers
 class Collector:
     """A sluice-collector in the background; its stderr is collected."""
 
-    def __init__(self, out, port=None, args=(), ready="listening on", timeout=30):
+    def __init__(self, out, port=None, args=(), ready="listening on", timeout=30,
+                 preexec_fn=None):
         self.port = port or free_port()
         self.out = Path(out)
         self.summary = self.out.parent / f"summary-{self.port}-{time.monotonic_ns()}.json"
         self.cmd = [str(COLLECTOR), "--listen", f"tcp://127.0.0.1:{self.port}", "--out",
                     str(out), "--summary-json", str(self.summary)] + [str(a) for a in args]
-        self.proc = subprocess.Popen(self.cmd, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(self.cmd, stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=preexec_fn)
         _running.append(self)
         self.lines = []
         self._lock = threading.Lock()

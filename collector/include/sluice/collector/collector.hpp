@@ -41,9 +41,12 @@ struct CollectorOptions {
     uint32_t stats_interval_s = 10;  // 0: no stats line
     uint32_t keep_files = 0;
     bool sync = false;
-    uint32_t peer_timeout_ms = 10000;
+    uint32_t peer_timeout_ms = 10000;  // idle streaming connections
+    uint32_t handshake_timeout_ms = 0;  // 0: min(5000, peer_timeout_ms)
     uint32_t max_frame_bytes = 16u << 20;
-    uint32_t max_connections = 1024;
+    uint32_t max_connections = 1024;  // authenticated
+    uint32_t max_pending = 64;        // in their handshake, all sources
+    uint32_t max_pending_per_source = 8;
     std::string summary_json;  // also write the exit summary here (JSON)
     uint32_t rdma_slot_bytes = 1u << 20;
     uint32_t rdma_slots = 64;
@@ -77,6 +80,17 @@ struct CollectorOptions {
       "Connections dropped because the collector could not write (disk full, "  \
       "I/O error); the sender keeps the frames and retries.")                   \
     _(dropped_busy, "Connections refused: --max-connections reached.")          \
+    _(dropped_pending,                                                          \
+      "Connections dropped in their handshake to make room: --max-pending "     \
+      "handshakes were in progress (half-open connections: a scan or a "        \
+      "flood). Honest senders complete theirs in one round trip.")              \
+    _(refused_per_source,                                                       \
+      "Connections refused because their source address had "                   \
+      "--max-pending-per-source handshakes in progress already.")               \
+    _(listener_errors,                                                          \
+      "Failures of the listener itself (accept() out of file descriptors, a "   \
+      "device event): see the log; raise the open files limit if accept "       \
+      "fails.")                                                                 \
     _(dropped_over_limit,                                                       \
       "Connections dropped for a frame over one of the collector's bounds "     \
       "(more than 800 (port, queue) interfaces in one frame): such a frame "    \
@@ -140,6 +154,7 @@ class Collector {
         int fd_ = -1;
     };
 
+    uint32_t handshake_timeout_ms() const;
     void lock_output_dir();
     void recover_streams();
     void timers(uint64_t now);

@@ -40,6 +40,8 @@ enum class CloseCause : uint8_t {
     Replaced,      // the handler ended it for a newer connection of the same stream
     ShuttingDown,  // the listener is stopping
     Busy,          // refused: the listener serves its maximum of connections
+    PendingLimit,  // dropped in its handshake to make room for newer ones (too many pending)
+    SourceLimit,   // refused: its source address has too many handshakes in progress
     Resources,     // the listener could not set up what the connection needs
     Limit,         // a frame over one of the handler's bounds (it can never be written)
 };
@@ -95,7 +97,8 @@ class ReceiverHandler {
     // empty when there is nothing to say, e.g. shutting down).
     virtual void on_closed(ConnectionId conn, CloseCause cause, std::string_view why) = 0;
     // The listener itself failed at something no connection owns (accept(),
-    // a device event): for the log.
+    // a device event): for the counters and the log (each failure is
+    // reported; a persistent one must not flood the log).
     virtual void on_listener_error(std::string_view what) = 0;
 };
 

@@ -22,12 +22,25 @@
 
 namespace sluice::tcp {
 
+// What one listener holds at most, so that nothing a peer sends (or fails to
+// send) can exhaust it, and no connection still in its handshake can keep an
+// authenticated sender out (docs/security.md).
 struct ListenerConfig {
     session::Endpoint listen{"127.0.0.1", 7700};  // port 0: chosen by the kernel (port() tells)
     std::vector<std::byte> key;                   // senders must prove it; empty: none
     uint32_t max_frame_bytes = 16u << 20;         // larger frames are refused
-    uint32_t handshake_timeout_ms = 10000;        // and the floor of the idle timeout
-    uint32_t max_connections = 1024;              // beyond: REJECT busy
+    // A connection must complete its handshake within this; it holds no
+    // more than a few KiB until then.
+    uint32_t handshake_timeout_ms = 5000;
+    // A streaming connection silent this long (and three of its heartbeat
+    // intervals, when it sends heartbeats) is dropped.
+    uint32_t idle_timeout_ms = 10000;
+    uint32_t max_connections = 1024;  // streaming (authenticated) ones; beyond: REJECT busy
+    // Connections in their handshake, all sources: beyond, the oldest one of
+    // the source holding the most is dropped to make room.
+    uint32_t max_pending = 64;
+    // ... and from one source address: beyond, the newcomer is refused.
+    uint32_t max_pending_per_source = 8;
 };
 
 class TcpListener final : public session::ReceiverTransport {
