@@ -98,6 +98,8 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
         lc.slot_count = opt_.rdma_slots;
         lc.handshake_timeout_ms = handshake_timeout_ms();
         lc.max_frame_bytes = opt_.max_frame_bytes;
+        lc.max_pending = opt_.max_pending;
+        lc.max_pending_per_source = opt_.max_pending_per_source;
         rdma_ = std::make_unique<rdma::RdmaListener>(lc, *handler_);
         port_ = rdma_->port();
         listener_fd = rdma_->fd();

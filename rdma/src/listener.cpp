@@ -42,10 +42,8 @@ RdmaListener::Impl::~Impl() {
         teardown(*c);
     conns.clear();
     if (listen_id) rdma_destroy_id(listen_id);
-    for (auto& [ctx, d] : devices) {
-        if (d->pd) ibv_dealloc_pd(d->pd);
+    for (auto& [ctx, d] : devices)
         if (d->channel) ibv_destroy_comp_channel(d->channel);
-    }
     if (channel) rdma_destroy_event_channel(channel);
     if (epfd >= 0) ::close(epfd);
 }
@@ -55,13 +53,8 @@ Device* RdmaListener::Impl::device(ibv_context* ctx) {
     if (it != devices.end()) return it->second.get();
     auto d = std::make_unique<Device>();
     d->ctx = ctx;
-    d->pd = ibv_alloc_pd(ctx);
     d->channel = ibv_create_comp_channel(ctx);
-    if (!d->pd || !d->channel) {
-        if (d->pd) ibv_dealloc_pd(d->pd);
-        if (d->channel) ibv_destroy_comp_channel(d->channel);
-        return nullptr;
-    }
+    if (!d->channel) return nullptr;
     set_nonblocking(d->channel->fd);
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -171,29 +164,39 @@ void RdmaListener::Impl::on_connect_request(rdma_cm_id* id, const void* pd, std:
         rdma_destroy_id(id);
         return;
     }
+    const std::string source = peer.substr(0, peer.rfind(':'));
+    if (const auto it = pending_by_source.find(source);
+        it != pending_by_source.end() && it->second >= cfg.max_pending_per_source) {
+        reject_request(id, conn, RejectReason::Busy,
+                       fmt::format("{} connections from {} are in their handshake already "
+                                   "(--max-pending-per-source {})",
+                                   it->second, source, cfg.max_pending_per_source),
+                       CloseCause::SourceLimit, peer);
+        rdma_destroy_id(id);
+        return;
+    }
+    if (pending >= cfg.max_pending) make_room_for_pending(now);
     auto cp = std::make_unique<RConn>();
     RConn& c = *cp;
     c.id = conn;
     c.cm = id;
     c.peer = peer;
+    c.source = source;
     c.rq = rq;
     c.accepted_ns = now;
     std::memcpy(c.request.data(), pd, kRequestSize);
     id->context = reinterpret_cast<void*>(c.id);
     if (!setup(c)) {
         const int e = errno;
-        reject_request(id, conn, RejectReason::Busy,
-                       fmt::format("the collector cannot set up a queue pair and a ring of {} x {} "
-                                   "bytes: {}",
-                                   cfg.slot_count, cfg.slot_bytes, std::strerror(e)),
-                       CloseCause::Resources, peer);
+        reject_request(
+            id, conn, RejectReason::Busy,
+            fmt::format("the collector cannot set up a queue pair: {}", std::strerror(e)),
+            CloseCause::Resources, peer);
         teardown(c);  // destroys the id
         return;
     }
     ConnectAccept acc;
     acc.flags = cfg.key.empty() ? 0 : accept_flag::kKeyRequired;
-    acc.ring_addr = reinterpret_cast<uintptr_t>(c.ring);
-    acc.rkey = c.ring_mr->rkey;
     acc.slot_bytes = cfg.slot_bytes;
     acc.slot_count = cfg.slot_count;
     session::random_bytes(acc.nonce);
@@ -209,6 +212,7 @@ void RdmaListener::Impl::on_connect_request(rdma_cm_id* id, const void* pd, std:
         teardown(c);
         return;
     }
+    count_pending(c, +1);
     conns.emplace(c.id, std::move(cp));
 }
 
@@ -228,6 +232,38 @@ void RdmaListener::Impl::teardown(RConn& c) {
     c.ring = nullptr;
     if (c.cm) rdma_destroy_id(c.cm);
     c.cm = nullptr;
+    if (c.pd) ibv_dealloc_pd(c.pd);
+    c.pd = nullptr;
+}
+
+void RdmaListener::Impl::count_pending(RConn& c, int delta) {
+    pending += static_cast<uint32_t>(delta);
+    uint32_t& n = pending_by_source[c.source];
+    n += static_cast<uint32_t>(delta);
+    if (n == 0) pending_by_source.erase(c.source);
+}
+
+// As the TCP listener does: the oldest handshake of the source holding the
+// most goes, so a flood from a few addresses evicts itself.
+void RdmaListener::Impl::make_room_for_pending(uint64_t now) {
+    const std::string* worst = nullptr;
+    uint32_t most = 0;
+    for (const auto& [source, n] : pending_by_source)
+        if (n > most) most = n, worst = &source;
+    if (!worst) return;
+    RConn* victim = nullptr;
+    for (auto& [id, c] : conns) {
+        const bool in_handshake =
+            c->state == ConnState::AwaitEstablished || c->state == ConnState::AwaitProof;
+        if (!in_handshake || c->source != *worst) continue;
+        if (!victim || c->accepted_ns < victim->accepted_ns) victim = c.get();
+    }
+    if (victim)
+        begin_close(*victim, CloseCause::PendingLimit,
+                    fmt::format("connection from {}: dropped to make room: {} connections were in "
+                                "their handshake (--max-pending), {} of them from {}",
+                                victim->peer, pending, most, victim->source),
+                    true, RejectReason::Busy, now);
 }
 
 void RdmaListener::Impl::reap() {

@@ -54,6 +54,8 @@ bool RdmaListener::Impl::post_message(RConn& c, const Message& msg) {
 bool RdmaListener::Impl::setup(RConn& c) {
     c.dev = device(c.cm->verbs);
     if (!c.dev) return false;
+    c.pd = ibv_alloc_pd(c.cm->verbs);
+    if (!c.pd) return false;
     c.recvs = cfg.slot_count + kExtraRecvs;
     c.cq = ibv_create_cq(c.cm->verbs, static_cast<int>(c.recvs + kSendBuffers),
                          reinterpret_cast<void*>(c.id), c.dev->channel, 0);
@@ -67,21 +69,24 @@ bool RdmaListener::Impl::setup(RConn& c) {
     qa.cap.max_recv_wr = c.recvs;
     qa.cap.max_send_sge = 1;
     qa.cap.max_recv_sge = 1;
-    if (rdma_create_qp(c.cm, c.dev->pd, &qa) != 0) return false;
+    if (rdma_create_qp(c.cm, c.pd, &qa) != 0) return false;
     c.qp = true;
+    c.ctl.assign(std::size_t{c.recvs + kSendBuffers} * kMessageSize, std::byte{0});
+    c.ctl_mr = ibv_reg_mr(c.pd, c.ctl.data(), c.ctl.size(), IBV_ACCESS_LOCAL_WRITE);
+    if (!c.ctl_mr) return false;
+    for (uint32_t i = 0; i < c.recvs; ++i)
+        if (!post_recv(c, i)) return false;
+    return true;
+}
+
+bool RdmaListener::Impl::setup_ring(RConn& c) {
     const std::size_t ring_bytes = std::size_t{cfg.slot_bytes} * cfg.slot_count;
     c.ring =
         static_cast<std::byte*>(std::aligned_alloc(4096, (ring_bytes + 4095) & ~std::size_t{4095}));
     if (!c.ring) return false;
     c.ring_mr =
-        ibv_reg_mr(c.dev->pd, c.ring, ring_bytes, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
-    if (!c.ring_mr) return false;
-    c.ctl.assign(std::size_t{c.recvs + kSendBuffers} * kMessageSize, std::byte{0});
-    c.ctl_mr = ibv_reg_mr(c.dev->pd, c.ctl.data(), c.ctl.size(), IBV_ACCESS_LOCAL_WRITE);
-    if (!c.ctl_mr) return false;
-    for (uint32_t i = 0; i < c.recvs; ++i)
-        if (!post_recv(c, i)) return false;
-    return true;
+        ibv_reg_mr(c.pd, c.ring, ring_bytes, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+    return c.ring_mr != nullptr;
 }
 
 void RdmaListener::Impl::on_message(RConn& c, std::span<const std::byte> bytes, uint64_t now) {
@@ -115,6 +120,15 @@ void RdmaListener::Impl::on_message(RConn& c, std::span<const std::byte> bytes, 
                     true, RejectReason::AuthFailed, now);
         return;
     }
+    // The key is proved: only now is memory pinned for this peer.
+    if (!setup_ring(c)) {
+        begin_close(c, CloseCause::Resources,
+                    fmt::format("connection from {}: the collector cannot register a ring of {} x "
+                                "{} bytes: {}",
+                                c.peer, cfg.slot_count, cfg.slot_bytes, std::strerror(errno)),
+                    true, RejectReason::Busy, now);
+        return;
+    }
     const session::HelloAnswer a = h.on_hello(c.id, to_session(c.rq));
     if (c.state == ConnState::Closing) return;  // the handler closed it
     if (!a.accept) {
@@ -125,8 +139,11 @@ void RdmaListener::Impl::on_message(RConn& c, std::span<const std::byte> bytes, 
     w.type = MessageType::Welcome;
     w.flags = a.new_session ? welcome_flag::kNewSession : 0;
     w.value = a.resume_sequence;
-    w.proof = welcome_proof(cfg.key, m.proof, w.value, w.flags);
+    w.ring_addr = reinterpret_cast<uintptr_t>(c.ring);
+    w.rkey = c.ring_mr->rkey;
+    w.proof = welcome_proof(cfg.key, m.proof, w);
     c.ack = a.resume_sequence;
+    count_pending(c, -1);
     c.state = ConnState::Streaming;
     if (!post_message(c, w))
         begin_close(c, CloseCause::Resources,
@@ -271,6 +288,8 @@ void RdmaListener::Impl::begin_close(RConn& c, CloseCause cause, const std::stri
         m.text = why;
         post_message(c, m);
     }
+    if (c.state == ConnState::AwaitEstablished || c.state == ConnState::AwaitProof)
+        count_pending(c, -1);
     c.state = ConnState::Closing;
     c.closing_deadline = (now ? now : 0) + kCloseGraceNs;
     if (!c.reported) {

@@ -28,9 +28,11 @@ inline constexpr uint32_t kExtraRecvs = 4;    // SENDs besides the ring's writes
 inline constexpr uint64_t kCloseGraceNs = 200'000'000;  // a Reject gets this long to leave
 inline constexpr uint64_t kWrRecv = 1ull << 63;
 
+// A device's completion channel, shared by its connections. Protection
+// domains are not shared: each connection has its own, so no queue pair can
+// write into another connection's ring whatever rkey it tries.
 struct Device {
     ibv_context* ctx = nullptr;
-    ibv_pd* pd = nullptr;
     ibv_comp_channel* channel = nullptr;
 };
 
@@ -41,6 +43,8 @@ struct RConn {
     rdma_cm_id* cm = nullptr;
     std::string peer;
     Device* dev = nullptr;
+    ibv_pd* pd = nullptr;  // this connection's alone
+    std::string source;    // the peer's address without its port (per-source limits)
     ConnState state = ConnState::AwaitEstablished;
     bool established = false;
     ibv_cq* cq = nullptr;
@@ -87,6 +91,9 @@ struct RdmaListener::Impl {
     uint16_t port = 0;
     std::map<ibv_context*, std::unique_ptr<Device>> devices;
     std::unordered_map<ConnectionId, std::unique_ptr<RConn>> conns;
+    // Connections before their Welcome, in total and by source address.
+    uint32_t pending = 0;
+    std::unordered_map<std::string, uint32_t> pending_by_source;
     std::vector<ConnectionId> doomed;  // torn down after the event batch (events acknowledged)
 
     Impl(const ListenerConfig& c, session::ReceiverHandler& handler, RdmaListener& s)
@@ -103,7 +110,10 @@ struct RdmaListener::Impl {
     void reject_request(rdma_cm_id* id, ConnectionId conn, RejectReason reason,
                         const std::string& text, CloseCause cause, const std::string& peer);
     bool on_write(RConn& c, const ibv_wc& w, uint64_t now);
-    bool setup(RConn& c);
+    bool setup(RConn& c);       // before the accept: queue pair and message buffers
+    bool setup_ring(RConn& c);  // after the proof: the ring the sender writes into
+    void count_pending(RConn& c, int delta);
+    void make_room_for_pending(uint64_t now);
     bool post_recv(RConn& c, uint32_t i);
     bool post_message(RConn& c, const Message& m);
     void poll_cq(RConn& c, uint64_t now);

@@ -32,8 +32,8 @@ DecodeStatus check_head(std::span<const std::byte> in, std::size_t size, uint32_
     return DecodeStatus::Ok;
 }
 
-constexpr std::string_view kProofLabel = "sluice rdma proof v1";
-constexpr std::string_view kWelcomeLabel = "sluice rdma welcome v1";
+constexpr std::string_view kProofLabel = "sluice rdma proof v2";
+constexpr std::string_view kWelcomeLabel = "sluice rdma welcome v2";
 
 }  // namespace
 
@@ -87,15 +87,14 @@ DecodeStatus decode(std::span<const std::byte> in, ConnectRequest& m) {
     return DecodeStatus::Ok;
 }
 
-// ConnectAccept: 0 magic, 4 version, 5 flags, 6 u16 reserved, 8 ring_addr,
-// 16 rkey, 20 slot_bytes, 24 slot_count, 28 u32 reserved, 32 nonce[32].
+// ConnectAccept: 0 magic, 4 version, 5 flags, 6 u16 reserved, 8 u64 reserved,
+// 16 u32 reserved, 20 slot_bytes, 24 slot_count, 28 u32 reserved, 32 nonce[32].
+// (Version 1 had the ring's address and rkey at 8 and 16.)
 std::array<std::byte, kAcceptSize> encode(const ConnectAccept& m) {
     std::array<std::byte, kAcceptSize> b{};
     put<uint32_t>(&b[0], kAcceptMagic);
     b[4] = std::byte{m.version};
     b[5] = std::byte{m.flags};
-    put<uint64_t>(&b[8], m.ring_addr);
-    put<uint32_t>(&b[16], m.rkey);
     put<uint32_t>(&b[20], m.slot_bytes);
     put<uint32_t>(&b[24], m.slot_count);
     std::memcpy(&b[32], m.nonce.data(), m.nonce.size());
@@ -106,12 +105,10 @@ DecodeStatus decode(std::span<const std::byte> in, ConnectAccept& m) {
     if (auto s = check_head(in, kAcceptSize, kAcceptMagic); s != DecodeStatus::Ok) return s;
     const uint8_t flags = static_cast<uint8_t>(in[5]);
     if ((flags & ~accept_flag::kKeyRequired) != 0 || get<uint16_t>(&in[6]) != 0 ||
-        get<uint32_t>(&in[28]) != 0)
+        get<uint64_t>(&in[8]) != 0 || get<uint32_t>(&in[16]) != 0 || get<uint32_t>(&in[28]) != 0)
         return DecodeStatus::ReservedNotZero;
     m.version = static_cast<uint8_t>(in[4]);
     m.flags = flags;
-    m.ring_addr = get<uint64_t>(&in[8]);
-    m.rkey = get<uint32_t>(&in[16]);
     m.slot_bytes = get<uint32_t>(&in[20]);
     m.slot_count = get<uint32_t>(&in[24]);
     std::memcpy(m.nonce.data(), &in[32], m.nonce.size());
@@ -150,7 +147,8 @@ DecodeStatus decode(std::span<const std::byte> in, ConnectReject& m) {
 
 // Message: 0 magic, 4 version, 5 type, 6 flags, 7 u8 text length,
 // 8 value, 16 released, 24 u16 reason, 26 u16 reserved, 28 u32 reserved,
-// 32 proof[32], 64 text (Reject; up to 64 bytes).
+// 32 proof[32], 64 text (Reject; up to 64 bytes) or, in a Welcome,
+// 64 ring_addr, 72 rkey, 76.. zero.
 MessageBytes encode(const Message& m) {
     MessageBytes b{};
     put<uint32_t>(&b[0], kMessageMagic);
@@ -166,6 +164,10 @@ MessageBytes encode(const Message& m) {
     if (m.type == MessageType::Proof || m.type == MessageType::Welcome)
         std::memcpy(&b[32], m.proof.data(), m.proof.size());
     if (n) std::memcpy(&b[64], m.text.data(), n);  // an empty text may have no data()
+    if (m.type == MessageType::Welcome) {
+        put<uint64_t>(&b[64], m.ring_addr);
+        put<uint32_t>(&b[72], m.rkey);
+    }
     return b;
 }
 
@@ -194,9 +196,17 @@ DecodeStatus decode(std::span<const std::byte> in, Message& m) {
         m.reason = static_cast<RejectReason>(reason);
         m.text = {reinterpret_cast<const char*>(&in[64]), n};
         if (!zeros(in.subspan(64 + n, kMessageSize - 64 - n))) return DecodeStatus::ReservedNotZero;
+    } else if (m.type == MessageType::Welcome) {
+        m.ring_addr = get<uint64_t>(&in[64]);
+        m.rkey = get<uint32_t>(&in[72]);
+        if (n != 0 || reason != 0 || !zeros(in.subspan(76, kMessageSize - 76)))
+            return DecodeStatus::ReservedNotZero;
+        m.text = {};
     } else {
         if (n != 0 || reason != 0 || !zeros(in.subspan(64, kMessageSize - 64)))
             return DecodeStatus::ReservedNotZero;
+        m.ring_addr = 0;
+        m.rkey = 0;
         m.text = {};
     }
     return DecodeStatus::Ok;
@@ -218,11 +228,12 @@ Proof sender_proof(std::span<const std::byte> key, std::span<const std::byte, kR
     return session::hmac_sha256(key, {session::label(kProofLabel), request, accept});
 }
 
-Proof welcome_proof(std::span<const std::byte> key, const Proof& sender, uint64_t resume_sequence,
-                    uint8_t flags) {
-    std::array<std::byte, 9> tail;
-    put<uint64_t>(tail.data(), resume_sequence);
-    tail[8] = std::byte{flags};
+Proof welcome_proof(std::span<const std::byte> key, const Proof& sender, const Message& welcome) {
+    std::array<std::byte, 21> tail;
+    put<uint64_t>(tail.data(), welcome.value);
+    tail[8] = std::byte{welcome.flags};
+    put<uint64_t>(tail.data() + 9, welcome.ring_addr);
+    put<uint32_t>(tail.data() + 17, welcome.rkey);
     return session::hmac_sha256(key, {session::label(kWelcomeLabel), sender, tail});
 }
 

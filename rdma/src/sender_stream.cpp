@@ -80,14 +80,15 @@ void RdmaSender::on_message(uint64_t now, std::span<const std::byte> bytes) {
     }
     const SenderState state = core_.state();
     if (state == SenderState::Handshake && m.type == MessageType::Welcome) {
-        if (!session::proofs_equal(m.proof, welcome_proof(cfg_.key, proof_, m.value, m.flags))) {
+        if (!session::proofs_equal(m.proof, welcome_proof(cfg_.key, proof_, m))) {
             core_.fail(now, format_into(msg,
                                         "collector {} did not prove it holds the key: its "
                                         "--key-file differs from egress.key_file",
                                         core_.settings().peer));
             return;
         }
-        credits_.reset(accept_.slot_count);
+        ring_ = Ring{m.ring_addr, m.rkey, accept_.slot_bytes, accept_.slot_count};
+        credits_.reset(ring_.slot_count);
         credit_stalled_ = false;
         core_.welcomed(now, m.value);
         return;
@@ -178,13 +179,13 @@ bool RdmaSender::send_frames(uint64_t now) {
             const auto p = reinterpret_cast<uintptr_t>(iov_[i].iov_base);
             const std::size_t len = iov_[i].iov_len;
             char msg[384];
-            if (len > accept_.slot_bytes) {
+            if (len > ring_.slot_bytes) {
                 core_.fail(now, format_into(msg,
                                             "a frame of {} bytes does not fit the collector's "
                                             "ring slots of {} bytes: start sluice-collector with "
                                             "--rdma-slot-bytes {} or more, or lower "
                                             "batch.frame_size",
-                                            len, accept_.slot_bytes, len));
+                                            len, ring_.slot_bytes, len));
                 return true;
             }
             uint64_t sequence = 0;
@@ -213,8 +214,8 @@ bool RdmaSender::send_frames(uint64_t now) {
             wr[i].num_sge = 1;
             wr[i].opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
             wr[i].imm_data = htonl(encode_imm(slot, sequence));
-            wr[i].wr.rdma.remote_addr = accept_.ring_addr + uint64_t{slot} * accept_.slot_bytes;
-            wr[i].wr.rdma.rkey = accept_.rkey;
+            wr[i].wr.rdma.remote_addr = ring_.addr + uint64_t{slot} * ring_.slot_bytes;
+            wr[i].wr.rdma.rkey = ring_.rkey;
             wr[i].send_flags = inline_it ? IBV_SEND_INLINE : 0;
             // Signal every signal_interval writes, so that completions free
             // the send queue without one per write.

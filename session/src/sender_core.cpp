@@ -87,7 +87,11 @@ void SenderCore::handshaking(uint64_t now) {
 void SenderCore::welcomed(uint64_t now, uint64_t resume_sequence) {
     stats_.frames_acknowledged.add(rtx_.acknowledge(resume_sequence));
     ack_limit_ = resume_sequence;
-    backoff_.reset();
+    // The backoff starts over only once this connection proves useful (an
+    // acknowledgement of new frames, or staying up a while): a collector
+    // that welcomes and then refuses at once (disk full, a frame it cannot
+    // take) must not be retried in a tight loop.
+    streaming_since_ns_ = now;
     stats_.connects.inc();
     last_rx_ns_ = last_tx_ns_ = now;
     awaiting_answer_ = heartbeat_out_ = false;
@@ -106,7 +110,9 @@ bool SenderCore::acknowledged(uint64_t now, uint64_t next_sequence) {
                                       std::max(ack_limit_, rtx_.sent_limit())));
         return false;
     }
-    stats_.frames_acknowledged.add(rtx_.acknowledge(next_sequence));
+    const std::size_t n = rtx_.acknowledge(next_sequence);
+    stats_.frames_acknowledged.add(n);
+    if (n) backoff_.reset();
     heartbeat_out_ = false;
     return true;
 }
@@ -125,6 +131,10 @@ void SenderCore::sent(uint64_t now, std::size_t bytes, const RetransmitBuffer::A
 void SenderCore::sent_control(uint64_t now, std::size_t bytes) {
     stats_.bytes_sent.add(bytes);
     last_tx_ns_ = now;
+}
+
+uint64_t SenderCore::settle_ns() const {
+    return 2ull * std::max(set_.reconnect_max_ms, 1000u) * 1'000'000;
 }
 
 void SenderCore::rejected(uint64_t now, RejectReason reason, std::string_view text) {
@@ -210,6 +220,7 @@ bool SenderCore::poll(uint64_t now) {
 
     bool work = transport_.poll_stream(*this, now);
     if (state_ != SenderState::Streaming) return true;
+    if (backoff_.failures() && now - streaming_since_ns_ >= settle_ns()) backoff_.reset();
 
     // The collector acknowledged everything sent so far: nothing to wait for
     // unless a heartbeat is out.

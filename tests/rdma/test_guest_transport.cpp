@@ -5,6 +5,7 @@
 // key, and a raw-verbs peer writing a malformed frame.
 #include <chrono>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -271,27 +272,138 @@ TEST(RdmaTransport, WrongKeyIsRefused) {
     EXPECT_GE(json_number(col.summary(), "refused_auth"), 1u);
 }
 
-// A peer on raw verbs that speaks the handshake correctly and then writes
-// garbage into the first ring slot.
-TEST(RdmaTransport, RawVerbsPeerWritingAMalformedFrameIsRejected) {
-    REQUIRE_TESTBED();
-    TempDir d;
-    write_key(d);
-    const uint16_t port = g_port++;
-    CollectorProcess col(d, port);
+// A peer on raw verbs, speaking the handshake by hand: to do what sluice's
+// sender never does (write garbage, write into another connection's ring,
+// stop half-way through the handshake).
+class RawPeer {
+  public:
+    explicit RawPeer(uint16_t port) {
+        ch_ = rdma_create_event_channel();
+        EXPECT_NE(ch_, nullptr);
+        EXPECT_EQ(rdma_create_id(ch_, &id_, nullptr, RDMA_PS_TCP), 0);
+        sockaddr_in src{}, dst{};
+        src.sin_family = dst.sin_family = AF_INET;
+        inet_pton(AF_INET, env_or("RXE1_IP", "10.10.0.2").c_str(), &src.sin_addr);
+        inet_pton(AF_INET, env_or("RXE0_IP", "10.10.0.1").c_str(), &dst.sin_addr);
+        dst.sin_port = htons(port);
+        EXPECT_EQ(rdma_resolve_addr(id_, reinterpret_cast<sockaddr*>(&src),
+                                    reinterpret_cast<sockaddr*>(&dst), 5000),
+                  0);
+        EXPECT_TRUE(next(RDMA_CM_EVENT_ADDR_RESOLVED));
+        EXPECT_EQ(rdma_resolve_route(id_, 5000), 0);
+        EXPECT_TRUE(next(RDMA_CM_EVENT_ROUTE_RESOLVED));
+        pd_ = ibv_alloc_pd(id_->verbs);
+        cq_ = ibv_create_cq(id_->verbs, 64, nullptr, nullptr, 0);
+        ibv_qp_init_attr qa{};
+        qa.send_cq = qa.recv_cq = cq_;
+        qa.qp_type = IBV_QPT_RC;
+        qa.cap.max_send_wr = qa.cap.max_recv_wr = 16;
+        qa.cap.max_send_sge = qa.cap.max_recv_sge = 1;
+        EXPECT_EQ(rdma_create_qp(id_, pd_, &qa), 0);
+        buf_.resize(64 * 1024);
+        mr_ = ibv_reg_mr(pd_, buf_.data(), buf_.size(), IBV_ACCESS_LOCAL_WRITE);
+        EXPECT_NE(mr_, nullptr);
+        // Receives for the collector's messages (Welcome, Credit, Reject).
+        for (uint32_t i = 0; i < 8; ++i) {
+            ibv_sge s{reinterpret_cast<uintptr_t>(buf_.data() + 4096 + i * kMessageSize),
+                      static_cast<uint32_t>(kMessageSize), mr_->lkey};
+            ibv_recv_wr r{};
+            r.wr_id = 100 + i;
+            r.sg_list = &s;
+            r.num_sge = 1;
+            ibv_recv_wr* bad = nullptr;
+            EXPECT_EQ(ibv_post_recv(id_->qp, &r, &bad), 0);
+        }
+    }
+    ~RawPeer() {
+        rdma_disconnect(id_);
+        rdma_destroy_qp(id_);
+        ibv_dereg_mr(mr_);
+        ibv_destroy_cq(cq_);
+        ibv_dealloc_pd(pd_);
+        rdma_destroy_id(id_);
+        rdma_destroy_event_channel(ch_);
+    }
 
-    rdma_event_channel* ch = rdma_create_event_channel();
-    ASSERT_NE(ch, nullptr);
-    rdma_cm_id* id = nullptr;
-    ASSERT_EQ(rdma_create_id(ch, &id, nullptr, RDMA_PS_TCP), 0);
-    sockaddr_in src{}, dst{};
-    src.sin_family = dst.sin_family = AF_INET;
-    inet_pton(AF_INET, env_or("RXE1_IP", "10.10.0.2").c_str(), &src.sin_addr);
-    inet_pton(AF_INET, env_or("RXE0_IP", "10.10.0.1").c_str(), &dst.sin_addr);
-    dst.sin_port = htons(port);
-    auto next = [&](rdma_cm_event_type want, std::vector<std::byte>* pd = nullptr) {
+    // rdma_connect with a request for `stream`; the accept's private data.
+    ConnectAccept connect(uint64_t stream, uint64_t session) {
+        ConnectRequest rq;
+        rq.flags = request_flag::kHasKey;
+        rq.stream_id = stream;
+        rq.session_id = session;
+        request_ = encode(rq);
+        rdma_conn_param cp{};
+        cp.private_data = request_.data();
+        cp.private_data_len = request_.size();
+        cp.retry_count = 7;
+        cp.rnr_retry_count = 7;
+        EXPECT_EQ(rdma_connect(id_, &cp), 0);
+        std::vector<std::byte> bytes;
+        EXPECT_TRUE(next(RDMA_CM_EVENT_ESTABLISHED, &bytes));
+        accept_bytes_ = bytes;
+        ConnectAccept acc;
+        EXPECT_EQ(decode(bytes, acc), DecodeStatus::Ok);
+        return acc;
+    }
+    // Sends the key proof; the collector's answer (a Welcome naming the ring).
+    Message prove(const std::string& key) {
+        std::vector<std::byte> k(key.size());
+        std::memcpy(k.data(), key.data(), k.size());
+        Message proof;
+        proof.type = MessageType::Proof;
+        std::array<std::byte, kAcceptSize> acc{};
+        std::memcpy(acc.data(), accept_bytes_.data(), std::min(acc.size(), accept_bytes_.size()));
+        proof.proof = sender_proof(k, request_, acc);
+        const MessageBytes pb = encode(proof);
+        std::memcpy(buf_.data(), pb.data(), pb.size());
+        post_send(IBV_WR_SEND, buf_.data(), kMessageSize, 0, 0, 0);
+        Message m;
+        for (int i = 0; i < 3; ++i) {
+            ibv_wc wc{};
+            if (!wait_wc(wc) || wc.status != IBV_WC_SUCCESS) break;
+            if (wc.opcode == IBV_WC_RECV) {
+                EXPECT_EQ(
+                    decode({buf_.data() + 4096 + (wc.wr_id - 100) * kMessageSize, kMessageSize}, m),
+                    DecodeStatus::Ok);
+                return m;
+            }
+        }
+        ADD_FAILURE() << "no answer to the proof";
+        return m;
+    }
+    // WRITE WITH IMMEDIATE of `len` bytes of our buffer (from offset 8192)
+    // to `remote`/`rkey`; the completion's status.
+    ibv_wc_status write(uint64_t remote, uint32_t rkey, std::size_t len, uint32_t imm) {
+        post_send(IBV_WR_RDMA_WRITE_WITH_IMM, buf_.data() + 8192, len, remote, rkey, imm);
+        for (int i = 0; i < 4; ++i) {
+            ibv_wc wc{};
+            if (!wait_wc(wc)) return IBV_WC_GENERAL_ERR;
+            if (wc.wr_id == 2) return wc.status;
+            if (wc.status != IBV_WC_SUCCESS) return wc.status;
+        }
+        return IBV_WC_GENERAL_ERR;
+    }
+    // The next message from the collector, if one comes.
+    std::optional<Message> receive() {
+        for (int i = 0; i < 4; ++i) {
+            ibv_wc wc{};
+            if (!wait_wc(wc) || wc.status != IBV_WC_SUCCESS) return std::nullopt;
+            if (wc.opcode == IBV_WC_RECV) {
+                Message m;
+                EXPECT_EQ(
+                    decode({buf_.data() + 4096 + (wc.wr_id - 100) * kMessageSize, kMessageSize}, m),
+                    DecodeStatus::Ok);
+                return m;
+            }
+        }
+        return std::nullopt;
+    }
+    std::byte* payload() { return buf_.data() + 8192; }
+
+  private:
+    bool next(rdma_cm_event_type want, std::vector<std::byte>* pd = nullptr) {
         rdma_cm_event* ev = nullptr;
-        EXPECT_EQ(rdma_get_cm_event(ch, &ev), 0);
+        EXPECT_EQ(rdma_get_cm_event(ch_, &ev), 0);
         if (!ev) return false;
         const bool ok = ev->event == want;
         EXPECT_EQ(ev->event, want) << rdma_event_str(ev->event);
@@ -301,138 +413,137 @@ TEST(RdmaTransport, RawVerbsPeerWritingAMalformedFrameIsRejected) {
                            ev->param.conn.private_data_len);
         rdma_ack_cm_event(ev);
         return ok;
-    };
-    ASSERT_EQ(rdma_resolve_addr(id, reinterpret_cast<sockaddr*>(&src),
-                                reinterpret_cast<sockaddr*>(&dst), 5000),
-              0);
-    ASSERT_TRUE(next(RDMA_CM_EVENT_ADDR_RESOLVED));
-    ASSERT_EQ(rdma_resolve_route(id, 5000), 0);
-    ASSERT_TRUE(next(RDMA_CM_EVENT_ROUTE_RESOLVED));
-    ibv_pd* pd = ibv_alloc_pd(id->verbs);
-    ibv_cq* cq = ibv_create_cq(id->verbs, 64, nullptr, nullptr, 0);
-    ibv_qp_init_attr qa{};
-    qa.send_cq = qa.recv_cq = cq;
-    qa.qp_type = IBV_QPT_RC;
-    qa.cap.max_send_wr = qa.cap.max_recv_wr = 16;
-    qa.cap.max_send_sge = qa.cap.max_recv_sge = 1;
-    ASSERT_EQ(rdma_create_qp(id, pd, &qa), 0);
-    std::vector<std::byte> buf(64 * 1024);
-    ibv_mr* mr = ibv_reg_mr(pd, buf.data(), buf.size(), IBV_ACCESS_LOCAL_WRITE);
-    ASSERT_NE(mr, nullptr);
-    // Receives for the collector's messages (Welcome, Reject).
-    for (uint32_t i = 0; i < 8; ++i) {
-        ibv_sge s{reinterpret_cast<uintptr_t>(buf.data() + 4096 + i * kMessageSize),
-                  static_cast<uint32_t>(kMessageSize), mr->lkey};
-        ibv_recv_wr r{};
-        r.wr_id = 100 + i;
-        r.sg_list = &s;
-        r.num_sge = 1;
-        ibv_recv_wr* bad = nullptr;
-        ASSERT_EQ(ibv_post_recv(id->qp, &r, &bad), 0);
     }
-    ConnectRequest rq;
-    rq.flags = request_flag::kHasKey;
-    rq.stream_id = 99;
-    rq.session_id = 12345;
-    const auto req = encode(rq);
-    rdma_conn_param cp{};
-    cp.private_data = req.data();
-    cp.private_data_len = req.size();
-    cp.retry_count = 7;
-    cp.rnr_retry_count = 7;
-    ASSERT_EQ(rdma_connect(id, &cp), 0);
-    std::vector<std::byte> acc_bytes;
-    ASSERT_TRUE(next(RDMA_CM_EVENT_ESTABLISHED, &acc_bytes));
-    ConnectAccept acc;
-    ASSERT_EQ(decode(acc_bytes, acc), DecodeStatus::Ok);
-
-    auto post = [&](ibv_send_wr& wr) {
+    void post_send(ibv_wr_opcode op, std::byte* data, std::size_t len, uint64_t remote,
+                   uint32_t rkey, uint32_t imm) {
+        ibv_sge s{reinterpret_cast<uintptr_t>(data), static_cast<uint32_t>(len), mr_->lkey};
+        ibv_send_wr wr{};
+        wr.wr_id = op == IBV_WR_SEND ? 1 : 2;
+        wr.sg_list = &s;
+        wr.num_sge = 1;
+        wr.opcode = op;
+        wr.send_flags = IBV_SEND_SIGNALED;
+        wr.imm_data = htonl(imm);
+        wr.wr.rdma.remote_addr = remote;
+        wr.wr.rdma.rkey = rkey;
         ibv_send_wr* bad = nullptr;
-        ASSERT_EQ(ibv_post_send(id->qp, &wr, &bad), 0);
-    };
-    auto wait_wc = [&](ibv_wc& wc) {
+        EXPECT_EQ(ibv_post_send(id_->qp, &wr, &bad), 0);
+    }
+    bool wait_wc(ibv_wc& wc) {
         const uint64_t deadline = session::monotonic_ns() + 30'000'000'000ull;
         while (session::monotonic_ns() < deadline)
-            if (ibv_poll_cq(cq, 1, &wc) == 1) return true;
+            if (ibv_poll_cq(cq_, 1, &wc) == 1) return true;
         return false;
-    };
-    // The proof, then the Welcome.
-    std::vector<std::byte> key(kKey.size());
-    std::memcpy(key.data(), kKey.data(), key.size());
-    Message proof;
-    proof.type = MessageType::Proof;
-    proof.proof = sender_proof(key, req, encode(acc));
-    const MessageBytes pb = encode(proof);
-    std::memcpy(buf.data(), pb.data(), pb.size());
-    ibv_sge s{reinterpret_cast<uintptr_t>(buf.data()), static_cast<uint32_t>(kMessageSize),
-              mr->lkey};
-    ibv_send_wr wr{};
-    wr.wr_id = 1;
-    wr.sg_list = &s;
-    wr.num_sge = 1;
-    wr.opcode = IBV_WR_SEND;
-    wr.send_flags = IBV_SEND_SIGNALED;
-    post(wr);
-    bool welcomed = false;
-    for (int i = 0; i < 2; ++i) {
-        ibv_wc wc{};
-        ASSERT_TRUE(wait_wc(wc)) << col.log();
-        ASSERT_EQ(wc.status, IBV_WC_SUCCESS) << ibv_wc_status_str(wc.status);
-        if (wc.opcode == IBV_WC_RECV) {
-            Message m;
-            ASSERT_EQ(
-                decode({buf.data() + 4096 + (wc.wr_id - 100) * kMessageSize, kMessageSize}, m),
-                DecodeStatus::Ok);
-            EXPECT_EQ(m.type, MessageType::Welcome);
-            welcomed = true;
-        }
     }
-    ASSERT_TRUE(welcomed);
 
-    // Garbage where a frame should be, announced as slot 0, sequence 0.
-    for (std::size_t i = 0; i < 1024; ++i)
-        buf[8192 + i] = std::byte(static_cast<uint8_t>(i * 13 + 5));
-    ibv_sge g{reinterpret_cast<uintptr_t>(buf.data() + 8192), 1024, mr->lkey};
-    ibv_send_wr w{};
-    w.wr_id = 2;
-    w.sg_list = &g;
-    w.num_sge = 1;
-    w.opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
-    w.send_flags = IBV_SEND_SIGNALED;
-    w.imm_data = htonl(encode_imm(0, 0));
-    w.wr.rdma.remote_addr = acc.ring_addr;
-    w.wr.rdma.rkey = acc.rkey;
-    post(w);
-    // The collector answers with a Reject and disconnects.
-    bool rejected = false;
-    for (int i = 0; i < 3 && !rejected; ++i) {
-        ibv_wc wc{};
-        if (!wait_wc(wc)) break;
-        if (wc.status != IBV_WC_SUCCESS) break;
-        if (wc.opcode == IBV_WC_RECV) {
-            Message m;
-            ASSERT_EQ(
-                decode({buf.data() + 4096 + (wc.wr_id - 100) * kMessageSize, kMessageSize}, m),
-                DecodeStatus::Ok);
-            EXPECT_EQ(m.type, MessageType::Reject);
-            EXPECT_EQ(m.reason, RejectReason::Protocol);
-            rejected = true;
-        }
+    rdma_event_channel* ch_ = nullptr;
+    rdma_cm_id* id_ = nullptr;
+    ibv_pd* pd_ = nullptr;
+    ibv_cq* cq_ = nullptr;
+    ibv_mr* mr_ = nullptr;
+    std::vector<std::byte> buf_;
+    std::array<std::byte, kRequestSize> request_{};
+    std::vector<std::byte> accept_bytes_;
+};
+
+// A peer that speaks the handshake correctly and then writes garbage into the
+// first ring slot.
+TEST(RdmaTransport, RawVerbsPeerWritingAMalformedFrameIsRejected) {
+    REQUIRE_TESTBED();
+    TempDir d;
+    write_key(d);
+    const uint16_t port = g_port++;
+    CollectorProcess col(d, port);
+    {
+        RawPeer peer(port);
+        peer.connect(99, 12345);
+        const Message w = peer.prove(kKey);
+        ASSERT_EQ(w.type, MessageType::Welcome) << col.log();
+        ASSERT_NE(w.rkey, 0u);
+        // Garbage where a frame should be, announced as slot 0, sequence 0.
+        for (std::size_t i = 0; i < 1024; ++i)
+            peer.payload()[i] = std::byte(static_cast<uint8_t>(i * 13 + 5));
+        EXPECT_EQ(peer.write(w.ring_addr, w.rkey, 1024, encode_imm(0, 0)), IBV_WC_SUCCESS);
+        // The collector answers with a Reject and disconnects.
+        const auto m = peer.receive();
+        ASSERT_TRUE(m) << col.log();
+        EXPECT_EQ(m->type, MessageType::Reject);
+        EXPECT_EQ(m->reason, RejectReason::Protocol);
     }
-    EXPECT_TRUE(rejected) << col.log();
-    rdma_disconnect(id);
-    rdma_destroy_qp(id);
-    ibv_dereg_mr(mr);
-    ibv_destroy_cq(cq);
-    ibv_dealloc_pd(pd);
-    rdma_destroy_id(id);
-    rdma_destroy_event_channel(ch);
-
     EXPECT_EQ(col.stop(), 0);
     const std::string log = col.log();
     EXPECT_NE(log.find("malformed frame"), std::string::npos) << log;
     EXPECT_EQ(json_number(col.summary(), "dropped_bad_frame"), 1u) << col.summary();
     EXPECT_EQ(json_number(col.summary(), "packets_written"), 0u);
+}
+
+// Memory the collector has pinned (VmPin: what ibv_reg_mr locks), in KiB.
+uint64_t pinned_kib(pid_t pid) {
+    std::ifstream in(fmt::format("/proc/{}/status", pid));
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("VmPin:", 0) == 0) return std::stoull(line.substr(6));
+    return 0;
+}
+
+// Before the key is proved, a connection gets a queue pair and a few KiB of
+// message buffers; its ring (here 64 slots of 1 MiB) comes with the Welcome.
+// Version 1 pinned the ring at the accept: 10 silent peers pinned 640 MiB.
+TEST(RdmaTransport, NoRingIsPinnedBeforeTheKeyIsProved) {
+    REQUIRE_TESTBED();
+    TempDir d;
+    write_key(d);
+    const uint16_t port = g_port++;
+    // Ten handshakes from one address: above the default per-source limit.
+    CollectorProcess col(d, port, {"--max-pending-per-source", "16"});
+    const uint64_t before = pinned_kib(col.pid());
+    std::vector<std::unique_ptr<RawPeer>> silent;
+    for (int i = 0; i < 10; ++i) {
+        silent.push_back(std::make_unique<RawPeer>(port));
+        const ConnectAccept acc = silent.back()->connect(200 + i, 1000 + i);
+        EXPECT_EQ(acc.slot_count, 64u);
+    }
+    const uint64_t pending = pinned_kib(col.pid());
+    EXPECT_LT(pending - before, 4096u) << "KiB pinned for 10 connections before any proof";
+    const Message w = silent.front()->prove(kKey);
+    ASSERT_EQ(w.type, MessageType::Welcome) << col.log();
+    EXPECT_GE(pinned_kib(col.pid()) - pending, 64u * 1024) << "the ring, after the proof";
+    silent.clear();
+    EXPECT_EQ(col.stop(), 0);
+}
+
+// Each connection's ring is registered in a protection domain of its own: a
+// queue pair of another connection, holding the ring's address and rkey,
+// cannot write into it (remote access error), and the stream it belongs to
+// stays exact.
+TEST(RdmaTransport, AQueuePairCannotWriteIntoAnotherConnectionsRing) {
+    REQUIRE_TESTBED();
+    TempDir d;
+    write_key(d);
+    const uint16_t port = g_port++;
+    CollectorProcess col(d, port);
+    const auto pk = packets(2000, 21);
+    const FrameSet fs = make_frames(7, pk, 40);
+    RdmaSender tx(sender_config(port));
+    ASSERT_TRUE(wait_for(tx, [&] { return tx.state() == SenderState::Streaming; }))
+        << tx.stats().last_error.get();
+    {
+        RawPeer intruder(port);
+        intruder.connect(8, 777);
+        const Message w = intruder.prove(kKey);
+        ASSERT_EQ(w.type, MessageType::Welcome) << col.log();
+        // A valid frame of the victim's stream, aimed at the victim's slot 0.
+        const auto& f = fs.frames[0];
+        std::memcpy(intruder.payload(), f.data(), f.size());
+        const ibv_wc_status st =
+            intruder.write(tx.ring().addr, tx.ring().rkey, f.size(), encode_imm(0, 0));
+        EXPECT_EQ(st, IBV_WC_REM_ACCESS_ERR) << ibv_wc_status_str(st);
+    }
+    stream_all(tx, fs, [](std::size_t) {});
+    tx.close();
+    EXPECT_EQ(col.stop(), 0);
+    expect_exact(d, 7, pk);
+    EXPECT_EQ(json_number(col.summary(), "frames_duplicate"), 0u);
 }
 
 TEST(RdmaTransport, NoDeviceMessageNamesTheTools) {

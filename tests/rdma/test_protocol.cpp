@@ -27,8 +27,6 @@ ConnectRequest sample_request() {
 ConnectAccept sample_accept() {
     ConnectAccept a;
     a.flags = accept_flag::kKeyRequired;
-    a.ring_addr = 0x7f0012340000ull;
-    a.rkey = 0xabcdef01;
     a.slot_bytes = 1u << 20;
     a.slot_count = 64;
     for (std::size_t i = 0; i < a.nonce.size(); ++i)
@@ -70,7 +68,7 @@ TEST(RdmaPrivateData, RejectsMalformedRequests) {
     b[0] = std::byte{'X'};
     EXPECT_EQ(decode(b, d), DecodeStatus::BadMagic);
     b = good;
-    b[4] = std::byte{2};
+    b[4] = std::byte{1};  // version 1 sent the ring before the proof
     EXPECT_EQ(decode(b, d), DecodeStatus::UnsupportedVersion);
     b = good;
     b[5] = std::byte{0x80};  // unknown flag
@@ -87,13 +85,19 @@ TEST(RdmaPrivateData, RejectsMalformedRequests) {
     EXPECT_EQ(decode(b, d), DecodeStatus::BadMagic);
 }
 
-TEST(RdmaPrivateData, AcceptRoundTripsAndChecksTheRing) {
+TEST(RdmaPrivateData, AcceptRoundTripsChecksTheSlotsAndCarriesNoRing) {
     const ConnectAccept a = sample_accept();
     const auto b = encode(a);
     ConnectAccept d;
     ASSERT_EQ(decode(b, d), DecodeStatus::Ok);
-    EXPECT_EQ(d.ring_addr, a.ring_addr);
-    EXPECT_EQ(d.rkey, a.rkey);
+    // Before the proof, no ring is named (it is not even registered yet):
+    // where version 1 had its address and rkey, version 2 has zeros.
+    for (std::size_t i = 8; i < 20; ++i)
+        EXPECT_EQ(b[i], std::byte{0}) << i;
+    auto with_ring = b;
+    with_ring[12] = std::byte{0x7f};
+    EXPECT_EQ(decode(with_ring, d), DecodeStatus::ReservedNotZero);
+    ASSERT_EQ(decode(b, d), DecodeStatus::Ok);
     EXPECT_EQ(d.slot_bytes, a.slot_bytes);
     EXPECT_EQ(d.slot_count, a.slot_count);
     EXPECT_EQ(d.nonce, a.nonce);
@@ -146,12 +150,23 @@ TEST(RdmaMessage, EveryTypeRoundTrips) {
     w.type = MessageType::Welcome;
     w.flags = welcome_flag::kNewSession;
     w.value = 9;
+    w.ring_addr = 0x7f0012340000ull;
+    w.rkey = 0xabcdef01;
     w.proof[0] = std::byte{5};
     ASSERT_EQ(decode(encode(w), d), DecodeStatus::Ok);
     EXPECT_EQ(d.type, MessageType::Welcome);
     EXPECT_EQ(d.flags, welcome_flag::kNewSession);
     EXPECT_EQ(d.value, 9u);
+    EXPECT_EQ(d.ring_addr, w.ring_addr);
+    EXPECT_EQ(d.rkey, w.rkey);
     EXPECT_EQ(d.proof, w.proof);
+    auto wb = encode(w);
+    wb[80] = std::byte{1};  // past the ring: reserved
+    EXPECT_EQ(decode(wb, d), DecodeStatus::ReservedNotZero);
+    credit.ring_addr = 5;  // only a Welcome carries a ring
+    auto cb = encode(credit);
+    EXPECT_EQ(decode(cb, d), DecodeStatus::Ok);
+    EXPECT_EQ(d.ring_addr, 0u);
 
     Message rj;
     rj.type = MessageType::Reject;
@@ -243,10 +258,26 @@ TEST(RdmaProof, BindsRequestAcceptAndKey) {
     const std::vector<std::byte> other(32, std::byte{8});
     EXPECT_NE(p, sender_proof(other, rq, acc));
 
-    const Proof w = welcome_proof(key, p, 100, welcome_flag::kNewSession);
-    EXPECT_NE(w, welcome_proof(key, p, 101, welcome_flag::kNewSession));
-    EXPECT_NE(w, welcome_proof(key, p, 100, 0));
-    EXPECT_NE(w, welcome_proof(other, p, 100, welcome_flag::kNewSession));
+    Message m;
+    m.type = MessageType::Welcome;
+    m.value = 100;
+    m.flags = welcome_flag::kNewSession;
+    m.ring_addr = 0x7f0012340000ull;
+    m.rkey = 0xabcdef01;
+    const Proof w = welcome_proof(key, p, m);
+    EXPECT_EQ(w, welcome_proof(key, p, m));
+    auto changed = [&](auto&& change) {
+        Message c = m;
+        change(c);
+        return welcome_proof(key, p, c);
+    };
+    EXPECT_NE(w, changed([](Message& c) { c.value = 101; }));
+    EXPECT_NE(w, changed([](Message& c) { c.flags = 0; }));
+    // The ring is bound to the key too: nobody without it can point the
+    // sender's writes elsewhere.
+    EXPECT_NE(w, changed([](Message& c) { c.ring_addr += 4096; }));
+    EXPECT_NE(w, changed([](Message& c) { c.rkey ^= 1; }));
+    EXPECT_NE(w, welcome_proof(other, p, m));
 }
 
 }  // namespace

@@ -115,6 +115,7 @@ class CollectorProcess {
     }
     std::string log() const { return slurp(log_); }
     std::string summary() const { return slurp(dir_ + "/summary.json"); }
+    pid_t pid() const { return pid_; }
 
   private:
     std::string dir_;

@@ -196,7 +196,7 @@ TEST(SenderCore, ConnectAndHandshakeEachGetTheirTimeout) {
     EXPECT_EQ(fx.t.drops, 2);
 }
 
-TEST(SenderCore, BackoffDoublesUpToItsMaximumAndStartsOverAfterAWelcome) {
+TEST(SenderCore, BackoffDoublesUpToItsMaximumAndStartsOverAfterProgress) {
     Fixture fx;
     fx.t.refuse_connect = true;
     uint64_t previous_ceiling = 0;
@@ -213,10 +213,53 @@ TEST(SenderCore, BackoffDoublesUpToItsMaximumAndStartsOverAfterAWelcome) {
     }
     EXPECT_EQ(fx.t.connects, 6);
     fx.t.refuse_connect = false;
+    fx.submit(0, 1);
     fx.settle();
     ASSERT_EQ(fx.core.state(), SenderState::Streaming);
+    // Welcomed, but nothing acknowledged yet: a welcome alone proves little.
+    fx.core.disconnect(fx.now, "test");
+    EXPECT_GT(fx.core.next_attempt_ns() - fx.now, 100 * kMs) << "the schedule goes on";
+    fx.now = fx.core.next_attempt_ns();
+    fx.settle();
+    ASSERT_TRUE(fx.core.acknowledged(fx.now, 1));  // progress
     fx.core.disconnect(fx.now, "test");
     EXPECT_LE(fx.core.next_attempt_ns() - fx.now, 100 * kMs) << "the schedule starts over";
+}
+
+TEST(SenderCore, ACollectorThatWelcomesThenRefusesIsNotRetriedInATightLoop) {
+    // Disk full: the collector welcomes, takes the frames, cannot write them
+    // and refuses. The delays must grow as for a refused connection.
+    Fixture fx;
+    fx.submit(0, 2);
+    uint64_t previous = 0;
+    for (int i = 0; i < 5; ++i) {
+        fx.settle();
+        ASSERT_EQ(fx.core.state(), SenderState::Streaming);
+        fx.core.rejected(fx.now, RejectReason::Storage, "the collector cannot write: disk full");
+        const uint64_t delay = fx.core.next_attempt_ns() - fx.now;
+        EXPECT_GE(delay, std::min<uint64_t>(100 << i, 800) * kMs / 2) << i;
+        EXPECT_GE(delay * 2, previous) << "never shorter than half the last";
+        previous = delay;
+        fx.now = fx.core.next_attempt_ns();
+    }
+    EXPECT_EQ(fx.core.stats().rejected_by_collector.get(), 5u);
+    EXPECT_EQ(fx.core.held(), 2u) << "the frames wait for the disk, none is lost";
+}
+
+TEST(SenderCore, AConnectionThatStaysUpWithoutTrafficAlsoStartsTheBackoffOver) {
+    Fixture fx;
+    fx.t.refuse_connect = true;
+    for (int i = 0; i < 4; ++i) {
+        fx.core.poll(fx.now);
+        fx.now = fx.core.next_attempt_ns();
+    }
+    fx.t.refuse_connect = false;
+    fx.settle();
+    ASSERT_EQ(fx.core.state(), SenderState::Streaming);
+    fx.now += 2 * 1000 * kMs;  // twice max(reconnect_max_ms, 1 s)
+    fx.core.poll(fx.now);
+    fx.core.disconnect(fx.now, "test");
+    EXPECT_LE(fx.core.next_attempt_ns() - fx.now, 100 * kMs);
 }
 
 TEST(SenderCore, AnIdleConnectionHeartbeatsAndAnUnansweredHeartbeatTimesOut) {

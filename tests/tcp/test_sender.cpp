@@ -279,12 +279,16 @@ TEST(TcpSender, BackoffDoublesWithJitterUpToTheMaximum) {
     EXPECT_NE(tx.stats().last_error.get().find("is sluice-collector running"), std::string::npos);
 }
 
-TEST(TcpSender, BackoffStartsOverAfterAHandshake) {
+TEST(TcpSender, BackoffStartsOverAfterAConnectionThatMadeProgress) {
     FakeCollector fc;
     TcpSender tx(config(fc.port()));
+    auto f = frames(4);
     uint64_t now = 1;
     ASSERT_TRUE(drive(tx, fc, now, [&] { return tx.state() == SenderState::Streaming; }));
     for (int i = 0; i < 3; ++i) {
+        // Progress: a frame written and acknowledged on this connection.
+        ASSERT_EQ(tx.submit(f[i], load_seq(f[i]), &f[i]), SubmitResult::Accepted);
+        ASSERT_TRUE(drive(tx, fc, now, [&] { return tx.all_acknowledged(); }));
         fc.drop();
         ASSERT_TRUE(drive(tx, fc, now, [&] { return tx.state() == SenderState::Waiting; }));
         EXPECT_LE(tx.next_attempt_ns() - now, 100'000'000u) << "the first delay again";

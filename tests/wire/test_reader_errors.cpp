@@ -138,6 +138,25 @@ TEST(ReaderErrors, BadLength) {
     }
 }
 
+TEST(ReaderErrors, CounterOverflow) {
+    // Sequence 2^64-1 would make the receiver's next expected sequence 0:
+    // every later frame a duplicate, or every replay new again.
+    auto f = make(Codec::None, 3);
+    set<uint64_t>(f, offset::sequence, UINT64_MAX);
+    reseal(f);
+    EXPECT_EQ(open_error(f), WireError::CounterOverflow);
+    set<uint64_t>(f, offset::sequence, UINT64_MAX - 1);  // the last one there is
+    reseal(f);
+    EXPECT_EQ(open_error(f), WireError{});
+    // Packet indexes that would pass 2^64 within the frame.
+    set<uint64_t>(f, offset::first_packet_index, UINT64_MAX - 1);
+    reseal(f);
+    EXPECT_EQ(open_error(f), WireError::CounterOverflow);
+    set<uint64_t>(f, offset::first_packet_index, UINT64_MAX - 3);
+    reseal(f);
+    EXPECT_EQ(open_error(f), WireError{});
+}
+
 TEST(ReaderErrors, PayloadCrcMismatch) {
     for (Codec c : {Codec::None, Codec::Lz4, Codec::Zstd}) {
         auto f = make(c);

@@ -70,6 +70,9 @@ std::string_view to_string(WireError e) {
                    "reader's snap limit: the frame is corrupt or the limit too low";
         case WireError::RecordPaddingNotZero:
             return "a packet record's padding is not zero: the frame is corrupt";
+        case WireError::CounterOverflow:
+            return "the frame's sequence is 2^64-1 or its packet indexes pass 2^64: no sender "
+                   "reaches these (sequences and indexes count from 0); a forged frame";
         case WireError::PacketCountMismatch:
             return "the frame's records do not match its packet count: the frame is corrupt";
         case WireError::BufferTooSmall:

@@ -51,6 +51,10 @@ Result<FrameInfo> parse_header(std::span<const std::byte> b, const ReaderLimits&
                                   : info.stored_len >= info.raw_len || info.stored_len == 0)
         return WireError::BadLength;
     if (uint64_t{info.packet_count} * kRecordHeaderSize > info.raw_len) return WireError::BadLength;
+    // The receiver's next expected values (sequence + 1, index + count) must
+    // exist: a wrap would make every later frame look new (or old) again.
+    if (info.sequence == UINT64_MAX || info.first_packet_index > UINT64_MAX - info.packet_count)
+        return WireError::CounterOverflow;
     return info;
 }
 

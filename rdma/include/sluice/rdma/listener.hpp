@@ -31,8 +31,14 @@ struct ListenerConfig {
     std::vector<std::byte> key;      // senders must prove it; empty: none
     uint32_t slot_bytes = 1u << 20;  // largest frame a sender may write
     uint32_t slot_count = 64;        // frames in flight per connection
-    uint32_t handshake_timeout_ms = 10000;
+    uint32_t handshake_timeout_ms = 5000;
     uint32_t max_frame_bytes = 16u << 20;  // decompressed size of a frame, at most
+    // Connections before their Welcome (a queue pair and a few KiB each; the
+    // ring comes only after the key proof): all sources, and per source
+    // address. As for TCP: beyond the first, the oldest handshake of the
+    // busiest source goes; beyond the second, the newcomer is refused.
+    uint32_t max_pending = 64;
+    uint32_t max_pending_per_source = 8;
 };
 
 class RdmaListener final : public session::ReceiverTransport {

@@ -7,17 +7,20 @@
 //
 //   sender                                   collector
 //   rdma_connect, private data ConnectRequest ->          (<= 56 bytes: IB CM REQ)
-//           <- rdma_accept, private data ConnectAccept    (ring address, rkey,
-//                                                          slot size/count, nonce)
+//           <- rdma_accept, private data ConnectAccept    (slot size/count, nonce)
 //      or   <- rdma_reject, private data ConnectReject    (why, in words)
 //   SEND Proof (HMAC over request, accept, nonce) ->
-//           <- SEND Welcome (resume sequence, HMAC)    or  SEND Reject, disconnect
+//           <- SEND Welcome (resume sequence, ring address and rkey, HMAC)
+//      or   <- SEND Reject, disconnect
 //   WRITE WITH IMMEDIATE frame -> slot k (imm = slot | sequence bits) ...
 //           <- SEND Credit (slots released, every frame below `acknowledged` written)
 //
-// The collector touches no stream state and accepts no write until the Proof
-// checked out: a recorded request replayed by someone without the key gets
-// a fresh nonce it cannot answer.
+// The collector touches no stream state, registers no ring and accepts no
+// write until the Proof checked out: before it, a connection holds a queue
+// pair and a few KiB of message buffers in a protection domain of its own;
+// the ring (megabytes, pinned) comes with the Welcome. A recorded request
+// replayed by someone without the key gets a fresh nonce it cannot answer.
+// Version 2: version 1 sent the ring in the accept, before the proof.
 #pragma once
 
 #include <array>
@@ -33,7 +36,7 @@
 
 namespace sluice::rdma {
 
-inline constexpr uint8_t kRdmaVersion = 1;
+inline constexpr uint8_t kRdmaVersion = 2;
 inline constexpr uint32_t kRequestMagic = 0x51524c53;  // "SLRQ" read little-endian
 inline constexpr uint32_t kAcceptMagic = 0x50524c53;   // "SLRP"
 inline constexpr uint32_t kRejectMagic = 0x4a524c53;   // "SLRJ"
@@ -90,10 +93,8 @@ session::Hello to_session(const ConnectRequest& m);
 struct ConnectAccept {
     uint8_t version = kRdmaVersion;
     uint8_t flags = 0;
-    uint64_t ring_addr = 0;
-    uint32_t rkey = 0;
-    uint32_t slot_bytes = 0;
-    uint32_t slot_count = 0;
+    uint32_t slot_bytes = 0;  // the largest frame the sender may write
+    uint32_t slot_count = 0;  // its credit window
     CollectorNonce nonce{};
 };
 
@@ -129,7 +130,7 @@ DecodeStatus decode(std::span<const std::byte> in, ConnectReject& m);
 // ---- SENDs on the queue pair: kMessageSize bytes each -------------------------------
 enum class MessageType : uint8_t {
     Proof = 1,    // sender -> collector: HMAC over request, accept and the collector's nonce
-    Welcome = 2,  // collector -> sender: resume here; its own HMAC
+    Welcome = 2,  // collector -> sender: resume here, the ring to write into; its own HMAC
     Credit = 3,   // collector -> sender: slots released, cumulative acknowledgement
     Reject = 4,   // collector -> sender: why the connection ends
 };
@@ -138,10 +139,12 @@ struct Message {
     MessageType type = MessageType::Credit;
     uint8_t flags = 0;  // Welcome: welcome_flag
     RejectReason reason = RejectReason::Protocol;
-    uint64_t value = 0;     // Welcome: resume sequence; Credit: acknowledged (next sequence)
-    uint64_t released = 0;  // Credit: slots released since the connection began (cumulative)
-    Proof proof{};          // Proof, Welcome
-    std::string_view text;  // Reject (decoded: points into the input)
+    uint64_t value = 0;      // Welcome: resume sequence; Credit: acknowledged (next sequence)
+    uint64_t released = 0;   // Credit: slots released since the connection began (cumulative)
+    uint64_t ring_addr = 0;  // Welcome: the ring's address ...
+    uint32_t rkey = 0;       // ... and remote key (registered for this connection only)
+    Proof proof{};           // Proof, Welcome
+    std::string_view text;   // Reject (decoded: points into the input)
 };
 
 using MessageBytes = std::array<std::byte, kMessageSize>;
@@ -153,9 +156,9 @@ DecodeStatus decode(std::span<const std::byte> in, Message& m);
 // the collector's fresh nonce, so a recorded proof is worth nothing.
 Proof sender_proof(std::span<const std::byte> key, std::span<const std::byte, kRequestSize> request,
                    std::span<const std::byte, kAcceptSize> accept);
-// HMAC(key, "sluice rdma welcome v1" || sender proof || resume sequence || flags).
-Proof welcome_proof(std::span<const std::byte> key, const Proof& sender, uint64_t resume_sequence,
-                    uint8_t flags);
+// HMAC(key, "sluice rdma welcome v2" || sender proof || resume sequence || flags ||
+// ring address || rkey): the sender writes only into a ring the key holder named.
+Proof welcome_proof(std::span<const std::byte> key, const Proof& sender, const Message& welcome);
 
 // ---- immediate data -------------------------------------------------------------------
 // imm (host order; the verbs field is big-endian) = slot in bits 0..15, the

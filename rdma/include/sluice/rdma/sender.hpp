@@ -126,9 +126,16 @@ class RdmaSender final : private session::SenderTransport {
     SenderState state() const { return core_.state(); }
     const SenderConfig& config() const { return cfg_; }
     uint64_t session_id() const { return core_.session_id(); }
-    // While streaming: the ring the collector advertised, and the inline
-    // size the queue pair got.
-    const ConnectAccept& ring() const { return accept_; }
+    // While streaming: the ring the collector advertised (its slots in the
+    // accept, its address and key in the Welcome), and the inline size the
+    // queue pair got.
+    struct Ring {
+        uint64_t addr = 0;
+        uint32_t rkey = 0;
+        uint32_t slot_bytes = 0;
+        uint32_t slot_count = 0;
+    };
+    const Ring& ring() const { return ring_; }
     uint32_t max_inline() const { return max_inline_; }
     const CreditWindow& credits() const { return credits_; }
 
@@ -186,6 +193,7 @@ class RdmaSender final : private session::SenderTransport {
     uint64_t next_cm_check_ns_ = 0;
     std::array<std::byte, kRequestSize> request_{};
     ConnectAccept accept_{};
+    Ring ring_{};
     CreditWindow credits_;
     uint32_t max_inline_ = 0;
     uint32_t sq_depth_ = 0;

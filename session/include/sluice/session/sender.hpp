@@ -210,6 +210,9 @@ class SenderCore {
   private:
     void set_state(SenderState s);
     void record_error(std::string_view text);
+    // How long a connection must stay up, without progress, before the
+    // backoff starts over.
+    uint64_t settle_ns() const;
 
     SenderSettings set_;
     SenderTransport& transport_;
@@ -220,9 +223,10 @@ class SenderCore {
 
     SenderState state_ = SenderState::Waiting;
     uint64_t next_attempt_ns_ = 0;
-    uint64_t deadline_ns_ = 0;      // connect or handshake must finish by then
-    uint64_t last_rx_ns_ = 0;       // last message from the collector
-    uint64_t last_tx_ns_ = 0;       // last bytes sent
+    uint64_t deadline_ns_ = 0;  // connect or handshake must finish by then
+    uint64_t last_rx_ns_ = 0;   // last message from the collector
+    uint64_t last_tx_ns_ = 0;   // last bytes sent
+    uint64_t streaming_since_ns_ = 0;
     uint64_t ack_limit_ = 0;        // acknowledgements above this are of frames never sent
     bool awaiting_answer_ = false;  // frames sent unacknowledged, or a heartbeat out
     bool heartbeat_out_ = false;

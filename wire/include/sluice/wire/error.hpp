@@ -21,6 +21,8 @@ enum class WireError : uint8_t {
     FrameTooLarge,       // raw or stored length above the reader's limit
     BadLength,           // lengths disagree (raw_len not a multiple of 8, stored != raw when
                          // uncompressed, compressed not smaller than raw, records vs count)
+    CounterOverflow,     // sequence 2^64-1, or first_packet_index + packet_count past 2^64:
+                         // no sender reaches them; after them the counters would wrap
     // FrameReader: the payload
     PayloadCrcMismatch,        // the payload was corrupted in transit
     ScratchTooSmall,           // the caller's decompression buffer is smaller than raw_len
