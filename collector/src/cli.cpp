@@ -48,8 +48,11 @@ resumes where its files end, so senders replay exactly what is missing.
                             file as the sender's egress.key_file)
   --compress zstd           write .pcapng.zst (one zstd frame per commit)
   --zstd-level N            zstd level, 1..19 (default 3)
-  --sync                    fdatasync data and state before acknowledging:
-                            survives power loss, not only a crash (slower)
+  --sync                    fdatasync data and state before acknowledging,
+                            and the directory when a file appears: survives
+                            power loss, not only a crash (slower)
+  --file-mode MODE          capture files' permissions, octal (default 0640:
+                            the owner writes, its group reads)
   --stats-interval S        a stats line every S seconds (default 10, 0: off)
   --peer-timeout MS         drop a streaming connection silent for MS ms and
                             three of its heartbeat intervals (default 10000;
@@ -180,10 +183,18 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
             if (!n || *n < 16384 || *n > (1ull << 30))
                 return usage_error(fmt::format("--max-frame-bytes '{}': give 16K..1G", v));
             o.max_frame_bytes = static_cast<uint32_t>(*n);
+        } else if (a == "--file-mode") {
+            unsigned m = 0;
+            const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), m, 8);
+            if (ec != std::errc() || p != v.data() + v.size() || m > 0777 || !(m & 0200))
+                return usage_error(fmt::format(
+                    "--file-mode '{}': give octal permissions the owner can write, e.g. 0640", v));
+            o.file_mode = m;
         } else if (a == "--handshake-timeout") {
             const auto n = number(10, 3600000);
             if (!n)
-                return usage_error(fmt::format("--handshake-timeout '{}': give ms, 10..3600000", v));
+                return usage_error(
+                    fmt::format("--handshake-timeout '{}': give ms, 10..3600000", v));
             o.handshake_timeout_ms = static_cast<uint32_t>(*n);
         } else if (a == "--max-pending") {
             const auto n = number(1, 1u << 20);
@@ -218,9 +229,7 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
     if (o.out_dir.empty()) return usage_error("--out DIR is required");
     if (!key_file.empty()) {
         try {
-            std::string warning;
-            o.key = session::read_key_file(key_file, &warning);
-            if (!warning.empty()) r.message = "sluice-collector: warning: " + warning + "\n";
+            o.key = session::read_key_file(key_file);
         } catch (const std::exception& e) {
             r.exit_code = kExitRuntime;
             r.message = fmt::format("sluice-collector: {}\n", e.what());

@@ -34,7 +34,7 @@ constexpr uint64_t kTagStop = 1;
 constexpr uint64_t kTimerNs = 100'000'000;  // timeouts and rotation checks
 
 void make_dir(const std::string& path) {
-    if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+    if (::mkdir(path.c_str(), 0750) != 0 && errno != EEXIST) {
         throw std::runtime_error(
             fmt::format("cannot create directory {}: {}; check the path and "
                         "its permissions",
@@ -69,6 +69,7 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
     settings_.keep_files = opt_.keep_files;
     settings_.sync = opt_.sync;
     settings_.application = "sluice-collector " SLUICE_VERSION;
+    settings_.file_mode = opt_.file_mode;
     if (opt_.compression == Compression::Zstd)
         zstd_ = std::make_unique<ZstdCompressor>(opt_.zstd_level);
     ws_.zstd = zstd_.get();
@@ -139,7 +140,7 @@ void Collector::lock_output_dir() {
     make_dir(settings_.dir);
     make_dir(settings_.dir + "/.sluice");
     const std::string lock = settings_.dir + "/.sluice/lock";
-    lock_fd_ = Fd(::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    lock_fd_ = Fd(::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     if (lock_fd_.get() < 0)
         throw std::runtime_error(fmt::format("cannot open {}: {}", lock, std::strerror(errno)));
     if (::flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) {

@@ -51,10 +51,28 @@ OutputFile& OutputFile::operator=(OutputFile&& o) noexcept {
     return *this;
 }
 
-bool OutputFile::create(const std::string& path) {
+bool sync_directory(const std::string& dir) {
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return false;
+    const bool ok = ::fsync(fd) == 0;
+    const int e = errno;
+    ::close(fd);
+    errno = e;
+    return ok;
+}
+
+bool OutputFile::create(const std::string& path, unsigned mode) {
     close();
-    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd_ < 0) return false;
+    if (::fchmod(fd_, mode) != 0) {
+        const int e = errno;
+        ::close(fd_);
+        ::unlink(path.c_str());
+        fd_ = -1;
+        errno = e;
+        return false;
+    }
     size_ = 0;
     path_ = path;
     return true;

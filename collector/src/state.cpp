@@ -113,7 +113,7 @@ std::optional<StreamState> decode_slot(const std::byte* p, uint64_t* generation)
 }
 
 StateFile::StateFile(const std::string& path) : path_(path) {
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd_ < 0) {
         throw std::runtime_error(
             fmt::format("cannot open state file {}: {}; check that the output "

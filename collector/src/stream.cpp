@@ -211,7 +211,7 @@ bool Stream::open_new_file() {
     std::string name;
     for (int tries = 0;; ++tries, ++index) {
         name = output_file_name(id_, index, now, set_.compression);
-        if (out_.create(file_path(name))) break;
+        if (out_.create(file_path(name), set_.file_mode)) break;
         if (errno != EEXIST || tries > 1000)
             return fail_storage(fmt::format("cannot create {}", file_path(name)));
     }
@@ -224,6 +224,8 @@ bool Stream::open_new_file() {
         bytes = ws_.compressed.span();
     }
     if (!out_.append(bytes)) return fail_storage(fmt::format("cannot write {}", out_.path()));
+    if (set_.sync && !sync_directory(set_.dir))
+        return fail_storage(fmt::format("cannot sync directory {}", set_.dir));
     st_.file_index = index;
     st_.set_file(name);
     st_.file_offset = out_.size();

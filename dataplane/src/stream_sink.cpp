@@ -87,9 +87,7 @@ std::optional<Config> common_config(const config::Config& cfg, uint64_t stream_i
     sc.retransmit_frames = cfg.egress.retransmit_frames;
     if (!cfg.egress.key_file.empty()) {
         try {
-            std::string warning;
-            sc.key = session::read_key_file(cfg.egress.key_file, &warning);
-            if (!warning.empty()) report::log_warning("egress.key_file: {}", warning);
+            sc.key = session::read_key_file(cfg.egress.key_file);
         } catch (const std::exception& ex) {
             error = fmt::format("egress ({} {}): {}", session::to_string(transport),
                                 cfg.egress.address, ex.what());

@@ -17,7 +17,15 @@
 
 namespace sluice::session {
 
-std::vector<std::byte> read_key_file(const std::string& path, std::string* warning) {
+std::vector<std::byte> read_key_file(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+        throw std::runtime_error(
+            fmt::format("key file {} is readable by other users (mode {:o}): anyone on this host "
+                        "could use it; run chmod 600 {} (and chown it to the user that runs "
+                        "sluice)",
+                        path, st.st_mode & 0777, path));
+    }
     std::ifstream in(path, std::ios::binary);
     if (!in) {
         throw std::runtime_error(fmt::format(
@@ -33,15 +41,6 @@ std::vector<std::byte> read_key_file(const std::string& path, std::string* warni
             "key file {} holds {} bytes; a key needs at least {}: generate one with: head -c 32 "
             "/dev/urandom | base64 > {}",
             path, s.size(), kMinKeyBytes, path));
-    }
-    if (warning) {
-        warning->clear();
-        struct stat st {};
-        if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
-            *warning =
-                fmt::format("key file {} is readable by other users (mode {:o}): chmod 600 {}",
-                            path, st.st_mode & 0777, path);
-        }
     }
     std::vector<std::byte> key(s.size());
     std::memcpy(key.data(), s.data(), s.size());

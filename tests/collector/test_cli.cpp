@@ -2,6 +2,7 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "sluice/collector/cli.hpp"
 
@@ -99,7 +100,12 @@ TEST(Cli, MistakesAreNamed) {
 TEST(Cli, KeyFilesAreReadAndNonLoopbackThenAllowed) {
     const std::string path = ::testing::TempDir() + "/cli.key";
     std::ofstream(path) << "0123456789abcdef0123456789abcdef\n";
-    auto r = parse({"--out", "d", "--listen", "tcp://0.0.0.0:7700", "--key-file", path});
+    ::chmod(path.c_str(), 0644);
+    auto r = parse({"--out", "d", "--key-file", path});
+    EXPECT_EQ(r.exit_code, kExitRuntime) << "a key others can read is refused";
+    EXPECT_NE(r.message.find("chmod 600"), std::string::npos) << r.message;
+    ::chmod(path.c_str(), 0600);
+    r = parse({"--out", "d", "--listen", "tcp://0.0.0.0:7700", "--key-file", path});
     ASSERT_TRUE(r.options) << r.message;
     EXPECT_EQ(r.options->key.size(), 32u);
     r = parse({"--out", "d", "--key-file", path + ".missing"});
@@ -111,6 +117,7 @@ TEST(Cli, KeyFilesAreReadAndNonLoopbackThenAllowed) {
 TEST(Cli, RdmaListenAndRing) {
     const std::string path = ::testing::TempDir() + "/cli-rdma.key";
     std::ofstream(path) << "0123456789abcdef0123456789abcdef\n";
+    ::chmod(path.c_str(), 0600);
     auto r = parse({"--out", "d", "--listen", "rdma://10.10.0.1:7701", "--key-file", path,
                     "--rdma-slot-bytes", "512K", "--rdma-slots", "16"});
     ASSERT_TRUE(r.options) << r.message;

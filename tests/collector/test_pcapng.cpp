@@ -71,7 +71,7 @@ TEST(Batch, GatheredBlocksEqualCopiedOnesOnDisk) {
     TempDir dir;
     const std::string path = (dir.path() / "batch.pcapng").string();
     OutputFile out;
-    ASSERT_TRUE(out.create(path));
+    ASSERT_TRUE(out.create(path, 0640));
     const std::byte first[] = {std::byte{1}, std::byte{2}, std::byte{3}};
     ASSERT_TRUE(out.append(std::span<const std::byte>(first)));
     ASSERT_TRUE(out.append(batch));

@@ -41,7 +41,8 @@ struct CollectorOptions {
     uint32_t stats_interval_s = 10;  // 0: no stats line
     uint32_t keep_files = 0;
     bool sync = false;
-    uint32_t peer_timeout_ms = 10000;  // idle streaming connections
+    unsigned file_mode = 0640;          // capture files
+    uint32_t peer_timeout_ms = 10000;   // idle streaming connections
     uint32_t handshake_timeout_ms = 0;  // 0: min(5000, peer_timeout_ms)
     uint32_t max_frame_bytes = 16u << 20;
     uint32_t max_connections = 1024;  // authenticated

@@ -20,6 +20,10 @@ using session::ByteBuffer;
 
 enum class Compression : uint8_t { None, Zstd };
 
+// fsync of a directory: after a file was created in it (or renamed), so the
+// file's name survives a power loss too. False and errno on failure.
+bool sync_directory(const std::string& dir);
+
 // The shared zstd context and its output buffer (one per collector thread).
 class ZstdCompressor {
   public:
@@ -42,8 +46,9 @@ class OutputFile {
     OutputFile(OutputFile&& o) noexcept;
     OutputFile& operator=(OutputFile&& o) noexcept;
 
-    // Creates `path` (it must not exist). False and errno on failure.
-    bool create(const std::string& path);
+    // Creates `path` (it must not exist) with exactly `mode` (the umask does
+    // not widen or narrow it). False and errno on failure.
+    bool create(const std::string& path, unsigned mode);
     // Opens an existing file and cuts it to `offset` bytes: what follows was
     // written after the last commit. `discarded` receives how many bytes went.
     // False and errno on failure; errno ERANGE when the file is shorter than

@@ -33,8 +33,10 @@ struct StreamSettings {
     uint64_t rotate_bytes = 0;  // 0: no size rotation
     uint64_t rotate_ns = 0;     // 0: no time rotation
     uint32_t keep_files = 0;    // 0: keep all; N: delete the oldest beyond N
-    bool sync = false;          // fdatasync data and state before each ACK
+    bool sync = false;          // fdatasync data and state before each ACK, and the
+                                // directory after a file appears in it
     std::string application;    // shb_userappl
+    unsigned file_mode = 0640;  // of every capture file (--file-mode)
 };
 
 // Buffers shared by all streams of one collector thread: a stream's batch

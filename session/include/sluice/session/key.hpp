@@ -23,9 +23,9 @@ using Proof = std::array<std::byte, kProofSize>;
 
 // Reads a key file: its bytes, minus one trailing "\n" or "\r\n", at least
 // kMinKeyBytes long. Throws std::runtime_error with a message naming the file
-// and what to do (missing, unreadable, too short). `warning` receives a note
-// when the file is readable by group or others (empty otherwise).
-std::vector<std::byte> read_key_file(const std::string& path, std::string* warning = nullptr);
+// and what to do: missing, unreadable, too short, or readable by group or
+// others (a key anyone on the host can read protects nothing: chmod 600).
+std::vector<std::byte> read_key_file(const std::string& path);
 
 // HMAC-SHA256(key, parts concatenated): the one keyed hash of the handshakes.
 // Each transport's proofs start with a label naming their purpose and
