@@ -50,6 +50,9 @@ resumes where its files end, so senders replay exactly what is missing.
   --zstd-level N            zstd level, 1..19 (default 3)
   --sync                    fdatasync data and state before acknowledging:
                             survives power loss, not only a crash (slower)
+  --no-index                do not write the index (NAME.idx) beside each
+                            file; sluice-query then reads whole files (see
+                            docs/query.md)
   --stats-interval S        a stats line every S seconds (default 10, 0: off)
   --peer-timeout MS         drop a connection without a handshake after MS ms,
                             or silent for that long and three heartbeats
@@ -114,6 +117,10 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
         }
         if (a == "--sync") {
             o.sync = true;
+            continue;
+        }
+        if (a == "--no-index") {
+            o.index = false;
             continue;
         }
         if (a.rfind("--", 0) != 0) return usage_error(fmt::format("unexpected argument '{}'", a));

@@ -31,6 +31,7 @@ struct CollectorOptions {
     uint32_t stats_interval_s = 10;  // 0: no stats line
     uint32_t keep_files = 0;
     bool sync = false;
+    bool index = true;  // --no-index: no NAME.idx beside the files
     uint32_t peer_timeout_ms = 10000;
     uint32_t max_frame_bytes = 16u << 20;
     uint32_t max_connections = 1024;
