@@ -62,6 +62,8 @@ struct Options {
     uint32_t ipv6_percent = 10;
     uint64_t rate_pps = 100000;  // sets the timestamp spacing
     bool nanosecond = false;
+    uint64_t flow_packets = 0;         // 0: flows last the whole capture
+    uint64_t start_s = 1700000000ull;  // the first packet's time
 };
 
 enum class App : uint8_t { Http, Tls, Dns, Rtp };
@@ -338,7 +340,11 @@ int usage(FILE* to) {
                  "  --truncate-percent P  share of records captured shorter than sent (default 0)\n"
                  "  --ipv6-percent P    share of IPv6 flows (default 10)\n"
                  "  --rate PPS          packet rate used for timestamps (default 100000)\n"
-                 "  --nanosecond        nanosecond-resolution pcap (default microsecond)\n");
+                 "  --nanosecond        nanosecond-resolution pcap (default microsecond)\n"
+                 "  --flow-packets N    a flow ends after about N packets and a new one (new\n"
+                 "                      endpoints) takes its place, as flows come and go on\n"
+                 "                      real links (default 0: flows last the whole capture)\n"
+                 "  --start S           unix time of the first packet (default 1700000000)\n");
     return to == stderr ? 2 : 0;
 }
 
@@ -374,6 +380,10 @@ int main(int argc, char** argv) {
             value(o.rate_pps), o.rate_pps = std::max<uint64_t>(o.rate_pps, 1);
         } else if (a == "--nanosecond") {
             o.nanosecond = true;
+        } else if (a == "--flow-packets") {
+            value(o.flow_packets);
+        } else if (a == "--start") {
+            value(o.start_s);
         } else if (a == "-h" || a == "--help") {
             return usage(stdout);
         } else {
@@ -404,13 +414,27 @@ int main(int argc, char** argv) {
     for (uint32_t i = 0; i < o.flows; ++i)
         flows.push_back(make_flow(rng, o, i));
 
+    // With --flow-packets, each flow's remaining packets: about N, so that
+    // flows do not all end at once.
+    std::vector<uint64_t> left;
+    uint32_t next_flow = o.flows;
+    if (o.flow_packets) {
+        for (uint32_t i = 0; i < o.flows; ++i)
+            left.push_back(1 + rng.next() % (2 * o.flow_packets));
+    }
+
     std::vector<uint8_t> pkt(9100);
-    uint64_t t_ns = 1700000000ull * 1000000000ull;  // a fixed start: reproducible files
+    uint64_t t_ns = o.start_s * 1000000000ull;  // a fixed start: reproducible files
     const uint64_t gap_ns = 1000000000ull / o.rate_pps;
     for (uint64_t n = 0; n < o.packets; ++n) {
         // Zipf-like popularity: a few flows carry most packets, as on real links.
         const uint32_t r = rng.below(o.flows);
-        Flow& f = flows[rng.chance(60) ? r % std::max<uint32_t>(1, o.flows / 10) : r];
+        const uint32_t slot = rng.chance(60) ? r % std::max<uint32_t>(1, o.flows / 10) : r;
+        if (o.flow_packets && left[slot]-- == 0) {
+            flows[slot] = make_flow(rng, o, next_flow++);
+            left[slot] = rng.next() % (2 * o.flow_packets);
+        }
+        Flow& f = flows[slot];
         const bool from_client = rng.chance(f.app == App::Http ? 35 : 50);
         const size_t len = build_frame(rng, f, from_client, pick_frame_len(rng, o), pkt.data());
         size_t caplen = len;

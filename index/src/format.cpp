@@ -203,6 +203,23 @@ std::optional<Index> parse_index(std::vector<std::byte> bytes, std::string* erro
     return ix;
 }
 
+IndexPrefix prefix_within(const Index& ix, uint64_t data_end) {
+    IndexPrefix p;
+    p.blocks = ix.blocks.size();
+    while (p.blocks > 0 && ix.blocks[p.blocks - 1].data_end > data_end)
+        --p.blocks;
+    if (p.blocks) {
+        p.bytes = ix.block_record_end[p.blocks - 1];
+        p.covered_end = ix.blocks[p.blocks - 1].data_end;
+        p.interfaces = ix.block_interfaces[p.blocks - 1];
+    } else {
+        const auto header = record_at(ix.bytes, 0);
+        p.bytes = header ? header->size : 0;
+        p.covered_end = ix.header.data_start;
+    }
+    return p;
+}
+
 std::optional<Index> load_index(const std::string& path, std::string* error) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {

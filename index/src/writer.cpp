@@ -110,27 +110,24 @@ std::vector<std::string> Writer::resume(const std::string& data_path, Compressio
     if (ix) {
         // The blocks that end within the committed data stay; the rest (and
         // a Finish record: the file goes on) is cut.
-        std::size_t keep = ix->blocks.size();
-        while (keep > 0 && ix->blocks[keep - 1].data_end > committed)
-            --keep;
-        if (keep < ix->blocks.size()) {
-            log.push_back(std::to_string(ix->blocks.size() - keep) + " block(s) of " + name +
+        const IndexPrefix p = prefix_within(*ix, committed);
+        if (p.blocks < ix->blocks.size()) {
+            log.push_back(std::to_string(ix->blocks.size() - p.blocks) + " block(s) of " + name +
                           " described data past the committed end: cut");
         }
-        keep_bytes = keep ? ix->block_record_end[keep - 1] : record_at(ix->bytes, 0)->size;
-        covered = keep ? ix->blocks[keep - 1].data_end : ix->header.data_start;
-        const uint32_t nif = keep ? ix->block_interfaces[keep - 1] : 0;
-        for (uint32_t i = 0; i < nif; ++i) {
+        keep_bytes = p.bytes;
+        covered = p.covered_end;
+        bool valid = true;
+        for (uint32_t i = 0; i < p.interfaces && valid; ++i) {
             auto parsed = pcapng::parse_interface(ix->interfaces[i]);
-            if (!parsed) {
-                ix.reset();
-                why = "an interface record holds no valid interface block";
-                break;
-            }
-            interfaces.push_back(std::move(*parsed));
+            valid = parsed.has_value();
+            if (valid) interfaces.push_back(std::move(*parsed));
         }
-        if (ix) {
-            for (std::size_t i = 0; i < keep; ++i) {
+        if (!valid) {
+            ix.reset();
+            why = "an interface record holds no valid interface block";
+        } else {
+            for (std::size_t i = 0; i < p.blocks; ++i) {
                 const BlockRecord& b = ix->blocks[i];
                 packets_ += b.packets;
                 if (b.packets) {
@@ -138,7 +135,7 @@ std::vector<std::string> Writer::resume(const std::string& data_path, Compressio
                     max_ts_ = std::max(max_ts_, b.max_ts_ns);
                 }
             }
-            blocks_ = keep;
+            blocks_ = p.blocks;
         }
     }
     if (!ix) {

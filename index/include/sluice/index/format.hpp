@@ -105,6 +105,16 @@ struct Index {
 // count. nullopt: no valid header (not an index, or another version);
 // `error` says which.
 std::optional<Index> parse_index(std::vector<std::byte> bytes, std::string* error);
+
+// The part of an index that describes only data below `data_end` (a data
+// file that is shorter than its index says: cut by a crash, or by hand).
+struct IndexPrefix {
+    std::size_t blocks = 0;    // the first this many blocks
+    std::size_t bytes = 0;     // index bytes up to the last of them (the header at least)
+    uint64_t covered_end = 0;  // the data they cover
+    uint32_t interfaces = 0;   // the interfaces defined up to them
+};
+IndexPrefix prefix_within(const Index& ix, uint64_t data_end);
 std::optional<Index> load_index(const std::string& path, std::string* error);
 
 // The index path of a data file: NAME -> NAME.idx.
