@@ -270,6 +270,12 @@ bool Query::run(QuerySink& sink, QueryStats& stats, std::vector<std::string>& wa
         // Blocks past the data's end (a file cut by a crash without --sync,
         // or by hand) do not count.
         if (ix && !usable_prefix(*ix, f.size, bytes, covered, interfaces)) ix.reset();
+        if (!ix) {
+            ++stats.files_without_index;
+            interfaces.clear();
+            bytes.clear();
+            covered = 0;
+        }
         if (covered < f.size) {
             // Data the index does not cover (a file being written, a
             // collector without --no-index, a crash's open block): index it
