@@ -37,7 +37,7 @@ class Frame {
         return *this;
     }
     Frame& zeros(std::size_t n) {
-        b_.insert(b_.end(), n, std::byte{0});
+        b_.resize(b_.size() + n);  // value-initialised: zeros
         return *this;
     }
     Frame& ether(uint16_t type) { return zeros(12).u16(type); }
