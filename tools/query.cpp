@@ -246,13 +246,14 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "sluice-query: index keys: %s\n", q->predicate().describe().c_str());
         std::fprintf(stderr,
                      "sluice-query: %llu files (%llu outside the time range by their index alone), "
-                     "%llu blocks opened, %llu in the time range, %llu read: %s of %s data "
+                     "%llu blocks opened, %llu in the time range, %llu read (%llu with a "
+                     "match): %s of %s data "
                      "(%.3f%%), %s of index, %s not indexed; %llu packets examined, %llu matched "
                      "in %.3f s\n",
                      (unsigned long long)st.files, (unsigned long long)st.files_outside_time,
                      (unsigned long long)st.blocks, (unsigned long long)st.blocks_in_time,
-                     (unsigned long long)st.blocks_read, human(st.bytes_read).c_str(),
-                     human(st.data_bytes).c_str(),
+                     (unsigned long long)st.blocks_read, (unsigned long long)st.blocks_matched,
+                     human(st.bytes_read).c_str(), human(st.data_bytes).c_str(),
                      st.data_bytes ? 100.0 * double(st.bytes_read) / double(st.data_bytes) : 0.0,
                      human(st.index_bytes_read).c_str(), human(st.unindexed_bytes).c_str(),
                      (unsigned long long)st.packets_examined,

@@ -57,8 +57,9 @@ replay after a reconnect), then waits for every frame to be acknowledged.
                            (default 60000)
   --give-up-ms N           exit 1 after N ms without a working connection
                            (default: never)
-  --report FILE            write counts, dropped frames and sender counters
-                           as JSON
+  --report FILE            write counts, dropped frames, sender counters and
+                           the seconds from the first packet to the last
+                           acknowledgement as JSON
 Exit codes: 0 every frame acknowledged; 1 not (timeout, gave up; the last
 error is printed); 2 bad command line or unreadable file.
 )";
@@ -148,6 +149,7 @@ class Run {
                 }
                 ++i;
                 ++offered_packets_;
+                offered_bytes_ += p.data.size();
                 if (!service()) return false;
                 flush_if_old();
             }
@@ -167,7 +169,8 @@ class Run {
         return true;
     }
 
-    std::string report(bool ok) const {
+    // `seconds`: from the first packet to the last acknowledgement.
+    std::string report(bool ok, double seconds) const {
         std::string ranges;
         for (std::size_t k = 0; k < dropped_.size(); ++k)
             ranges +=
@@ -184,11 +187,12 @@ class Run {
         }
         return fmt::format(
             "{{\"acknowledged\": {}, \"offered_packets\": {}, \"offered_frames\": {}, "
+            "\"offered_bytes\": {}, \"seconds\": {:.6f}, "
             "\"dropped_frames\": {}, \"dropped_packets\": {}, \"dropped\": [{}], \"sender\": "
             "{{{}}}, "
             "\"last_error\": \"{}\"}}\n",
-            ok ? "true" : "false", offered_packets_, next_seq_, dropped_.size(), dropped_packets_,
-            ranges, counters, err);
+            ok ? "true" : "false", offered_packets_, next_seq_, offered_bytes_, seconds,
+            dropped_.size(), dropped_packets_, ranges, counters, err);
     }
 
     uint64_t offered_packets() const { return offered_packets_; }
@@ -275,7 +279,7 @@ class Run {
     wire::FrameEncoder encoder_;
     std::vector<Slot> slots_;
     Slot* current_ = nullptr;
-    uint64_t next_seq_ = 0, offered_packets_ = 0, began_ns_ = 0;
+    uint64_t next_seq_ = 0, offered_packets_ = 0, offered_bytes_ = 0, began_ns_ = 0;
     uint64_t errors_seen_ = 0, down_since_ = 0, dropped_packets_ = 0;
     std::vector<std::pair<uint64_t, uint32_t>> dropped_;  // first packet index, count
 };
@@ -388,7 +392,9 @@ int main(int argc, char** argv) {
         const auto pkts = read_pcap(o.pcap);
         tcp::TcpSender tx(cfg);
         Run run(o, tx);
+        const uint64_t t0 = tcp::monotonic_ns();
         bool ok = run.send(pkts) && run.drain(o.drain_ms);
+        const double seconds = double(tcp::monotonic_ns() - t0) / 1e9;
         tx.close();
         const auto& s = tx.stats();
         std::fprintf(
@@ -404,7 +410,7 @@ int main(int argc, char** argv) {
         if (!ok) std::fprintf(stderr, "sluice-send: last error: %s\n", s.last_error.get().c_str());
         if (!o.report.empty()) {
             if (FILE* f = std::fopen(o.report.c_str(), "w")) {
-                const std::string r = run.report(ok);
+                const std::string r = run.report(ok, seconds);
                 std::fwrite(r.data(), 1, r.size(), f);
                 std::fclose(f);
             }

@@ -5,22 +5,21 @@
 
 namespace sluice::index {
 
-BloomAccumulator::BloomAccumulator()
-    : words_(new uint32_t[8 * kBlocks]()), scratch_(new uint32_t[8 * kBlocks]) {}
+BloomAccumulator::BloomAccumulator() : words_(new uint32_t[8 * kBlocks]()) {}
 
 void BloomAccumulator::clear() {
     if (empty_) return;
     std::memset(words_.get(), 0, 8 * kBlocks * sizeof(uint32_t));
+    keys_ = 0;
     empty_ = true;
 }
 
 uint32_t BloomAccumulator::fold_into(std::vector<std::byte>& out) {
     if (empty_) return 0;
-    // Fold in the scratch copy while the next fold keeps the fill low
-    // enough: each fold ORs the upper half onto the lower.
+    // Fold while the next fold keeps the fill low enough: each fold ORs the
+    // upper half onto the lower (counted first, written only if kept).
     uint32_t blocks = kBlocks;
-    std::memcpy(scratch_.get(), words_.get(), 8 * kBlocks * sizeof(uint32_t));
-    uint32_t* w = scratch_.get();
+    uint32_t* w = words_.get();
     while (blocks > 1) {
         const uint32_t half = blocks / 2;
         uint64_t folded = 0;

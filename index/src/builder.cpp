@@ -18,8 +18,9 @@ void BlockBuilder::add_packet(uint64_t ts_ns, uint16_t link_type,
         return;
     }
     std::array<uint64_t, kMaxPacketKeys> keys;
-    const std::size_t n = packet_key_hashes(parse_packet(frame), keys);
-    add_keys(ts_ns, {keys.data(), n});
+    const PacketKeys k = parse_packet(frame);
+    const std::size_t n = packet_key_hashes(k, keys);
+    add_keys(ts_ns, {keys.data(), n}, {k.protos.data(), k.proto_count});
 }
 
 void BlockBuilder::close(uint64_t start, uint64_t end, std::vector<std::byte>& out) {
@@ -32,6 +33,7 @@ void BlockBuilder::close(uint64_t start, uint64_t end, std::vector<std::byte>& o
     b.max_ts_ns = max_ts_;
     b.packets = packets_;
     b.flags = flags_;
+    b.protocols = protocols_;
     b.bloom_blocks = bloom_.fold_into(filter_);
     b.bloom = filter_;
     append_block(out, b);
@@ -40,6 +42,7 @@ void BlockBuilder::close(uint64_t start, uint64_t end, std::vector<std::byte>& o
 
 void BlockBuilder::reset() {
     bloom_.clear();
+    protocols_ = {};
     min_ts_ = max_ts_ = last_ts_ = pcapng_bytes_ = 0;
     packets_ = flags_ = 0;
 }

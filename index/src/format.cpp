@@ -47,7 +47,7 @@ void close_record(std::vector<std::byte>& out, std::size_t start) {
 }
 
 constexpr std::size_t kHeaderBody = 24;
-constexpr std::size_t kBlockBody = 56;
+constexpr std::size_t kBlockBody = 88;
 constexpr std::size_t kFinishBody = 40;
 static_assert(pad8(12 + kFinishBody) == kFinishRecordBytes);
 
@@ -86,6 +86,8 @@ void append_block(std::vector<std::byte>& out, const BlockRecord& b) {
     put<uint32_t>(p + 44, b.flags);
     put<uint32_t>(p + 48, b.bloom_blocks);
     put<uint32_t>(p + 52, 0);
+    for (int i = 0; i < 4; ++i)
+        put<uint64_t>(p + 56 + 8 * i, b.protocols.bits[i]);
     if (!b.bloom.empty()) std::memcpy(p + kBlockBody, b.bloom.data(), b.bloom.size());
     close_record(out, start);
 }
@@ -139,6 +141,8 @@ std::optional<BlockRecord> decode_block(std::span<const std::byte> body) {
     b.packets = get<uint32_t>(p + 40);
     b.flags = get<uint32_t>(p + 44);
     b.bloom_blocks = get<uint32_t>(p + 48);
+    for (int i = 0; i < 4; ++i)
+        b.protocols.bits[i] = get<uint64_t>(p + 56 + 8 * i);
     if (b.bloom_blocks & (b.bloom_blocks - 1)) return std::nullopt;  // not a power of two
     if (body.size() - kBlockBody != std::size_t{b.bloom_blocks} * 32) return std::nullopt;
     if (b.data_end <= b.data_start || b.min_ts_ns > b.max_ts_ns) return std::nullopt;

@@ -36,11 +36,39 @@ class Walker {
     // False when the program is too large to follow.
     bool run(std::vector<std::vector<Predicate::Key>>& out) {
         out_ = &out;
-        walk(0, Value{}, Value{});
+        // Depth first with a stack of branches not taken yet, not recursion:
+        // a program may branch thousands of times along one path.
+        pending_.push_back({0, Value{}, Value{}, 0, std::nullopt});
+        while (!pending_.empty() && !overflow_) {
+            Branch b = pending_.back();
+            pending_.pop_back();
+            path_.resize(b.depth);
+            if (b.test) path_.push_back(*b.test);
+            walk(b.pc, b.a, b.x);
+        }
         return !overflow_;
     }
 
   private:
+    // A branch to follow later: where, the registers, and the path's tests
+    // up to it (the first `depth` of path_, and `test` if the branch adds one).
+    struct Branch {
+        uint32_t pc;
+        Value a, x;
+        std::size_t depth;
+        std::optional<Test> test;
+    };
+
+    void later(uint32_t pc, const Value& a, const Value& x, std::optional<Test> test) {
+        if (pending_.size() > kMaxPending) {
+            overflow_ = true;
+            return;
+        }
+        pending_.push_back({pc, a, x, path_.size(), test});
+    }
+
+    // Follows one path from pc to its return, leaving the other branch of
+    // each jump for later.
     void walk(uint32_t pc, Value a, Value x) {
         while (!overflow_) {
             if (pc >= n_ || ++steps_ > kMaxSteps) {
@@ -89,22 +117,17 @@ class Walker {
                     const bool known = BPF_SRC(i.code) == BPF_K && a.kind == Value::Load;
                     if (t == f || !known ||
                         (BPF_OP(i.code) != BPF_JEQ && BPF_OP(i.code) != BPF_JSET)) {
-                        if (t != f) walk(t, a, x);
-                        pc = f;
+                        if (t != f) later(f, a, x, std::nullopt);
+                        pc = t;
                         continue;
                     }
                     if (BPF_OP(i.code) == BPF_JEQ) {
+                        later(f, a, x, std::nullopt);
                         path_.push_back({a, i.k, true});
-                        walk(t, a, x);
-                        path_.pop_back();
-                        pc = f;
                     } else {  // JSET: the tested bits are all clear on the false branch
-                        walk(t, a, x);
-                        path_.push_back({a, i.k, false});
-                        walk(f, a, x);
-                        path_.pop_back();
-                        return;
+                        later(f, a, x, Test{a, i.k, false});
                     }
+                    pc = t;
                     continue;
                 }
                 default:
@@ -159,90 +182,74 @@ class Walker {
             l3 = 14 + 4u * tags;
             break;
         }
-        auto add = [&](uint64_t h, std::string name) {
-            if (std::find_if(keys.begin(), keys.end(),
-                             [&](const auto& k) { return k.hash == h; }) == keys.end())
-                keys.push_back({h, std::move(name)});
+        auto add_key = [&](Predicate::Key k) {
+            if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(std::move(k));
         };
-        auto v4name = [](uint32_t a) {
-            char s[INET_ADDRSTRLEN];
-            const uint32_t be = htonl(a);
-            inet_ntop(AF_INET, &be, s, sizeof s);
-            return std::string(s);
+        auto add = [&](uint64_t h, std::string name) { add_key({h, -1, std::move(name)}); };
+        auto add_proto = [&](uint32_t p) {
+            add_key({0, int(p & 0xff), "proto " + std::to_string(p & 0xff)});
         };
-        auto be4 = [](uint32_t v, std::byte* p) {
+        auto add_port = [&](uint32_t p) {
+            add(key_port(uint16_t(p)), "port " + std::to_string(p & 0xffff));
+        };
+        auto v4 = [&](uint32_t a) {
+            std::array<std::byte, 4> b;
             for (int i = 0; i < 4; ++i)
-                p[i] = std::byte(v >> (24 - 8 * i));
+                b[i] = std::byte(a >> (24 - 8 * i));
+            char s[INET_ADDRSTRLEN];
+            inet_ntop(AF_INET, b.data(), s, sizeof s);
+            add(key_addr4(b.data()), std::string("host ") + s);
         };
         auto carrier = [](uint32_t p) { return p == 6 || p == 17 || p == 132; };
         if (type == kEtherTypeIpv4) {
-            std::array<std::byte, 4> src{}, dst{};
-            const auto s = eq(4, l3 + 12), d = eq(4, l3 + 16), proto = eq(1, l3 + 9);
-            if (s) be4(*s, src.data()), add(key_addr4(src.data()), "host " + v4name(*s));
-            if (d) be4(*d, dst.data()), add(key_addr4(dst.data()), "host " + v4name(*d));
-            if (proto) add(key_proto(uint8_t(*proto)), "proto " + std::to_string(*proto));
-            std::optional<uint32_t> sp, dp;
+            const auto proto = eq(1, l3 + 9);
+            if (const auto s = eq(4, l3 + 12)) v4(*s);
+            if (const auto d = eq(4, l3 + 16)) v4(*d);
+            if (proto) add_proto(*proto);
+            // Ports count behind the protocol and first-fragment checks a
+            // compiled `port` makes, as the parser reads them only there.
             if (proto && carrier(*proto) && clear_bits(2, l3 + 6, 0x1fff)) {
-                sp = eq_behind_ipv4(2, l3, l3);
-                dp = eq_behind_ipv4(2, l3, l3 + 2);
-                if (sp) add(key_port(uint16_t(*sp)), "port " + std::to_string(*sp));
-                if (dp) add(key_port(uint16_t(*dp)), "port " + std::to_string(*dp));
+                if (const auto sp = eq_behind_ipv4(2, l3, l3)) add_port(*sp);
+                if (const auto dp = eq_behind_ipv4(2, l3, l3 + 2)) add_port(*dp);
             }
-            if (s && d && sp && dp)
-                add(key_flow(uint8_t(*proto), endpoint(src.data(), 4, uint16_t(*sp)),
-                             endpoint(dst.data(), 4, uint16_t(*dp))),
-                    "flow");
         } else if (type == kEtherTypeIpv6) {
-            auto addr6 = [&](uint32_t off, std::array<std::byte, 16>& a) {
+            auto v6 = [&](uint32_t off) {
+                std::array<std::byte, 16> a;
                 for (uint32_t w = 0; w < 4; ++w) {
                     const auto v = eq(4, off + 4 * w);
-                    if (!v) return false;
-                    be4(*v, a.data() + 4 * w);
+                    if (!v) return;
+                    for (uint32_t i = 0; i < 4; ++i)
+                        a[4 * w + i] = std::byte(*v >> (24 - 8 * i));
                 }
-                return true;
-            };
-            auto v6name = [](const std::array<std::byte, 16>& a) {
                 char s[INET6_ADDRSTRLEN];
                 inet_ntop(AF_INET6, a.data(), s, sizeof s);
-                return std::string(s);
+                add(key_addr6(a.data()), std::string("host ") + s);
             };
-            std::array<std::byte, 16> src{}, dst{};
-            const bool s = addr6(l3 + 8, src), d = addr6(l3 + 24, dst);
-            if (s) add(key_addr6(src.data()), "host " + v6name(src));
-            if (d) add(key_addr6(dst.data()), "host " + v6name(dst));
+            v6(l3 + 8);
+            v6(l3 + 24);
             const auto next = eq(1, l3 + 6);
-            if (next) add(key_proto(uint8_t(*next)), "proto " + std::to_string(*next));
+            if (next) add_proto(*next);
             if (next && *next == 44) {
-                if (const auto after = eq(1, l3 + 40))
-                    add(key_proto(uint8_t(*after)), "proto " + std::to_string(*after));
+                if (const auto after = eq(1, l3 + 40)) add_proto(*after);
             }
-            std::optional<uint32_t> sp, dp;
             if (next && carrier(*next)) {
-                sp = eq(2, l3 + 40);
-                dp = eq(2, l3 + 42);
-                if (sp) add(key_port(uint16_t(*sp)), "port " + std::to_string(*sp));
-                if (dp) add(key_port(uint16_t(*dp)), "port " + std::to_string(*dp));
+                if (const auto sp = eq(2, l3 + 40)) add_port(*sp);
+                if (const auto dp = eq(2, l3 + 42)) add_port(*dp);
             }
-            if (s && d && sp && dp)
-                add(key_flow(uint8_t(*next), endpoint(src.data(), 16, uint16_t(*sp)),
-                             endpoint(dst.data(), 16, uint16_t(*dp))),
-                    "flow");
         } else if (type == kEtherTypeArp || type == kEtherTypeRarp) {
-            std::array<std::byte, 4> a{};
-            if (const auto s = eq(4, l3 + 14))
-                be4(*s, a.data()), add(key_addr4(a.data()), "host " + v4name(*s));
-            if (const auto t = eq(4, l3 + 24))
-                be4(*t, a.data()), add(key_addr4(a.data()), "host " + v4name(*t));
+            if (const auto s = eq(4, l3 + 14)) v4(*s);
+            if (const auto t = eq(4, l3 + 24)) v4(*t);
         }
-        std::sort(keys.begin(), keys.end(),
-                  [](const auto& x, const auto& y) { return x.hash < y.hash; });
+        std::sort(keys.begin(), keys.end());
         out_->push_back(std::move(keys));
     }
 
     static constexpr uint64_t kMaxSteps = 4'000'000;
+    static constexpr std::size_t kMaxPending = 1'000'000;
     const bpf_insn* insns_;
     uint32_t n_;
     std::vector<Test> path_;
+    std::vector<Branch> pending_;
     std::vector<std::vector<Predicate::Key>>* out_ = nullptr;
     uint64_t steps_ = 0;
     bool overflow_ = false;
@@ -257,11 +264,7 @@ Predicate Predicate::from_bpf(const bpf_program& program) {
     // One path without keys lets any block through: no narrowing at all.
     for (const auto& keys : paths)
         if (keys.empty()) return p;
-    std::sort(paths.begin(), paths.end(), [](const auto& x, const auto& y) {
-        return std::lexicographical_compare(
-            x.begin(), x.end(), y.begin(), y.end(),
-            [](const Key& a, const Key& b) { return a.hash < b.hash; });
-    });
+    std::sort(paths.begin(), paths.end());
     paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
     // A program that accepts nothing (`tcp and udp`) has no path: no block
     // can match, and an empty set of alternatives says so.
@@ -275,7 +278,10 @@ bool Predicate::may_match(const BlockRecord& b) const {
     for (const auto& keys : any_) {
         bool all_in = true;
         for (const Key& k : keys) {
-            if (!bloom_may_contain(b.bloom.data(), b.bloom_blocks, k.hash)) {
+            const bool in = k.proto >= 0
+                                ? b.protocols.has(uint8_t(k.proto))
+                                : bloom_may_contain(b.bloom.data(), b.bloom_blocks, k.hash);
+            if (!in) {
                 all_in = false;
                 break;
             }

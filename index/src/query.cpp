@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sluice/index/keys.hpp"
 #include "sluice/index/packet.hpp"
 #include "sluice/index/timefmt.hpp"
 
@@ -387,6 +388,7 @@ bool Query::run(QuerySink& sink, QueryStats& stats, std::vector<std::string>& wa
             free_slots.push_back(s);
             return -1;
         }
+        ++stats.blocks_matched;
         return s;
     };
 
@@ -525,14 +527,40 @@ struct Flow {
     uint64_t packets[2] = {0, 0}, bytes[2] = {0, 0};  // [0]: src -> dst
 };
 
+// An endpoint of a flow: the address as 16 bytes (IPv4 mapped into IPv6)
+// and the port.
+struct Endpoint {
+    uint64_t hi = 0, lo = 0;
+    uint16_t port = 0;
+    auto operator<=>(const Endpoint&) const = default;
+};
+
+Endpoint endpoint(const std::byte* addr, std::size_t addr_size, uint16_t port) {
+    Endpoint e;
+    if (addr_size == 16) {
+        e.hi = load_be(addr, 8);
+        e.lo = load_be(addr + 8, 8);
+    } else {
+        e.lo = 0x0000ffff00000000ull | load_be(addr, 4);
+    }
+    e.port = port;
+    return e;
+}
+
 struct FlowKey {
     uint8_t proto;
-    Endpoint a, b;  // a <= b
+    Endpoint a, b;  // a <= b: the same both ways
     bool operator==(const FlowKey&) const = default;
 };
 
 struct FlowKeyHash {
-    std::size_t operator()(const FlowKey& k) const { return key_flow(k.proto, k.a, k.b); }
+    std::size_t operator()(const FlowKey& k) const {
+        uint64_t h = key_word(k.proto, k.a.hi);
+        h = key_word(h, k.a.lo);
+        h = key_word(h, k.b.hi);
+        h = key_word(h, k.b.lo);
+        return fmix64(key_word(h, uint64_t{k.a.port} << 16 | k.b.port));
+    }
 };
 
 }  // namespace

@@ -234,7 +234,7 @@ bool Writer::commit(uint64_t before, uint64_t after, uint64_t batch_bytes) {
     };
     for (const Pending& p : pending_) {
         take_interfaces(p.batch_end);
-        block_.add_keys(p.ts_ns, {p.key.data(), p.keys});
+        block_.add_keys(p.ts_ns, {p.key.data(), p.keys}, {p.protos.data(), p.proto_count});
         block_.add_bytes(p.batch_end - done);
         done = p.batch_end;
         ++packets_;

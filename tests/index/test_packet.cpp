@@ -35,7 +35,8 @@ TEST(Packet, Ipv4TcpGivesAddressesPortsAndProtocol) {
     EXPECT_EQ(k.sport, 51000);
     EXPECT_EQ(k.dport, 443);
     std::array<uint64_t, kMaxPacketKeys> keys;
-    EXPECT_EQ(packet_key_hashes(k, keys), 6u);  // 2 addresses, protocol, 2 ports, flow
+    EXPECT_EQ(packet_key_hashes(k, keys), 4u);  // 2 addresses, 2 ports (the protocol: a bitmap)
+    EXPECT_EQ(k.proto_count, 1);
 }
 
 TEST(Packet, VlanAndQinQAreSteppedOver) {
@@ -145,7 +146,8 @@ TEST(Packet, ArpAddressesAreKeysAsHostMatchesThem) {
     EXPECT_EQ(k.src, v4(0x0a000001));
     EXPECT_EQ(k.dst, v4(0x0a000002));
     std::array<uint64_t, kMaxPacketKeys> keys;
-    EXPECT_EQ(packet_key_hashes(k, keys), 2u);  // no protocol, no ports, no flow
+    EXPECT_EQ(packet_key_hashes(k, keys), 2u);  // no ports
+    EXPECT_EQ(k.proto_count, 0);
 }
 
 TEST(Packet, EveryCutOfEveryKindReadsOnlyWhatIsCaptured) {
@@ -174,7 +176,7 @@ TEST(Packet, EveryCutOfEveryKindReadsOnlyWhatIsCaptured) {
         for (std::size_t n = 0; n <= f.size(); ++n) {
             const auto cut = f.cut(n);
             std::unique_ptr<std::byte[]> exact(new std::byte[n ? n : 1]);
-            std::memcpy(exact.get(), cut.data(), n);
+            if (n) std::memcpy(exact.get(), cut.data(), n);
             const PacketKeys k = parse_packet({exact.get(), n});
             const PacketKeys whole = parse_packet(f.data());
             if (k.flags & PacketKeys::kSrc) {
@@ -210,17 +212,19 @@ TEST(Packet, RandomBytesNeverReadOutsideTheBuffer) {
     }
 }
 
-TEST(Keys, FlowKeyIsTheSameBothWaysAndDiffersByProtocol) {
-    const auto a = v4(0x0a000001), b = v4(0x0a000002);
-    const Endpoint ea = endpoint(a.data(), 4, 1000), eb = endpoint(b.data(), 4, 80);
-    EXPECT_EQ(key_flow(6, ea, eb), key_flow(6, eb, ea));
-    EXPECT_NE(key_flow(6, ea, eb), key_flow(17, ea, eb));
-    EXPECT_NE(key_port(80), key_proto(80));
+TEST(Keys, KindsKeepEqualValuesApart) {
+    const auto a = v4(80);
+    EXPECT_NE(key_port(80), key_addr4(a.data()));
     // An IPv4 address and its IPv4-mapped IPv6 form are different keys.
     std::array<std::byte, 16> mapped{};
     mapped[10] = mapped[11] = std::byte{0xff};
     std::memcpy(mapped.data() + 12, a.data(), 4);
     EXPECT_NE(key_addr4(a.data()), key_addr6(mapped.data()));
+    // A packet to itself has each key once.
+    Frame f = eth();
+    f.u16(0x0800).ipv4(17, 0x0a000001, 0x0a000001).ports(53, 53);
+    std::array<uint64_t, kMaxPacketKeys> keys;
+    EXPECT_EQ(packet_key_hashes(parse_packet(f.data()), keys), 2u);
 }
 
 }  // namespace

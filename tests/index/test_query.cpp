@@ -42,10 +42,13 @@ struct Compiled {
 struct OneBlock {
     explicit OneBlock(const std::vector<std::byte>& packet) {
         std::array<uint64_t, kMaxPacketKeys> keys;
-        const std::size_t n = packet_key_hashes(parse_packet(packet), keys);
+        const PacketKeys k = parse_packet(packet);
+        const std::size_t n = packet_key_hashes(k, keys);
         BloomAccumulator acc;
         for (std::size_t i = 0; i < n; ++i)
             acc.insert(keys[i]);
+        for (uint8_t i = 0; i < k.proto_count; ++i)
+            r.protocols.add(k.protos[i]);
         r.bloom_blocks = acc.fold_into(filter);
         r.bloom = filter;
         r.packets = 1;
@@ -81,12 +84,18 @@ TEST(Predicate, KeysComeFromTheProgram) {
         EXPECT_TRUE(alt.find("proto 6") != std::string::npos &&
                     alt.find("port 80") != std::string::npos)
             << alt;
-    // A flow: both addresses, both ports and the flow key itself.
-    bool flow = false;
-    for (const auto& alt : names(predicate("host 10.0.0.1 and host 10.0.0.2 and port 1000 and "
-                                           "port 80")))
-        flow |= alt.find("flow") != std::string::npos;
-    EXPECT_TRUE(flow);
+    // A flow: both addresses, both ports, the protocol, on every path.
+    const Predicate flow =
+        predicate("tcp and host 10.0.0.1 and host 10.0.0.2 and port 1000 and port 80");
+    ASSERT_FALSE(flow.alternatives().empty());
+    for (const auto& alt : flow.alternatives()) {
+        std::vector<std::string> n;
+        for (const auto& k : alt)
+            n.push_back(k.name);
+        std::sort(n.begin(), n.end());
+        EXPECT_EQ(n, (std::vector<std::string>{"host 10.0.0.1", "host 10.0.0.2", "port 1000",
+                                               "port 80", "proto 6"}));
+    }
     EXPECT_TRUE(predicate("vlan and host 10.0.0.1").narrows());
     EXPECT_EQ(names(predicate("vlan and host 10.0.0.1")),
               std::vector<std::string>{"host 10.0.0.1"});

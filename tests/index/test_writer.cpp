@@ -48,9 +48,12 @@ void expect_index_covers(const std::string& data, uint64_t end, uint64_t packets
             EXPECT_GE(ts, b.min_ts_ns);
             EXPECT_LE(ts, b.max_ts_ns);
             std::array<uint64_t, kMaxPacketKeys> keys;
-            const std::size_t k = packet_key_hashes(parse_packet(p->data), keys);
+            const PacketKeys pk = parse_packet(p->data);
+            const std::size_t k = packet_key_hashes(pk, keys);
             for (std::size_t i = 0; i < k; ++i)
                 EXPECT_TRUE(bloom_may_contain(b.bloom.data(), b.bloom_blocks, keys[i]));
+            for (uint8_t i = 0; i < pk.proto_count; ++i)
+                EXPECT_TRUE(b.protocols.has(pk.protos[i]));
             ++n;
         }
         EXPECT_EQ(n, b.packets);

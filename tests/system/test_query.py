@@ -352,7 +352,7 @@ def test_the_index_narrows_what_is_read(tmp_path, captures):
     for d in dirs:
         _, p = query_packets(tmp_path, [d], "host 10.9.3.2", extra=["-v"])
         line = read_stats(p.stderr)
-        pct = float(line.split("(")[2].split("%")[0])
+        pct = float(line.split("data (")[1].split("%")[0])
         assert pct < 20, line
         blocks = [int(x) for x in line.split("blocks opened")[0].split()[-1:]]
         assert blocks and blocks[0] > 10, line

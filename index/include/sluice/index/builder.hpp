@@ -28,10 +28,14 @@ struct BuildSettings {
 // The summary and key filter of the block being built.
 class BlockBuilder {
   public:
-    // A packet whose keys are known (the collector parses at add time).
-    void add_keys(uint64_t ts_ns, std::span<const uint64_t> keys) {
+    // A packet whose keys and protocols are known (the collector parses at
+    // add time).
+    void add_keys(uint64_t ts_ns, std::span<const uint64_t> keys,
+                  std::span<const uint8_t> protocols) {
         for (uint64_t k : keys)
             bloom_.insert(k);
+        for (uint8_t p : protocols)
+            protocols_.add(p);
         note_time(ts_ns);
     }
     // A packet of a link type the parser does not read: any filter may match it.
@@ -50,8 +54,10 @@ class BlockBuilder {
     uint32_t packets() const { return packets_; }
     uint64_t min_ts() const { return min_ts_; }
     uint64_t max_ts() const { return max_ts_; }
+    // Past its size, its packets, or the keys its filter holds well.
     bool full(const BuildSettings& s) const {
-        return pcapng_bytes_ >= s.block_bytes || packets_ >= s.block_packets;
+        return pcapng_bytes_ >= s.block_bytes || packets_ >= s.block_packets ||
+               bloom_.keys() >= BloomAccumulator::kCapacity;
     }
     // Appends the Block record of data [start, end) to `out` and starts
     // the next block empty.
@@ -72,6 +78,7 @@ class BlockBuilder {
     }
 
     BloomAccumulator bloom_;
+    ProtocolSet protocols_;
     std::vector<std::byte> filter_;
     uint64_t min_ts_ = 0, max_ts_ = 0, last_ts_ = 0, pcapng_bytes_ = 0;
     uint32_t packets_ = 0, flags_ = 0;

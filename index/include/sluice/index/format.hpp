@@ -15,6 +15,7 @@
 // is ignored, and the data it would have covered is read as unindexed.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -46,12 +47,21 @@ inline constexpr uint32_t kOpaque = 1u << 0;
 inline constexpr uint32_t kUnordered = 1u << 1;
 }  // namespace block_flag
 
+// The IP protocol numbers of a block's packets, exactly (256 bits).
+struct ProtocolSet {
+    std::array<uint64_t, 4> bits{};
+    void add(uint8_t p) { bits[p >> 6] |= uint64_t{1} << (p & 63); }
+    bool has(uint8_t p) const { return bits[p >> 6] >> (p & 63) & 1; }
+    bool operator==(const ProtocolSet&) const = default;
+};
+
 struct BlockRecord {
     uint64_t data_start = 0, data_end = 0;  // in the data file, compressed bytes for .zst
     uint64_t pcapng_bytes = 0;              // what [data_start, data_end) decompresses to
     uint64_t min_ts_ns = 0, max_ts_ns = 0;  // 0, 0 without packets
     uint32_t packets = 0;
     uint32_t flags = 0;
+    ProtocolSet protocols;             // every protocol number a filter may test
     uint32_t bloom_blocks = 0;         // 32-byte filter blocks, a power of two (0: no keys)
     std::span<const std::byte> bloom;  // bloom_blocks * 32 bytes
 };

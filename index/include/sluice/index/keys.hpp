@@ -1,7 +1,8 @@
-// Index keys: each value a query can look a block up by, hashed to 64 bits
-// with its kind, so that port 80 and protocol 80 are different keys. The
-// hash is part of the index format (docs/query.md, "Keys"): changing it
-// changes kFormatVersion.
+// Index keys: the addresses and ports a query can look a block up by, each
+// hashed to 64 bits with its kind, so that port 80 and the address 0.0.0.80
+// are different keys. (Protocols, 256 values, go into an exact bitmap per
+// block instead.) The hash is part of the index format (docs/query.md,
+// "Keys"): changing it changes kFormatVersion.
 #pragma once
 
 #include <array>
@@ -13,7 +14,7 @@
 
 namespace sluice::index {
 
-enum class KeyKind : uint8_t { Addr4 = 1, Addr6 = 2, Port = 3, Proto = 4, Flow = 5 };
+enum class KeyKind : uint8_t { Addr4 = 1, Addr6 = 2, Port = 3 };
 
 // murmur3's 64-bit finaliser: every input bit reaches every output bit.
 constexpr uint64_t fmix64(uint64_t x) {
@@ -25,8 +26,15 @@ constexpr uint64_t fmix64(uint64_t x) {
     return x;
 }
 
-constexpr uint64_t key_seed(KeyKind k) {
-    return uint64_t(k) * 0x9e3779b97f4a7c15ull;
+// A key: its kind and value words folded by multiplication, then finalised
+// once (one multiply per word, not a finaliser per word: this runs for every
+// packet the collector writes).
+constexpr uint64_t kKeyMultiplier = 0x9e3779b97f4a7c15ull;
+constexpr uint64_t key_start(KeyKind k) {
+    return uint64_t(k) * kKeyMultiplier;
+}
+constexpr uint64_t key_word(uint64_t h, uint64_t w) {
+    return (h ^ w) * kKeyMultiplier;
 }
 
 // Big-endian loads: the key of an address does not depend on the host.
@@ -38,34 +46,30 @@ inline uint64_t load_be(const std::byte* p, std::size_t n) {
 }
 
 inline uint64_t key_addr4(const std::byte* a) {
-    return fmix64(key_seed(KeyKind::Addr4) ^ load_be(a, 4));
+    return fmix64(key_word(key_start(KeyKind::Addr4), load_be(a, 4)));
 }
 inline uint64_t key_addr6(const std::byte* a) {
-    return fmix64(fmix64(key_seed(KeyKind::Addr6) ^ load_be(a, 8)) ^ load_be(a + 8, 8));
+    return fmix64(key_word(key_word(key_start(KeyKind::Addr6), load_be(a, 8)), load_be(a + 8, 8)));
 }
 constexpr uint64_t key_port(uint16_t port) {
-    return fmix64(key_seed(KeyKind::Port) ^ port);
+    return fmix64(key_word(key_start(KeyKind::Port), port));
 }
-constexpr uint64_t key_proto(uint8_t proto) {
-    return fmix64(key_seed(KeyKind::Proto) ^ proto);
+inline constexpr std::size_t kMaxPacketKeys = 4;
+
+// The keys of one packet: its addresses and ports, each once. Returns how
+// many were written.
+inline std::size_t packet_key_hashes(const PacketKeys& k,
+                                     std::array<uint64_t, kMaxPacketKeys>& out) {
+    std::size_t n = 0;
+    const bool v6 = k.flags & PacketKeys::kIpv6;
+    const bool src = k.flags & PacketKeys::kSrc, dst = k.flags & PacketKeys::kDst;
+    if (src) out[n++] = v6 ? key_addr6(k.src.data()) : key_addr4(k.src.data());
+    if (dst && !(src && k.src == k.dst))
+        out[n++] = v6 ? key_addr6(k.dst.data()) : key_addr4(k.dst.data());
+    const bool sp = k.flags & PacketKeys::kSport, dp = k.flags & PacketKeys::kDport;
+    if (sp) out[n++] = key_port(k.sport);
+    if (dp && !(sp && k.sport == k.dport)) out[n++] = key_port(k.dport);
+    return n;
 }
-
-// An endpoint of a flow: the address as 16 bytes (IPv4 mapped into IPv6,
-// ::ffff:a.b.c.d) and the port.
-struct Endpoint {
-    uint64_t hi = 0, lo = 0;
-    uint16_t port = 0;
-    auto operator<=>(const Endpoint&) const = default;
-};
-Endpoint endpoint(const std::byte* addr, std::size_t addr_size, uint16_t port);
-
-// The flow of a TCP, UDP or SCTP packet, the same in both directions.
-uint64_t key_flow(uint8_t proto, Endpoint a, Endpoint b);
-
-inline constexpr std::size_t kMaxPacketKeys = 8;
-
-// The keys of one packet (addresses, ports, protocols, flow); at most
-// kMaxPacketKeys. Returns how many were written.
-std::size_t packet_key_hashes(const PacketKeys& k, std::array<uint64_t, kMaxPacketKeys>& out);
 
 }  // namespace sluice::index

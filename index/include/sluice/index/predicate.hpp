@@ -42,9 +42,13 @@ class Predicate {
     std::string describe() const;
 
     struct Key {
-        uint64_t hash;
+        uint64_t hash = 0;  // an address or port key (keys.hpp), looked up in the filter
+        int proto = -1;     // or else an IP protocol, looked up in the block's ProtocolSet
         std::string name;
-        bool operator==(const Key& o) const { return hash == o.hash; }
+        bool operator==(const Key& o) const { return hash == o.hash && proto == o.proto; }
+        bool operator<(const Key& o) const {
+            return proto != o.proto ? proto < o.proto : hash < o.hash;
+        }
     };
     // Any one of these must be wholly in a block's filter.
     const std::vector<std::vector<Key>>& alternatives() const { return any_; }

@@ -40,6 +40,7 @@ struct QueryStats {
     uint64_t blocks = 0;          // of the files opened
     uint64_t blocks_in_time = 0;  // of those, overlapping the time range
     uint64_t blocks_read = 0;     // of those, candidates by the filter: read
+    uint64_t blocks_matched = 0;  // of those, holding a packet that passed
     uint64_t data_bytes = 0;      // the files' sizes
     uint64_t bytes_read = 0;      // data read for the query (compressed, for .zst)
     uint64_t index_bytes_read = 0;

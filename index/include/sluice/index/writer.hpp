@@ -62,7 +62,10 @@ class Writer {
         Pending& p = pending_.emplace_back();
         p.ts_ns = ts_ns;
         p.batch_end = batch_end;
-        p.keys = static_cast<uint8_t>(packet_key_hashes(parse_packet(frame), p.key));
+        const PacketKeys k = parse_packet(frame);
+        p.keys = static_cast<uint8_t>(packet_key_hashes(k, p.key));
+        p.protos = k.protos;
+        p.proto_count = k.proto_count;
     }
 
     // The batch (`batch_bytes` of pcapng) is in the data file at [before,
@@ -90,6 +93,8 @@ class Writer {
         uint64_t batch_end;
         std::array<uint64_t, kMaxPacketKeys> key;
         uint8_t keys;
+        uint8_t proto_count;
+        std::array<uint8_t, 3> protos;
     };
     struct PendingInterface {
         uint64_t batch_end;
