@@ -187,20 +187,17 @@ std::optional<FinishRecord> read_finish(const std::string& index_file, uint64_t 
     return r;
 }
 
-// The index's blocks within the data's `size`: their records in `bytes`,
-// the data they cover, the interfaces they define. False when an interface
-// record holds no valid interface block.
-bool usable_prefix(const Index& ix, uint64_t size, std::vector<std::byte>& bytes, uint64_t& covered,
-                   std::vector<pcapng::Interface>& interfaces) {
+// The index's blocks within the data's `size` and the interfaces they
+// define; nullopt when an interface record holds no valid interface block.
+std::optional<IndexPrefix> usable_prefix(const Index& ix, uint64_t size,
+                                         std::vector<pcapng::Interface>& interfaces) {
     const IndexPrefix p = prefix_within(ix, size);
-    bytes.assign(ix.bytes.begin(), ix.bytes.begin() + std::ptrdiff_t(p.bytes));
-    covered = p.covered_end;
     for (uint32_t i = 0; i < p.interfaces; ++i) {
         auto parsed = pcapng::parse_interface(ix.interfaces[i]);
-        if (!parsed) return false;
+        if (!parsed) return std::nullopt;
         interfaces.push_back(std::move(*parsed));
     }
-    return true;
+    return p;
 }
 
 }  // namespace
@@ -265,39 +262,47 @@ bool Query::run(QuerySink& sink, QueryStats& stats, std::vector<std::string>& wa
         std::optional<Index> ix = load_index(index_path(f.path), &why);
         if (ix) stats.index_bytes_read += ix->bytes.size();
         if (ix && ix->header.compression != f.compression) ix.reset();
-        std::vector<std::byte> bytes;
         uint64_t covered = 0;
         std::vector<pcapng::Interface> interfaces;
         // Blocks past the data's end (a file cut by a crash without --sync,
         // or by hand) do not count.
-        if (ix && !usable_prefix(*ix, f.size, bytes, covered, interfaces)) ix.reset();
-        if (!ix) {
+        std::optional<IndexPrefix> prefix;
+        if (ix) prefix = usable_prefix(*ix, f.size, interfaces);
+        if (!prefix) {
+            ix.reset();
             ++stats.files_without_index;
             interfaces.clear();
-            bytes.clear();
-            covered = 0;
+        } else {
+            covered = prefix->covered_end;
         }
-        if (covered < f.size) {
+        if (ix && covered == f.size && prefix->blocks == ix->blocks.size()) {
+            f.index = std::move(ix);  // the usual case: it covers the whole file
+        } else {
             // Data the index does not cover (a file being written, a
-            // collector without --no-index, a crash's open block): index it
-            // now, in memory.
-            stats.unindexed_bytes += f.size - covered;
-            std::vector<std::byte> records;
-            const DataIndexed r = index_data(f.fd, f.compression, covered, f.size, !ix, interfaces,
-                                             spec_.build, records);
-            if (!r.ok)
-                warnings.push_back(f.path + ": " + r.error + " at or after byte " +
-                                   std::to_string(r.covered_end) + ": the rest is not read");
-            if (!ix) {
-                if (r.data_start == 0 && r.covered_end == 0) return;  // not pcapng
-                IndexHeader h;
-                h.compression = f.compression;
-                h.data_start = r.data_start;
-                append_header(bytes, h);
+            // collector run with --no-index, a crash's open block): index it
+            // now, in memory, after what the index holds.
+            std::vector<std::byte> bytes;
+            if (ix)
+                bytes.assign(ix->bytes.begin(), ix->bytes.begin() + std::ptrdiff_t(prefix->bytes));
+            if (covered < f.size) {
+                stats.unindexed_bytes += f.size - covered;
+                std::vector<std::byte> records;
+                const DataIndexed r = index_data(f.fd, f.compression, covered, f.size, !ix,
+                                                 interfaces, spec_.build, records);
+                if (!r.ok)
+                    warnings.push_back(f.path + ": " + r.error + " at or after byte " +
+                                       std::to_string(r.covered_end) + ": the rest is not read");
+                if (!ix) {
+                    if (r.data_start == 0 && r.covered_end == 0) return;  // not pcapng
+                    IndexHeader h;
+                    h.compression = f.compression;
+                    h.data_start = r.data_start;
+                    append_header(bytes, h);
+                }
+                bytes.insert(bytes.end(), records.begin(), records.end());
             }
-            bytes.insert(bytes.end(), records.begin(), records.end());
+            f.index = parse_index(std::move(bytes), &why);
         }
-        f.index = parse_index(std::move(bytes), &why);
         if (!f.index) return;
         f.interfaces = std::move(interfaces);
         const Index& x = *f.index;

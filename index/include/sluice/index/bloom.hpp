@@ -25,7 +25,7 @@ inline constexpr std::size_t kBloomBlockBytes = 32;
 inline constexpr unsigned kBloomMaxLog2Blocks = 9;
 // Stop folding before more than this share of a filter's bits are set:
 // a lookup of an absent key then fails with probability about 0.45^8 = 0.2%.
-inline constexpr double kBloomMaxFill = 0.45;
+inline constexpr double kBloomMaxFill = 0.35;
 
 inline uint32_t bloom_block(uint64_t key, uint32_t blocks) {
     return static_cast<uint32_t>(key >> 40) & (blocks - 1);
