@@ -9,6 +9,7 @@
 #include "sluice/index/bloom.hpp"
 #include "sluice/index/format.hpp"
 #include "sluice/index/keys.hpp"
+#include "sluice/simd/cpu.hpp"
 
 namespace sluice::index {
 namespace {
@@ -140,7 +141,16 @@ std::array<std::byte, 16> addr(uint32_t i, uint8_t kind) {
     return a;
 }
 
-TEST(Bloom, NoFalseNegativesAndFewFalsePositives) {
+class Bloom : public ::testing::TestWithParam<simd::Level> {
+  protected:
+    void SetUp() override {
+        if (!simd::force_level(GetParam())) GTEST_SKIP() << "this CPU lacks the level";
+    }
+    void TearDown() override { simd::reset_level(); }
+};
+
+// Every implementation of the insertion builds the same filter.
+TEST_P(Bloom, NoFalseNegativesAndFewFalsePositives) {
     for (uint32_t n : {1u, 10u, 300u, 3000u, BloomAccumulator::kCapacity}) {
         BloomAccumulator acc;
         for (uint32_t i = 0; i < n; ++i)
@@ -169,6 +179,33 @@ TEST(Bloom, NoFalseNegativesAndFewFalsePositives) {
     EXPECT_EQ(empty.fold_into(f), 0u);
     EXPECT_FALSE(bloom_may_contain(f.data(), 0, key_port(1)));
 }
+
+TEST_P(Bloom, TheSameFilterAtEveryLevel) {
+    auto build = [](simd::Level level) {
+        EXPECT_TRUE(simd::force_level(level));
+        BloomAccumulator acc;
+        std::mt19937_64 rng(4);
+        for (int i = 0; i < 3000; ++i) {
+            const uint64_t k[3] = {rng(), rng(), rng()};
+            acc.insert(std::span<const uint64_t>(k, 3));
+        }
+        std::vector<std::byte> f;
+        acc.fold_into(f);
+        return std::make_pair(f, acc.keys());
+    };
+    EXPECT_EQ(build(GetParam()), build(simd::Level::Scalar));
+}
+
+std::string level_test_name(const ::testing::TestParamInfo<simd::Level>& i) {
+    std::string n(simd::level_name(i.param));
+    std::erase(n, '.');  // "sse4.2": test names are alphanumeric
+    return n;
+}
+
+INSTANTIATE_TEST_SUITE_P(Levels, Bloom,
+                         ::testing::Values(simd::Level::Scalar, simd::Level::Sse42,
+                                           simd::Level::Avx2),
+                         level_test_name);
 
 }  // namespace
 }  // namespace sluice::index

@@ -15,8 +15,6 @@
 #include <span>
 #include <vector>
 
-#include <smmintrin.h>
-
 namespace sluice::index {
 
 inline constexpr std::size_t kBloomBlockBytes = 32;
@@ -50,44 +48,29 @@ inline bool bloom_may_contain(const std::byte* filter, uint32_t blocks, uint64_t
 class BloomAccumulator {
   public:
     BloomAccumulator();
-    void insert(uint64_t key) {
-        uint32_t* w = words_.get() + 8 * bloom_block(key, kBlocks);
-        // The eight masks 1 << ((key >> 5i) & 31) at once: 2^n as a float's
-        // exponent, converted back (2^31 converts to 0x80000000, the bit wanted).
-        const auto x = static_cast<uint32_t>(key), y = static_cast<uint32_t>(key >> 20);
-        const __m128i n0 = _mm_and_si128(
-            _mm_set_epi32(int(x >> 15), int(x >> 10), int(x >> 5), int(x)), _mm_set1_epi32(31));
-        const __m128i n1 = _mm_and_si128(
-            _mm_set_epi32(int(y >> 15), int(y >> 10), int(y >> 5), int(y)), _mm_set1_epi32(31));
-        const __m128i one = _mm_set1_epi32(127 << 23);
-        const __m128i m0 =
-            _mm_cvttps_epi32(_mm_castsi128_ps(_mm_add_epi32(_mm_slli_epi32(n0, 23), one)));
-        const __m128i m1 =
-            _mm_cvttps_epi32(_mm_castsi128_ps(_mm_add_epi32(_mm_slli_epi32(n1, 23), one)));
-        __m128i* v = reinterpret_cast<__m128i*>(w);
-        const __m128i w0 = _mm_load_si128(v), w1 = _mm_load_si128(v + 1);
-        const __m128i fresh = _mm_or_si128(_mm_andnot_si128(w0, m0), _mm_andnot_si128(w1, m1));
-        _mm_store_si128(v, _mm_or_si128(w0, m0));
-        _mm_store_si128(v + 1, _mm_or_si128(w1, m1));
-        keys_ += !_mm_testz_si128(fresh, fresh);
-        empty_ = false;
-    }
-    // Keys inserted that were not in the filter yet (nor false positives):
-    // about the distinct keys.
-    uint32_t keys() const { return keys_; }
-    // Past this many keys the unfolded filter is fuller than kBloomMaxFill:
-    // its block should end.
-    static constexpr uint32_t kCapacity = 9000;
+    // Inserts keys (one packet's) with AVX2, SSE4.1 or scalar code, as
+    // simd::active_level() allows.
+    void insert(std::span<const uint64_t> keys);
+    void insert(uint64_t key) { insert({&key, 1}); }
     bool empty() const { return empty_; }
     void clear();
     // Appends the smallest fold whose fill stays at most kBloomMaxFill to
     // `out` (little-endian words) and returns its number of blocks. Folds in
     // place: clear() must come before the next insert().
     uint32_t fold_into(std::vector<std::byte>& out);
+    // Keys inserted that were not in the filter yet (nor false positives):
+    // about the distinct keys.
+    uint32_t keys() const { return keys_; }
+    // Past this many keys the unfolded filter is fuller than kBloomMaxFill:
+    // its block should end.
+    static constexpr uint32_t kCapacity = 9000;
 
   private:
     static constexpr uint32_t kBlocks = 1u << kBloomMaxLog2Blocks;
-    std::unique_ptr<uint32_t[]> words_;
+    struct Free {
+        void operator()(uint32_t* p) const;
+    };
+    std::unique_ptr<uint32_t[], Free> words_;  // 32-byte aligned
     uint32_t keys_ = 0;
     bool empty_ = true;
 };

@@ -32,8 +32,7 @@ class BlockBuilder {
     // add time).
     void add_keys(uint64_t ts_ns, std::span<const uint64_t> keys,
                   std::span<const uint8_t> protocols) {
-        for (uint64_t k : keys)
-            bloom_.insert(k);
+        bloom_.insert(keys);
         for (uint8_t p : protocols)
             protocols_.add(p);
         note_time(ts_ns);
