@@ -8,12 +8,12 @@
 #include <cstring>
 #include <filesystem>
 #include <initializer_list>
-#include <random>
 #include <string>
 #include <vector>
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -216,10 +216,8 @@ class DataFile {
 class TempDir {
   public:
     TempDir() {
-        std::random_device rd;
-        path_ = fs::path(::testing::TempDir()) /
-                ("sluice-index-" + std::to_string(rd()) + std::to_string(rd()));
-        fs::create_directories(path_);
+        std::string t = (fs::path(::testing::TempDir()) / "sluice-index-XXXXXX").string();
+        if (::mkdtemp(t.data())) path_ = t;
     }
     ~TempDir() {
         std::error_code ec;

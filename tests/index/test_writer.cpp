@@ -1,6 +1,8 @@
 // The collector's index writer: blocks follow commits, a rolled-back batch
 // leaves nothing, and after a crash at any point resume() makes the index
 // cover exactly the committed data again.
+#include <random>
+
 #include "index_testing.hpp"
 #include <gtest/gtest.h>
 
