@@ -452,7 +452,6 @@ FrameOutcome Stream::add(const wire::FrameView& frame) {
     const bool reference = set_.compression == Compression::None && info.codec == wire::Codec::None;
     ws_.batch.reserve((reference ? 0 : info.raw_len) + 48ull * info.packet_count,
                       2ull * info.packet_count + 2);
-    index_.reserve(info.packet_count);
     uint64_t bytes = 0;
     for (const wire::Record& r : frame) {
         const uint32_t ifid = interface_id(r.port, r.queue);

@@ -43,8 +43,42 @@ void BlockBuilder::close(uint64_t start, uint64_t end, std::vector<std::byte>& o
 void BlockBuilder::reset() {
     bloom_.clear();
     protocols_ = {};
-    min_ts_ = max_ts_ = last_ts_ = pcapng_bytes_ = 0;
+    first_ts_ = min_ts_ = max_ts_ = last_ts_ = pcapng_bytes_ = 0;
     packets_ = flags_ = 0;
+}
+
+void BlockBuilder::merge_from(BlockBuilder& later) {
+    bloom_.merge_from(later.bloom_);
+    for (std::size_t i = 0; i < protocols_.bits.size(); ++i)
+        protocols_.bits[i] |= later.protocols_.bits[i];
+    flags_ |= later.flags_;
+    if (later.packets_) {
+        if (packets_ == 0) {
+            first_ts_ = later.first_ts_;
+            min_ts_ = later.min_ts_;
+            max_ts_ = later.max_ts_;
+        } else {
+            if (later.first_ts_ < last_ts_) flags_ |= block_flag::kUnordered;
+            min_ts_ = std::min(min_ts_, later.min_ts_);
+            max_ts_ = std::max(max_ts_, later.max_ts_);
+        }
+        last_ts_ = later.last_ts_;
+        packets_ += later.packets_;
+    }
+    pcapng_bytes_ += later.pcapng_bytes_;
+    later.reset();
+}
+
+void BlockBuilder::copy_from(const BlockBuilder& other) {
+    bloom_.copy_from(other.bloom_);
+    protocols_ = other.protocols_;
+    first_ts_ = other.first_ts_;
+    min_ts_ = other.min_ts_;
+    max_ts_ = other.max_ts_;
+    last_ts_ = other.last_ts_;
+    pcapng_bytes_ = other.pcapng_bytes_;
+    packets_ = other.packets_;
+    flags_ = other.flags_;
 }
 
 Compression compression_of(std::string_view path) {

@@ -34,7 +34,7 @@ void Writer::reset_file_state() {
     active_ = closed_known_ = false;
     unwritten_.clear();
     index_size_ = 0;
-    block_.reset();
+    open_.reset();
     block_start_ = block_end_ = 0;
     block_interfaces_.clear();
     interfaces_ = 0;
@@ -67,7 +67,7 @@ bool Writer::start(const std::string& data_path, Compression c, uint64_t data_st
     h.compression = c;
     h.data_start = data_start;
     append_header(unwritten_, h);
-    block_start_ = block_end_ = data_start;
+    block_start_ = block_end_ = seal_start_ = data_start;
     active_ = true;
     return flush();
 }
@@ -191,7 +191,7 @@ std::vector<std::string> Writer::resume(const std::string& data_path, Compressio
         max_ts_ = std::max(max_ts_, r.max_ts_ns);
     }
     interfaces_ = static_cast<uint32_t>(interfaces.size());
-    block_start_ = block_end_ = committed;
+    block_start_ = block_end_ = seal_start_ = committed;
     active_ = true;
     if (!flush()) log.push_back("error: " + error_);
     return log;
@@ -203,12 +203,54 @@ void Writer::interface(std::span<const std::byte> idb, uint64_t batch_end) {
     pending_idb_.insert(pending_idb_.end(), idb.begin(), idb.end());
 }
 
+void Writer::add_packet(uint64_t ts_ns, std::span<const std::byte> frame, uint64_t batch_end) {
+    const PacketKeys k = parse_packet(frame);
+    std::array<uint64_t, kMaxPacketKeys> keys;
+    const std::size_t n = packet_key_hashes(k, keys);
+    batch_.add_keys(ts_ns, {keys.data(), n}, {k.protos.data(), k.proto_count});
+    batch_.add_bytes(batch_end - batch_done_);
+    batch_done_ = batch_end;
+    ++batch_packets_;
+    batch_min_ = std::min(batch_min_, ts_ns);
+    batch_max_ = std::max(batch_max_, ts_ns);
+    // A block may end after any packet of a plain file; in a .zst file only
+    // where a zstd frame ends: at the end of a commit.
+    if (compression_ == Compression::None &&
+        (open_sealed_ ? batch_.full(set_) : open_.full_with(batch_, set_)))
+        seal(batch_end);
+}
+
+void Writer::seal(uint64_t batch_end) {
+    // The open block's interfaces (not yet written), then the batch's up to here.
+    if (!open_sealed_) {
+        for (const auto& [id, idb] : block_interfaces_)
+            append_interface(sealed_, id, idb);
+    }
+    for (; interfaces_sealed_ < pending_interfaces_.size() &&
+           pending_interfaces_[interfaces_sealed_].batch_end <= batch_end;
+         ++interfaces_sealed_) {
+        const PendingInterface& pi = pending_interfaces_[interfaces_sealed_];
+        append_interface(sealed_, interfaces_ + uint32_t(interfaces_sealed_),
+                         {pending_idb_.data() + pi.offset, pi.size});
+    }
+    // The open block stays as committed (a rollback needs it): its copy
+    // takes the batch.
+    seal_scratch_.reset();
+    if (!open_sealed_) seal_scratch_.copy_from(open_);
+    seal_scratch_.merge_from(batch_);
+    const uint64_t end = block_end_ + batch_end;
+    seal_scratch_.close(seal_start_, end, sealed_);
+    seal_start_ = end;
+    open_sealed_ = true;
+    ++sealed_blocks_;
+}
+
 void Writer::close_block(uint64_t end) {
     for (auto& [id, idb] : block_interfaces_)
         append_interface(unwritten_, id, idb);
     block_interfaces_.clear();
-    block_.close(block_start_, end, unwritten_);
-    block_start_ = end;
+    open_.close(block_start_, end, unwritten_);
+    block_start_ = seal_start_ = end;
     ++blocks_;
 }
 
@@ -217,43 +259,55 @@ bool Writer::commit(uint64_t before, uint64_t after, uint64_t batch_bytes) {
         rollback();
         return true;
     }
-    // A block may end after any packet of a plain file; in a .zst file only
-    // where a zstd frame ends: at the end of a commit.
-    const bool plain = compression_ == Compression::None;
-    std::size_t ii = 0;
-    uint64_t done = 0;  // batch bytes accounted
-    auto take_interfaces = [&](uint64_t upto) {
-        for (; ii < pending_interfaces_.size() && pending_interfaces_[ii].batch_end <= upto; ++ii) {
-            const PendingInterface& pi = pending_interfaces_[ii];
-            block_interfaces_.emplace_back(
-                interfaces_++,
-                std::vector<std::byte>(
-                    pending_idb_.begin() + static_cast<std::ptrdiff_t>(pi.offset),
-                    pending_idb_.begin() + static_cast<std::ptrdiff_t>(pi.offset + pi.size)));
-        }
-    };
-    for (const Pending& p : pending_) {
-        take_interfaces(p.batch_end);
-        block_.add_keys(p.ts_ns, {p.key.data(), p.keys}, {p.protos.data(), p.proto_count});
-        block_.add_bytes(p.batch_end - done);
-        done = p.batch_end;
-        ++packets_;
-        min_ts_ = std::min(min_ts_, p.ts_ns);
-        max_ts_ = std::max(max_ts_, p.ts_ns);
-        if (plain && block_.full(set_)) close_block(before + done);
+    if (before != block_end_) {
+        // Sealed blocks were placed at the committed end; a batch written
+        // anywhere else cannot be described. Not expected from the collector.
+        stop(index_path_ + ": a batch written at " + std::to_string(before) +
+             ", not at the committed end " + std::to_string(block_end_) +
+             "; run sluice-query --reindex on the file once it is complete");
+        return false;
     }
-    take_interfaces(UINT64_MAX);
-    if (batch_bytes > done) block_.add_bytes(batch_bytes - done);
+    if (batch_bytes > batch_done_) batch_.add_bytes(batch_bytes - batch_done_);
+    if (open_sealed_) {
+        // Blocks ended inside the batch: the open block went into the first.
+        open_.reset();
+        block_interfaces_.clear();
+        block_start_ = seal_start_;
+    }
+    for (std::size_t i = interfaces_sealed_; i < pending_interfaces_.size(); ++i) {
+        const PendingInterface& pi = pending_interfaces_[i];
+        block_interfaces_.emplace_back(
+            interfaces_ + uint32_t(i),
+            std::vector<std::byte>(pending_idb_.begin() + std::ptrdiff_t(pi.offset),
+                                   pending_idb_.begin() + std::ptrdiff_t(pi.offset + pi.size)));
+    }
+    interfaces_ += uint32_t(pending_interfaces_.size());
+    open_.merge_from(batch_);
+    unwritten_.insert(unwritten_.end(), sealed_.begin(), sealed_.end());
+    blocks_ += sealed_blocks_;
+    packets_ += batch_packets_;
+    if (batch_packets_) {
+        min_ts_ = std::min(min_ts_, batch_min_);
+        max_ts_ = std::max(max_ts_, batch_max_);
+    }
     block_end_ = after;
-    if (block_.full(set_) && block_end_ > block_start_) close_block(after);
-    rollback();
+    if (open_.full(set_) && block_end_ > block_start_) close_block(after);
+    rollback();  // the batch's state is spent
     return flush();
 }
 
 void Writer::rollback() {
-    pending_.clear();
+    batch_.reset();
+    batch_done_ = 0;
+    open_sealed_ = false;
+    seal_start_ = block_start_;
+    sealed_.clear();
+    sealed_blocks_ = 0;
+    batch_packets_ = batch_max_ = 0;
+    batch_min_ = UINT64_MAX;
     pending_interfaces_.clear();
     pending_idb_.clear();
+    interfaces_sealed_ = 0;
 }
 
 bool Writer::flush() {
@@ -289,6 +343,7 @@ bool Writer::finish() {
         reset_file_state();
         return true;
     }
+    rollback();
     if (block_end_ > block_start_) close_block(block_end_);
     FinishRecord f;
     f.data_end = block_end_;
@@ -305,6 +360,7 @@ bool Writer::finish() {
 
 void Writer::close() {
     if (!active_) return;
+    rollback();
     if (block_end_ > block_start_) close_block(block_end_);
     const bool ok = flush();
     ::close(fd_);

@@ -26,7 +26,6 @@ TEST(IndexNoAlloc, PacketsCommitsAndBlocksAfterWarmUp) {
     ASSERT_TRUE(w.start(path, Compression::None, 28));
     uint64_t at = 28;
     auto batch = [&](std::size_t first, std::size_t n, bool commit) {
-        w.reserve(n);
         uint64_t b = 0;
         for (std::size_t i = first; i < first + n; ++i) {
             b += epbs[i].size();

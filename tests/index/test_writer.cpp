@@ -133,6 +133,30 @@ TEST_P(WriterTest, ARolledBackBatchLeavesNothing) {
     }
 }
 
+TEST_P(WriterTest, ARolledBackBatchThatEndedBlocksLeavesTheOpenBlockAsCommitted) {
+    // A batch large enough to fill blocks on its own (in a plain file they
+    // end inside it), undone: the committed packets of the open block must
+    // all still be found, and none of the batch's.
+    Writer w(small);
+    DataFile d(name("r"), GetParam(), w);
+    d.commit(batch(0, 40));
+    std::vector<TestPacket> big;
+    for (uint32_t i = 0; i < 600; ++i)
+        big.push_back(udp_packet(7'000 + i, 0x40000 + i, 0, 400));
+    d.commit(big, true);
+    d.commit(batch(40, 40));
+    d.commit(big, true);
+    d.commit(batch(80, 300));
+    ASSERT_TRUE(w.finish());
+    expect_index_covers(d.path(), d.size(), 380);
+    const auto ix = load_index(index_path(d.path()), nullptr);
+    for (const auto& b : ix->blocks) {
+        const PacketKeys k = parse_packet(big[17].frame);
+        EXPECT_FALSE(bloom_may_contain(b.bloom.data(), b.bloom_blocks, key_addr4(k.src.data())));
+        EXPECT_GE(b.min_ts_ns, 1'700'000'000'000'000'000ull);
+    }
+}
+
 TEST_P(WriterTest, ResumeAfterACrashAtAnyIndexLengthCoversTheCommittedData) {
     // The index as a killed collector may leave it: cut at every record
     // boundary and inside records; the data file cut back to its

@@ -210,9 +210,10 @@ def data_files(d):
     return sorted(out)
 
 
-def reference(tmp_path, dirs, filt, frm_ns=0, to_ns=2**64, streams=None):
+def reference(tmp_path, dirs, filt, frm_ns=0, to_ns=2**64, streams=None, torn=False):
     """What tcpdump finds in every file with the filter, in the time range,
-    merged by (time, stream, directory, file, position)."""
+    merged by (time, stream, directory, file, position). `torn`: files may
+    end in a block or zstd frame a killed writer left incomplete."""
     rows = []
     for di, d in enumerate(dirs):
         for stream, number, f in data_files(d):
@@ -221,13 +222,14 @@ def reference(tmp_path, dirs, filt, frm_ns=0, to_ns=2**64, streams=None):
             src = f
             if f.name.endswith(".zst"):
                 src = tmp_path / (f.name[:-4] + ".plain")
-                src.write_bytes(subprocess.run(["zstd", "-dc", str(f)], capture_output=True,
-                                               check=True).stdout)
+                z = subprocess.run(["zstd", "-dc", str(f)], capture_output=True)
+                assert z.returncode == 0 or torn, z.stderr
+                src.write_bytes(z.stdout)
             out = tmp_path / f"ref-{time.monotonic_ns()}.pcap"
             p = subprocess.run(["tcpdump", "-r", str(src), "--time-stamp-precision", "nano",
                                 "-w", str(out)] + ([filt] if filt else []),
                                capture_output=True, text=True)
-            assert p.returncode == 0, p.stderr
+            assert p.returncode == 0 or (torn and "truncated" in p.stderr), p.stderr
             for pos, (sec, ns, caplen, orig, data) in enumerate(read_pcap(out)):
                 ts = sec * 1_000_000_000 + ns
                 if frm_ns <= ts < to_ns:
@@ -406,19 +408,25 @@ def test_sigkill_mid_stream_then_restart(tmp_path, pcapgen, compress):
     port = col.port
     sender, report = start_send(pcap, port, stream_id=9, queues=2, rate=40000, flush_us=500,
                                 frame_size=32768, reconnect_min_ms=20, reconnect_max_ms=100)
+    logs = []
     for delay in (0.6, 0.5):
         time.sleep(delay)
         assert sender.poll() is None, "the sender finished before the kill: raise the packet count"
         col.proc.kill()
         col.kill()
-        # Killed: what the files hold is what a query returns.
+        # Killed: a query returns what the files hold, up to the last whole
+        # block (and zstd frame) of each; the kill may have cut the write of
+        # the last, uncommitted batch, which tcpdump may read part of.
         got, _ = query_packets(tmp_path, [out], "udp")
-        assert_same(got, reference(tmp_path, [out], "udp"), "while stopped")
+        want = reference(tmp_path, [out], "udp", torn=True)
+        assert got == want[:len(got)] and len(want) - len(got) < 2000, \
+            f"while stopped: {len(got)} packets, the files {len(want)}"
         col = Collector(out, port=port, args=extra)
+        logs.append(col.log())
     _, err = sender.communicate(timeout=120)
     assert sender.returncode == 0, err
     assert col.stop() == 0, col.log()
-    assert "index:" in col.log(), "the restart should have indexed the killed collector's tail"
+    assert any("index:" in l for l in logs), "a restart should have indexed a killed tail"
     for f in ("", "host 10.0.1.7 or port 53", "tcp and not port 443"):
         got, _ = query_packets(tmp_path, [out], f)
         assert_same(got, reference(tmp_path, [out], f), f"after kills, '{f}'")

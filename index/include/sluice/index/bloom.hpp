@@ -9,6 +9,7 @@
 // rate low (docs/query.md, "Block filters").
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -53,13 +54,17 @@ class BloomAccumulator {
     void insert(std::span<const uint64_t> keys);
     void insert(uint64_t key) { insert({&key, 1}); }
     bool empty() const { return empty_; }
+    // Empties the filter; costs the blocks written since the last clear().
     void clear();
+    // ORs `other` into this one and clears it; costs the blocks `other` wrote.
+    void merge_from(BloomAccumulator& other);
+    void copy_from(const BloomAccumulator& other);
     // Appends the smallest fold whose fill stays at most kBloomMaxFill to
     // `out` (little-endian words) and returns its number of blocks. Folds in
     // place: clear() must come before the next insert().
     uint32_t fold_into(std::vector<std::byte>& out);
     // Keys inserted that were not in the filter yet (nor false positives):
-    // about the distinct keys.
+    // about the distinct keys (a merge adds both counts).
     uint32_t keys() const { return keys_; }
     // Past this many keys the unfolded filter is fuller than kBloomMaxFill:
     // its block should end.
@@ -71,6 +76,9 @@ class BloomAccumulator {
         void operator()(uint32_t* p) const;
     };
     std::unique_ptr<uint32_t[], Free> words_;  // 32-byte aligned
+    // The blocks written since the last clear(): a batch of a few packets
+    // is merged and cleared in a few block operations, not 16 KiB.
+    std::array<uint64_t, kBlocks / 64> dirty_{};
     uint32_t keys_ = 0;
     bool empty_ = true;
 };

@@ -58,15 +58,25 @@ class BlockBuilder {
         return pcapng_bytes_ >= s.block_bytes || packets_ >= s.block_packets ||
                bloom_.keys() >= BloomAccumulator::kCapacity;
     }
+    // Whether this block and `more` (the packets that would join it) are
+    // past the size, packet or key limit together.
+    bool full_with(const BlockBuilder& more, const BuildSettings& s) const {
+        return pcapng_bytes_ + more.pcapng_bytes_ >= s.block_bytes ||
+               packets_ + more.packets_ >= s.block_packets ||
+               bloom_.keys() + more.bloom_.keys() >= BloomAccumulator::kCapacity;
+    }
     // Appends the Block record of data [start, end) to `out` and starts
     // the next block empty.
     void close(uint64_t start, uint64_t end, std::vector<std::byte>& out);
     void reset();
+    // `later` (packets after this block's) joins this block and is left empty.
+    void merge_from(BlockBuilder& later);
+    void copy_from(const BlockBuilder& other);
 
   private:
     void note_time(uint64_t ts) {
         if (packets_ == 0) {
-            min_ts_ = max_ts_ = ts;
+            first_ts_ = min_ts_ = max_ts_ = ts;
         } else {
             if (ts < last_ts_) flags_ |= block_flag::kUnordered;
             min_ts_ = std::min(min_ts_, ts);
@@ -79,7 +89,7 @@ class BlockBuilder {
     BloomAccumulator bloom_;
     ProtocolSet protocols_;
     std::vector<std::byte> filter_;
-    uint64_t min_ts_ = 0, max_ts_ = 0, last_ts_ = 0, pcapng_bytes_ = 0;
+    uint64_t first_ts_ = 0, min_ts_ = 0, max_ts_ = 0, last_ts_ = 0, pcapng_bytes_ = 0;
     uint32_t packets_ = 0, flags_ = 0;
 };
 

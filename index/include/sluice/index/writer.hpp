@@ -2,12 +2,15 @@
 // stream calls it at four points (docs/query.md, "Crash safety"):
 //
 //   packet(), interface()  as each pcapng block goes into the batch: the
-//                          packet's headers are parsed and its keys kept
-//                          with the batch (no allocation, no system call)
+//                          packet's headers are parsed and its keys go into
+//                          the batch's own filter (no allocation, no system
+//                          call); in a plain file a block that fills up is
+//                          sealed there, its record held back
 //   commit()               after the batch is written and the state saved:
-//                          the batch's packets join the open block; blocks
-//                          that are full are appended to the index file
-//   rollback()             when the batch is undone (a failed write)
+//                          the batch joins the open block, the sealed and
+//                          full blocks' records are appended to the index
+//   rollback()             when the batch is undone (a failed write): the
+//                          open block was never touched by it
 //   finish() / close()     at rotation / when the file is closed
 //
 // So the index never describes data the state does not count, and what it
@@ -48,24 +51,13 @@ class Writer {
     std::vector<std::string> resume(const std::string& data_path, Compression c,
                                     uint64_t committed);
 
-    // ---- the batch (per packet: cheap, no allocation after reserve()) ----
-    // Room for `packets` more pending packets: once per frame.
-    void reserve(std::size_t packets) {
-        if (active_ && pending_.capacity() < pending_.size() + packets)
-            pending_.reserve(std::max(pending_.size() + packets, 2 * pending_.capacity()));
-    }
+    // ---- the batch (per packet: a header parse and four filter insertions) ----
     // An Interface Description Block that ends `batch_end` bytes into the batch.
     void interface(std::span<const std::byte> idb, uint64_t batch_end);
-    // An Enhanced Packet Block of `frame` that ends `batch_end` bytes into the batch.
+    // An Enhanced Packet Block of `frame` that ends `batch_end` bytes into
+    // the batch, which begins where the committed data ends.
     void packet(uint64_t ts_ns, std::span<const std::byte> frame, uint64_t batch_end) {
-        if (!active_) return;
-        Pending& p = pending_.emplace_back();
-        p.ts_ns = ts_ns;
-        p.batch_end = batch_end;
-        const PacketKeys k = parse_packet(frame);
-        p.keys = static_cast<uint8_t>(packet_key_hashes(k, p.key));
-        p.protos = k.protos;
-        p.proto_count = k.proto_count;
+        if (active_) add_packet(ts_ns, frame, batch_end);
     }
 
     // The batch (`batch_bytes` of pcapng) is in the data file at [before,
@@ -88,18 +80,14 @@ class Writer {
     const std::string& path() const { return index_path_; }
 
   private:
-    struct Pending {
-        uint64_t ts_ns;
-        uint64_t batch_end;
-        std::array<uint64_t, kMaxPacketKeys> key;
-        uint8_t keys;
-        uint8_t proto_count;
-        std::array<uint8_t, 3> protos;
-    };
     struct PendingInterface {
         uint64_t batch_end;
         std::size_t offset, size;  // in pending_idb_
     };
+    void add_packet(uint64_t ts_ns, std::span<const std::byte> frame, uint64_t batch_end);
+    // A block of a plain file ends inside the batch, after its packet
+    // ending at `batch_end`: its record waits for the commit in sealed_.
+    void seal(uint64_t batch_end);
     void reset_file_state();
     void close_block(uint64_t end);
     bool flush();
@@ -113,18 +101,29 @@ class Writer {
     uint64_t index_size_ = 0;           // bytes of the index file written
     std::vector<std::byte> unwritten_;  // records not yet in the file
 
-    // The open block: [block_start_, covered so far) of the data file.
-    BlockBuilder block_;
+    // The open block, committed data only: [block_start_, block_end_) of the
+    // data file. The batch never touches it, so a rollback leaves it as is.
+    BlockBuilder open_;
     uint64_t block_start_ = 0;
-    uint64_t block_end_ = 0;  // data committed into the open block
+    uint64_t block_end_ = 0;  // the committed end: where the batch is written
     std::vector<std::pair<uint32_t, std::vector<std::byte>>> block_interfaces_;  // defined in it
-    uint32_t interfaces_ = 0;  // interfaces of the file, the open block's included
+    uint32_t interfaces_ = 0;  // committed interfaces of the file, the open block's included
     // For the Finish record.
     uint64_t packets_ = 0, blocks_ = 0, min_ts_ = UINT64_MAX, max_ts_ = 0;
 
-    std::vector<Pending> pending_;
+    // The batch: its packets since the start or the last seal, the blocks
+    // sealed in it, and its interfaces.
+    BlockBuilder batch_;
+    BlockBuilder seal_scratch_;
+    uint64_t batch_done_ = 0;        // batch bytes accounted for
+    bool open_sealed_ = false;       // a seal in this batch took the open block
+    uint64_t seal_start_ = 0;        // where the next sealed block begins
+    std::vector<std::byte> sealed_;  // their Interface and Block records
+    uint64_t sealed_blocks_ = 0;
+    uint64_t batch_packets_ = 0, batch_min_ = UINT64_MAX, batch_max_ = 0;
     std::vector<PendingInterface> pending_interfaces_;
     std::vector<std::byte> pending_idb_;
+    std::size_t interfaces_sealed_ = 0;  // of pending_interfaces_, given to sealed blocks
 
     // After close(): what resume() needs to continue without reading.
     bool closed_known_ = false;
