@@ -157,9 +157,26 @@ std::optional<FinishRecord> decode_finish(std::span<const std::byte> body) {
                         get<uint64_t>(p + 24), get<uint64_t>(p + 32)};
 }
 
+namespace {
+
+std::optional<Index> parse_stored(std::shared_ptr<const void> storage,
+                                  std::span<const std::byte> bytes, std::string* error);
+
+}  // namespace
+
 std::optional<Index> parse_index(std::vector<std::byte> bytes, std::string* error) {
+    auto v = std::make_shared<const std::vector<std::byte>>(std::move(bytes));
+    const std::span<const std::byte> view(*v);
+    return parse_stored(std::move(v), view, error);
+}
+
+namespace {
+
+std::optional<Index> parse_stored(std::shared_ptr<const void> storage,
+                                  std::span<const std::byte> bytes, std::string* error) {
     Index ix;
-    ix.bytes = std::move(bytes);
+    ix.storage = std::move(storage);
+    ix.bytes = bytes;
     const std::span<const std::byte> all(ix.bytes);
     const auto first = record_at(all, 0);
     std::optional<IndexHeader> h;
@@ -207,6 +224,8 @@ std::optional<Index> parse_index(std::vector<std::byte> bytes, std::string* erro
     return ix;
 }
 
+}  // namespace
+
 IndexPrefix prefix_within(const Index& ix, uint64_t data_end) {
     IndexPrefix p;
     p.blocks = ix.blocks.size();
@@ -231,23 +250,24 @@ std::optional<Index> load_index(const std::string& path, std::string* error) {
         return std::nullopt;
     }
     struct stat st {};
-    std::vector<std::byte> bytes;
-    if (::fstat(fd, &st) == 0) {
-        bytes.resize(static_cast<std::size_t>(st.st_size));
-        std::size_t got = 0;
-        while (got < bytes.size()) {
-            const ssize_t n =
-                ::pread(fd, bytes.data() + got, bytes.size() - got, static_cast<off_t>(got));
+    std::size_t got = 0;
+    // Not a vector: it would zero every byte before the read fills it.
+    std::shared_ptr<std::byte[]> bytes;
+    if (::fstat(fd, &st) == 0 && st.st_size > 0) {
+        const std::size_t size = static_cast<std::size_t>(st.st_size);
+        bytes.reset(new std::byte[size]);
+        while (got < size) {
+            const ssize_t n = ::pread(fd, bytes.get() + got, size - got, static_cast<off_t>(got));
             if (n <= 0) {
                 if (n < 0 && errno == EINTR) continue;
                 break;
             }
             got += static_cast<std::size_t>(n);
         }
-        bytes.resize(got);
     }
     ::close(fd);
-    return parse_index(std::move(bytes), error);
+    const std::span<const std::byte> view(bytes.get(), got);
+    return parse_stored(std::move(bytes), view, error);
 }
 
 }  // namespace sluice::index

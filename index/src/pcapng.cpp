@@ -138,8 +138,8 @@ uint64_t to_ns(const Interface& i, uint64_t ts) {
     return ns + static_cast<uint64_t>(i.tsoffset_s) * 1'000'000'000u;
 }
 
-bool read_range(int fd, Compression c, uint64_t start, uint64_t end, uint64_t limit,
-                std::vector<std::byte>& raw, std::vector<std::byte>& out, std::string* error) {
+bool read_range(int fd, Compression c, uint64_t start, uint64_t end, uint64_t limit, Buffer& raw,
+                Buffer& out, std::string* error) {
     out.clear();
     if (end <= start) return true;
     const uint64_t want = end - start;

@@ -145,7 +145,7 @@ struct Match {
 
 struct Loaded {
     uint32_t file = 0, block = 0;
-    std::vector<std::byte> raw, pcapng;
+    pcapng::Buffer raw, pcapng;
     std::vector<Match> matches;
     std::size_t next = 0;
 };

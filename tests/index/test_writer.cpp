@@ -23,7 +23,7 @@ void expect_index_covers(const std::string& data, uint64_t end, uint64_t packets
     ASSERT_TRUE(ix) << error;
     EXPECT_EQ(ix->covered_end, end);
     const int fd = ::open(data.c_str(), O_RDONLY);
-    std::vector<std::byte> raw, pc;
+    pcapng::Buffer raw, pc;
     uint64_t seen = 0;
     std::vector<pcapng::Interface> ifs;
     for (const auto& i : ix->interfaces)

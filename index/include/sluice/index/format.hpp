@@ -18,6 +18,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -104,10 +105,11 @@ struct Index {
     // interfaces defined up to it (to cut the index after any block).
     std::vector<std::size_t> block_record_end;
     std::vector<uint32_t> block_interfaces;
-    std::optional<FinishRecord> finish;  // set only when it is the last record
-    uint64_t covered_end = 0;            // data bytes the blocks describe: the last block's end
-    std::size_t valid_bytes = 0;         // index bytes up to the last Block (or Header) record
-    std::vector<std::byte> bytes;        // the file; BlockRecord::bloom points into it
+    std::optional<FinishRecord> finish;   // set only when it is the last record
+    uint64_t covered_end = 0;             // data bytes the blocks describe: the last block's end
+    std::size_t valid_bytes = 0;          // index bytes up to the last Block (or Header) record
+    std::span<const std::byte> bytes;     // the file; BlockRecord::bloom points into it
+    std::shared_ptr<const void> storage;  // holds `bytes` (a moved Index keeps them in place)
 };
 
 // Reads an index from its bytes. Records after the last Block record that

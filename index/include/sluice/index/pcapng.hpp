@@ -4,9 +4,12 @@
 // data files or byte ranges of them, plain or zstd, read in bounded pieces.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -24,6 +27,34 @@ inline constexpr uint16_t kLinkTypeEthernet = 1;
 // Longer blocks are taken for damage: the collector's largest is a 256 KiB
 // packet (wire::kMaxSnaplen) with its headers.
 inline constexpr uint32_t kMaxBlockBytes = 16u << 20;
+
+// A byte buffer that grows without zeroing what it gains (the reads fill
+// it) and keeps its memory between uses.
+class Buffer {
+  public:
+    std::byte* data() { return p_.get(); }
+    const std::byte* data() const { return p_.get(); }
+    std::size_t size() const { return n_; }
+    void clear() { n_ = 0; }
+    // Keeps the first min(size(), n) bytes; new bytes are left as they are.
+    void resize(std::size_t n) {
+        if (n > cap_) {
+            std::size_t c = std::max<std::size_t>(cap_ * 2, 1 << 16);
+            while (c < n)
+                c *= 2;
+            std::unique_ptr<std::byte[]> q(new std::byte[c]);
+            if (n_) std::memcpy(q.get(), p_.get(), n_);
+            p_ = std::move(q);
+            cap_ = c;
+        }
+        n_ = n;
+    }
+    operator std::span<const std::byte>() const { return {p_.get(), n_}; }
+
+  private:
+    std::unique_ptr<std::byte[]> p_;
+    std::size_t n_ = 0, cap_ = 0;
+};
 
 struct Block {
     uint32_t type = 0;
@@ -71,8 +102,8 @@ uint64_t to_ns(const Interface& i, uint64_t ts_raw);
 // be a frame boundary). At most `limit` pcapng bytes. A range that ends
 // inside a zstd frame (a file still being written) gives what that frame
 // decompressed to so far. False and `error` on a read or zstd error.
-bool read_range(int fd, Compression c, uint64_t start, uint64_t end, uint64_t limit,
-                std::vector<std::byte>& raw, std::vector<std::byte>& out, std::string* error);
+bool read_range(int fd, Compression c, uint64_t start, uint64_t end, uint64_t limit, Buffer& raw,
+                Buffer& out, std::string* error);
 
 // Streams a data file from `start` to `end` (file offsets; `start` a zstd
 // frame boundary for .zst) through its pcapng blocks, with bounded memory:
