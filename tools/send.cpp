@@ -62,8 +62,9 @@ replay after a reconnect), then waits for every frame to be acknowledged.
                            (default 60000)
   --give-up-ms N           exit 1 after N ms without a working connection
                            (default: never)
-  --report FILE            write counts, dropped frames and sender counters
-                           as JSON
+  --report FILE            write counts, dropped frames, sender counters and
+                           the seconds from the first packet to the last
+                           acknowledgement as JSON
 Exit codes: 0 every frame acknowledged; 1 not (timeout, gave up; the last
 error is printed); 2 bad command line or unreadable file.
 )";
@@ -154,6 +155,7 @@ class Run {
                 }
                 ++i;
                 ++offered_packets_;
+                offered_bytes_ += p.data.size();
                 if (!service()) return false;
                 flush_if_old();
             }
@@ -173,7 +175,8 @@ class Run {
         return true;
     }
 
-    std::string report(bool ok) const {
+    // `seconds`: from the first packet to the last acknowledgement.
+    std::string report(bool ok, double seconds) const {
         std::string ranges;
         for (std::size_t k = 0; k < dropped_.size(); ++k)
             ranges +=
@@ -185,11 +188,13 @@ class Run {
                                     session::SenderStats::info[k].name, snap[k]);
         return fmt::format(
             "{{\"acknowledged\": {}, \"offered_packets\": {}, \"offered_frames\": {}, "
+            "\"offered_bytes\": {}, \"seconds\": {:.6f}, "
             "\"dropped_frames\": {}, \"dropped_packets\": {}, \"dropped\": [{}], \"sender\": "
             "{{{}}}, "
             "\"last_error\": {}}}\n",
-            ok ? "true" : "false", offered_packets_, next_seq_, dropped_.size(), dropped_packets_,
-            ranges, counters, report::json_string(tx_.stats().last_error.get()));
+            ok ? "true" : "false", offered_packets_, next_seq_, offered_bytes_, seconds,
+            dropped_.size(), dropped_packets_, ranges, counters,
+            report::json_string(tx_.stats().last_error.get()));
     }
 
     uint64_t offered_packets() const { return offered_packets_; }
@@ -276,7 +281,7 @@ class Run {
     wire::FrameEncoder encoder_;
     std::vector<Slot> slots_;
     Slot* current_ = nullptr;
-    uint64_t next_seq_ = 0, offered_packets_ = 0, began_ns_ = 0;
+    uint64_t next_seq_ = 0, offered_packets_ = 0, offered_bytes_ = 0, began_ns_ = 0;
     uint64_t errors_seen_ = 0, down_since_ = 0, dropped_packets_ = 0;
     std::vector<std::pair<uint64_t, uint32_t>> dropped_;  // first packet index, count
 };
@@ -310,7 +315,9 @@ void configure(Config& cfg, const Options& o, const session::Endpoint& to,
 template <class Sender>
 int send_all(const Options& o, Sender& tx, const std::vector<Packet>& pkts) {
     Run<Sender> run(o, tx);
+    const uint64_t t0 = session::monotonic_ns();
     const bool ok = run.send(pkts) && run.drain(o.drain_ms);
+    const double seconds = double(session::monotonic_ns() - t0) / 1e9;
     tx.close();
     const auto& s = tx.stats();
     std::fprintf(stderr,
@@ -325,7 +332,7 @@ int send_all(const Options& o, Sender& tx, const std::vector<Packet>& pkts) {
     if (!ok) std::fprintf(stderr, "sluice-send: last error: %s\n", s.last_error.get().c_str());
     if (!o.report.empty()) {
         if (FILE* f = std::fopen(o.report.c_str(), "w")) {
-            const std::string r = run.report(ok);
+            const std::string r = run.report(ok, seconds);
             std::fwrite(r.data(), 1, r.size(), f);
             std::fclose(f);
         }

@@ -53,6 +53,9 @@ resumes where its files end, so senders replay exactly what is missing.
                             power loss, not only a crash (slower)
   --file-mode MODE          capture files' permissions, octal (default 0640:
                             the owner writes, its group reads)
+  --no-index                do not write the index (NAME.idx) beside each
+                            file; sluice-query then reads whole files (see
+                            docs/query.md)
   --stats-interval S        a stats line every S seconds (default 10, 0: off)
   --peer-timeout MS         drop a streaming connection silent for MS ms and
                             three of its heartbeat intervals (default 10000;
@@ -125,6 +128,10 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
         }
         if (a == "--sync") {
             o.sync = true;
+            continue;
+        }
+        if (a == "--no-index") {
+            o.index = false;
             continue;
         }
         if (a.rfind("--", 0) != 0) return usage_error(fmt::format("unexpected argument '{}'", a));

@@ -68,6 +68,7 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
     settings_.rotate_ns = opt_.rotate_seconds * 1'000'000'000ull;
     settings_.keep_files = opt_.keep_files;
     settings_.sync = opt_.sync;
+    settings_.index = opt_.index;
     settings_.application = "sluice-collector " SLUICE_VERSION;
     settings_.file_mode = opt_.file_mode;
     if (opt_.compression == Compression::Zstd)

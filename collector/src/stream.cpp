@@ -19,6 +19,8 @@ namespace sluice::collector {
 namespace {
 
 using report::log_error;
+using report::log_info;
+using report::log_warning;
 using session::wall_ns;
 
 StreamTotals operator-(const StreamTotals& a, const StreamTotals& b) {
@@ -68,7 +70,7 @@ std::optional<uint64_t> parse_output_file_index(std::string_view name, uint64_t 
     if (ec != std::errc() || p == name.data() || p == name.data() + name.size() || *p != '-')
         return std::nullopt;
     const std::string_view rest(p, name.data() + name.size() - p);
-    if (rest.find(".pcapng") == std::string_view::npos) return std::nullopt;
+    if (!rest.ends_with(".pcapng") && !rest.ends_with(".pcapng.zst")) return std::nullopt;
     return index;
 }
 
@@ -128,12 +130,14 @@ std::vector<std::string> Stream::recover() {
                     id_, discarded, path, st_.next_sequence));
             }
             out_.close();
+            resume_index(&log);
         } else if (errno == ENOENT || errno == ERANGE) {
             log.push_back(fmt::format(
                 "error: stream {}: {} {}: packets acknowledged to the sender are gone (removed or "
                 "truncated outside the collector, or a power loss without --sync); continuing "
                 "in a new file",
                 id_, path, errno == ENOENT ? "is missing" : "is shorter than its committed size"));
+            index_.abandon();
             st_.set_file("");
             st_.interface_count = 0;
             saved_ = st_;
@@ -150,6 +154,7 @@ std::vector<std::string> Stream::recover() {
         // a section header.
         if (index > st_.file_index) {
             const std::string path = file_path(name);
+            ::unlink(sluice::index::index_path(path).c_str());
             if (::unlink(path.c_str()) == 0)
                 log.push_back(
                     fmt::format("stream {}: removed {}, begun by a rotation that did not "
@@ -168,10 +173,13 @@ bool Stream::fail_storage(const std::string& what) {
     last_error_ = fmt::format("{}: {}", what, std::strerror(e ? e : EIO));
     // Nothing of the batch counts: back to the saved state, file included.
     ws_.batch.clear();
+    index_.rollback();
     st_ = saved_;
     reindex_interfaces();
     if (out_.is_open() && out_.path() != current_path()) {
         ::unlink(out_.path().c_str());  // a new file the state never named
+        ::unlink(sluice::index::index_path(out_.path()).c_str());
+        index_.abandon();
         out_.close();
     } else if (out_.is_open() && out_.size() != saved_.file_offset) {
         out_.close();  // reopen() cuts it back to the saved offset
@@ -190,7 +198,10 @@ bool Stream::write_state() {
 bool Stream::ensure_file() {
     if (out_.is_open()) return true;
     if (st_.file().empty()) return open_new_file();
-    if (out_.reopen(file_path(st_.file()), st_.file_offset, nullptr)) return true;
+    if (out_.reopen(file_path(st_.file()), st_.file_offset, nullptr)) {
+        resume_index(nullptr);
+        return true;
+    }
     if (errno != ENOENT && errno != ERANGE)
         return fail_storage(fmt::format("cannot reopen {}", file_path(st_.file())));
     // Removed or cut behind the collector's back while the stream was
@@ -199,6 +210,7 @@ bool Stream::ensure_file() {
         "stream {}: {} {} (removed or truncated outside the collector); continuing in a new file",
         id_, file_path(st_.file()),
         errno == ENOENT ? "is missing" : "is shorter than its committed size");
+    index_.abandon();
     st_.set_file("");
     st_.interface_count = 0;
     reindex_interfaces();
@@ -235,8 +247,52 @@ bool Stream::open_new_file() {
     reindex_interfaces();
     if (!write_state()) return fail_storage(fmt::format("cannot save {}", state_file_->path()));
     ++files_opened_;
+    start_index();
     remove_old_files();
     return true;
+}
+
+void Stream::start_index() {
+    if (!set_.index) return;
+    if (!index_.start(out_.path(), st_.zstd ? index::Compression::Zstd : index::Compression::None,
+                      st_.file_offset))
+        log_warning("stream {}: {}; the file is captured without an index", id_, index_.error());
+}
+
+void Stream::resume_index(std::vector<std::string>* log) {
+    if (!set_.index) return;
+    const std::string path = file_path(st_.file());
+    for (const std::string& line :
+         index_.resume(path, st_.zstd ? index::Compression::Zstd : index::Compression::None,
+                       st_.file_offset)) {
+        const bool error = line.rfind("error: ", 0) == 0;
+        const std::string text =
+            fmt::format("stream {}: index: {}", id_, error ? line.substr(7) : line);
+        if (log)
+            log->push_back(error ? "error: " + text : text);
+        else if (error)
+            log_error("{}", text);
+        else
+            log_info("{}", text);
+    }
+}
+
+void Stream::index_committed(uint64_t before, uint64_t batch_bytes) {
+    // The data is committed whatever happens to its index: a failure is
+    // logged (once until it succeeds again) and the records are retried.
+    if (index_.commit(before, st_.file_offset, batch_bytes)) {
+        if (index_failing_) log_info("stream {}: index writes succeed again", id_);
+        index_failing_ = false;
+    } else if (!index_failing_) {
+        index_failing_ = true;
+        log_warning("stream {}: {}; queries read the unindexed part of the file in full", id_,
+                    index_.error());
+    }
+}
+
+void Stream::close_file() {
+    out_.close();
+    index_.close();
 }
 
 void Stream::remove_old_files() {
@@ -249,14 +305,20 @@ void Stream::remove_old_files() {
                 doomed.emplace_back(e->d_name);
         }
         ::closedir(d);
-        for (const auto& n : doomed)
+        for (const auto& n : doomed) {
             ::unlink(file_path(n).c_str());
+            ::unlink(sluice::index::index_path(file_path(n)).c_str());
+        }
     }
 }
 
 bool Stream::rotate() {
     if (!commit()) return false;
     out_.close();
+    // Finished before the next file exists: a crash before the state names
+    // that file leaves this one current, and resuming it cuts the Finish.
+    if (!index_.finish())
+        log_warning("stream {}: {}; run sluice-query --reindex on it", id_, index_.error());
     return open_new_file();
 }
 
@@ -317,6 +379,7 @@ uint32_t Stream::interface_id(uint16_t port, uint16_t queue) {
                            fmt::format("sluice-s{}-p{}-q{}", id_, port, queue),
                            fmt::format("sluice stream {} port {} queue {}", id_, port, queue));
         ws_.batch.append(idb.span());
+        index_.interface(idb.span(), ws_.batch.size());
     }
     last_key_ = k;
     return last_id_ = id;
@@ -403,6 +466,7 @@ FrameOutcome Stream::add(const wire::FrameView& frame) {
         }
         pcapng::append_epb(ws_.batch, ifid, r.timestamp_ns, r.data, r.orig_len,
                            epb_flags_for(r.flags), reference);
+        index_.packet(r.timestamp_ns, r.data, ws_.batch.size());
         bytes += r.caplen;
     }
     st_.next_sequence = info.sequence + 1;
@@ -425,6 +489,8 @@ bool Stream::commit() {
             return fail_storage(fmt::format("cannot save {}", state_file_->path()));
         return true;
     }
+    const uint64_t before = out_.size();
+    const uint64_t batch_bytes = ws_.batch.size();
     bool written;
     if (set_.compression == Compression::Zstd) {
         ws_.batch.flatten(ws_.flat);
@@ -438,6 +504,7 @@ bool Stream::commit() {
     if (set_.sync && !out_.sync()) return fail_storage(fmt::format("cannot sync {}", out_.path()));
     st_.file_offset = out_.size();
     if (!write_state()) return fail_storage(fmt::format("cannot save {}", state_file_->path()));
+    index_committed(before, batch_bytes);
     ws_.batch.clear();
     return true;
 }

@@ -19,6 +19,7 @@ TEST(Cli, DefaultsAndEveryOption) {
     EXPECT_EQ(r.options->listen.host, "127.0.0.1");
     EXPECT_EQ(r.options->listen.port, 7700);
     EXPECT_EQ(r.options->stats_interval_s, 10u);
+    EXPECT_TRUE(r.options->index);
     r = parse({"--out",
                "d",
                "--listen",
@@ -34,6 +35,7 @@ TEST(Cli, DefaultsAndEveryOption) {
                "--zstd-level",
                "7",
                "--sync",
+               "--no-index",
                "--stats-interval",
                "0",
                "--peer-timeout",
@@ -54,6 +56,7 @@ TEST(Cli, DefaultsAndEveryOption) {
     EXPECT_EQ(o.compression, Compression::Zstd);
     EXPECT_EQ(o.zstd_level, 7);
     EXPECT_TRUE(o.sync);
+    EXPECT_FALSE(o.index);
     EXPECT_EQ(o.stats_interval_s, 0u);
     EXPECT_EQ(o.peer_timeout_ms, 2000u);
     EXPECT_EQ(o.max_frame_bytes, 1u << 20);

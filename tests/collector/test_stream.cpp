@@ -201,9 +201,12 @@ TEST(Stream, RecoveryCutsWhatWasWrittenAfterTheLastCommit) {
             fx.ws.batch.clear();
         }
         auto s = fx.open();
-        ASSERT_EQ(fx.log.size(), 1u);
+        // The cut, then the index catching up with the committed frames
+        // its open block held only in memory.
+        ASSERT_EQ(fx.log.size(), 2u);
         EXPECT_NE(fx.log[0].find("cut "), std::string::npos) << fx.log[0];
         EXPECT_NE(fx.log[0].find("resends those frames from sequence 3"), std::string::npos);
+        EXPECT_NE(fx.log[1].find("(150 packets)"), std::string::npos) << fx.log[1];
         auto v = s->on_hello(fx.hello(9, 3));
         EXPECT_EQ(v->resume_sequence, 3u);
         for (int i = 3; i < 6; ++i)
@@ -384,10 +387,12 @@ TEST(Stream, AnUnrecordedRotationIsUndone) {
     const std::string orphan =
         (fx.dir.path() / output_file_name(7, 2, 0, Compression::None)).string();
     std::ofstream(orphan) << "SHB only";
+    std::ofstream(orphan + ".idx") << "its index";
     auto s = fx.open();
     EXPECT_FALSE(fs::exists(orphan));
-    ASSERT_EQ(fx.log.size(), 1u);
-    EXPECT_NE(fx.log[0].find("begun by a rotation"), std::string::npos);
+    EXPECT_FALSE(fs::exists(orphan + ".idx"));
+    ASSERT_EQ(fx.log.size(), 2u);  // the index of the current file catches up, then this
+    EXPECT_NE(fx.log[1].find("begun by a rotation"), std::string::npos);
     s->on_hello(fx.hello(1, 1));
     fx.add(*s, fr.frames[1]);
     ASSERT_TRUE(s->commit());
@@ -533,6 +538,8 @@ TEST(OutputFileName, RoundTripsAndRejectsOthers) {
     EXPECT_FALSE(parse_output_file_index(n, 4));
     EXPECT_FALSE(parse_output_file_index("stream-42-x-1.pcapng", 42));
     EXPECT_FALSE(parse_output_file_index("stream-42-000001-1.txt", 42));
+    EXPECT_FALSE(parse_output_file_index(n + ".idx", 42)) << "an index is not a data file";
+    EXPECT_EQ(parse_output_file_index("stream-42-000003-1.pcapng", 42), 3u);
 }
 
 }  // namespace

@@ -183,7 +183,7 @@ def parse_options(b):
 def output_files(out, stream_id):
     files = []
     for f in Path(out).iterdir():
-        if f.name.startswith(f"stream-{stream_id}-") and ".pcapng" in f.name:
+        if f.name.startswith(f"stream-{stream_id}-") and f.name.endswith((".pcapng", ".pcapng.zst")):
             files.append((int(f.name.split("-")[2]), f))
     return [f for _, f in sorted(files)]
 

@@ -60,6 +60,8 @@ struct Options {
     uint32_t duplicate_window = 8;         // at most this many records later
     bool duplicate_ttl_change = false;     // the copy was routed once more
     uint32_t fragment_percent = 0;         // share of large enough packets sent in fragments
+    uint64_t flow_packets = 0;             // 0: flows last the whole capture
+    uint64_t start_s = 1700000000ull;      // the first packet's time
 };
 
 bool parse_u64(std::string_view s, uint64_t& out) {
@@ -96,7 +98,11 @@ int usage(FILE* to) {
         "                      IPv4 checksum to match (default: identical bytes)\n"
         "  --fragment-percent P  share of packets with at least 256 bytes of IP payload\n"
         "                      sent as IPv4 fragments or with IPv6 fragment headers\n"
-        "                      (default 0)\n");
+        "                      (default 0)\n"
+        "  --flow-packets N    a flow ends after about N packets and a new one (new\n"
+        "                      addresses and ports) takes its place (default: flows\n"
+        "                      last the whole capture)\n"
+        "  --start S           unix time of the first packet (default 1700000000)\n");
     return to == stderr ? 2 : 0;
 }
 
@@ -159,6 +165,15 @@ int main(int argc, char** argv) {
             o.duplicate_ttl_change = true;
         } else if (a == "--fragment-percent") {
             percent(o.fragment_percent);
+        } else if (a == "--flow-packets") {
+            value(o.flow_packets);
+        } else if (a == "--start") {
+            value(o.start_s);
+            if (o.start_s > UINT64_MAX / 1000000000ull / 2) {
+                std::fprintf(stderr, "sluice-pcapgen: --start %s is too far in the future\n",
+                             argv[i]);
+                return 2;
+            }
         } else if (a == "--nanosecond") {
             o.nanosecond = true;
         } else if (a == "-h" || a == "--help") {
@@ -196,7 +211,18 @@ int main(int argc, char** argv) {
         flow_port[i] = static_cast<uint16_t>(49152 + tunnels.below(16384));
     }
 
-    uint64_t t_ns = 1700000000ull * 1000000000ull;  // a fixed start: reproducible files
+    // With --flow-packets, each flow's remaining packets: about N, so that
+    // flows do not all end at once. Lifetimes and the flows that replace
+    // them draw from their own stream.
+    Rng lives(o.seed, kFlowLife);
+    std::vector<uint64_t> left;
+    uint32_t next_flow = o.flows;
+    if (o.flow_packets) {
+        for (uint32_t i = 0; i < o.flows; ++i)
+            left.push_back(1 + lives.next() % (2 * o.flow_packets));
+    }
+
+    uint64_t t_ns = o.start_s * 1000000000ull;  // a fixed start: reproducible files
     const uint64_t gap_ns = 1000000000ull / o.rate_pps;
     auto emit = [&](const Bytes& frame, uint32_t flow) {
         t_ns += gap_ns / 2 + clock.below(static_cast<uint32_t>(std::max<uint64_t>(gap_ns, 1)));
@@ -230,6 +256,10 @@ int main(int argc, char** argv) {
             // Zipf-like popularity: a few flows carry most packets, as on real links.
             const uint32_t r = rng.below(o.flows);
             piece_flow = rng.chance(60) ? r % std::max<uint32_t>(1, o.flows / 10) : r;
+            if (o.flow_packets && left[piece_flow]-- == 0) {
+                flows[piece_flow] = make_flow(lives, o.ipv6_percent, next_flow++);
+                left[piece_flow] = lives.next() % (2 * o.flow_packets);
+            }
             Flow& f = flows[piece_flow];
             const bool from_client = rng.chance(f.app == App::Http ? 35 : 50);
             Bytes packet = build_frame(rng, f, from_client, pick_frame_len(rng, o.jumbo_percent));

@@ -52,7 +52,8 @@ enum RngStream : uint64_t {
     kTunnel,
     kTunnelTruncate,
     kDuplicate,
-    kFragment
+    kFragment,
+    kFlowLife
 };
 
 }  // namespace sluice::pcapgen

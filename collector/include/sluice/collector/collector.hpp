@@ -42,6 +42,7 @@ struct CollectorOptions {
     uint32_t keep_files = 0;
     bool sync = false;
     unsigned file_mode = 0640;          // capture files
+    bool index = true;                  // --no-index: no NAME.idx beside the files
     uint32_t peer_timeout_ms = 10000;   // idle streaming connections
     uint32_t handshake_timeout_ms = 0;  // 0: min(5000, peer_timeout_ms)
     uint32_t max_frame_bytes = 16u << 20;

@@ -8,6 +8,12 @@
 //                        (next sequence, file, offset) -> only then ACK
 //   after a crash     -> recover(): cut the file back to the saved offset;
 //                        the sender replays from the saved sequence
+//
+// Each file has an index beside it (NAME.idx, docs/query.md) kept in step
+// by an index::Writer: add() hands it each packet and interface block as
+// they enter the batch, commit() the batch's place in the file once the
+// state is saved, a failed commit rolls it back with the batch, rotation
+// finishes it, recover() cuts it to the file and indexes what it lacks.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +25,7 @@
 #include "sluice/collector/interface_index.hpp"
 #include "sluice/collector/output.hpp"
 #include "sluice/collector/state.hpp"
+#include "sluice/index/writer.hpp"
 #include "sluice/session/byte_buffer.hpp"
 #include "sluice/session/hello.hpp"
 #include "sluice/wire/reader.hpp"
@@ -35,6 +42,7 @@ struct StreamSettings {
     uint32_t keep_files = 0;    // 0: keep all; N: delete the oldest beyond N
     bool sync = false;          // fdatasync data and state before each ACK, and the
                                 // directory after a file appears in it
+    bool index = true;          // write NAME.idx beside each file (docs/query.md)
     std::string application;    // shb_userappl
     unsigned file_mode = 0640;  // of every capture file (--file-mode)
 };
@@ -93,7 +101,7 @@ class Stream {
 
     // The sequence every frame below which is written and saved: the ACK.
     uint64_t acknowledged() const { return saved_.position_known ? saved_.next_sequence : 0; }
-    void close_file() { out_.close(); }
+    void close_file();
 
     uint64_t id() const { return id_; }
     const StreamState& saved() const { return saved_; }
@@ -122,6 +130,11 @@ class Stream {
     // batch when new; UINT32_MAX when the file's table is full.
     uint32_t interface_id(uint16_t port, uint16_t queue);
     void reindex_interfaces();  // after st_'s interface table was replaced or reset
+    // The index of the current file: started with a new file, resumed when
+    // an existing one is opened (a restart, a reconnect), finished at rotation.
+    void start_index();
+    void resume_index(std::vector<std::string>* log);
+    void index_committed(uint64_t before, uint64_t batch_bytes);
     void remove_old_files();
     std::string file_path(std::string_view name) const;
 
@@ -143,10 +156,13 @@ class Stream {
     uint32_t last_id_ = UINT32_MAX;
     InterfaceIndex file_ifs_;   // st_.interfaces[0, interface_count) by key
     InterfaceIndex frame_ifs_;  // scratch: the distinct interfaces of one frame
+    index::Writer index_;
+    bool index_failing_ = false;  // the last index write failed (logged once)
 };
 
 // "stream-<id>-<index:06>-<UTC>.pcapng[.zst]" and its parser (for recovery
-// and --keep): index, or nullopt for a name that is not this stream's.
+// and --keep): index, or nullopt for a name that is not one of this
+// stream's data files (its index files NAME.idx are not).
 std::string output_file_name(uint64_t stream_id, uint64_t index, uint64_t wall_ns, Compression c);
 std::optional<uint64_t> parse_output_file_index(std::string_view name, uint64_t stream_id);
 

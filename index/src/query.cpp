@@ -1,0 +1,632 @@
+#include "sluice/index/query.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <map>
+#include <queue>
+#include <unordered_map>
+
+#include "util.hpp"
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <pcap/pcap.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sluice/index/keys.hpp"
+#include "sluice/index/packet.hpp"
+#include "sluice/index/timefmt.hpp"
+
+namespace sluice::index {
+
+// ---- the filter, compiled per link type ----------------------------------------
+
+struct Query::Filters {
+    std::string text;
+    std::map<uint16_t, std::optional<bpf_program>> by_link;
+
+    ~Filters() {
+        for (auto& [link, prog] : by_link)
+            if (prog) pcap_freecode(&*prog);
+    }
+
+    static std::optional<bpf_program> compile(const std::string& text, uint16_t link,
+                                              std::string* error) {
+        pcap_t* p = pcap_open_dead(link, 262144);
+        if (!p) {
+            if (error) *error = "libpcap: out of memory";
+            return std::nullopt;
+        }
+        bpf_program prog{};
+        std::optional<bpf_program> r;
+        if (pcap_compile(p, &prog, text.c_str(), 1, PCAP_NETMASK_UNKNOWN) == 0)
+            r = prog;
+        else if (error)
+            *error = pcap_geterr(p);
+        pcap_close(p);
+        return r;
+    }
+
+    // The program for a link type; nullptr when the filter is empty (every
+    // packet). `usable` false: the filter does not compile for this link type.
+    const bpf_program* get(uint16_t link, bool* usable, std::vector<std::string>& warnings) {
+        *usable = true;
+        if (text.empty()) return nullptr;
+        auto it = by_link.find(link);
+        if (it == by_link.end()) {
+            std::string error;
+            it = by_link.emplace(link, compile(text, link, &error)).first;
+            if (!it->second)
+                warnings.push_back("the filter does not compile for link type " +
+                                   std::to_string(link) + " (" + error +
+                                   "): packets of that link type are left out");
+        }
+        *usable = it->second.has_value();
+        return it->second ? &*it->second : nullptr;
+    }
+};
+
+Query::Query(QuerySpec spec, std::unique_ptr<Filters> f, Predicate p)
+    : spec_(std::move(spec)), filters_(std::move(f)), predicate_(std::move(p)) {}
+Query::Query(Query&&) noexcept = default;
+Query::~Query() = default;
+
+std::optional<Query> Query::make(QuerySpec spec, std::string* error) {
+    auto f = std::make_unique<Filters>();
+    f->text = spec.filter;
+    Predicate p;
+    if (!f->text.empty()) {
+        std::string why;
+        auto prog = Filters::compile(f->text, pcapng::kLinkTypeEthernet, &why);
+        if (!prog) {
+            if (error) *error = why;
+            return std::nullopt;
+        }
+        p = Predicate::from_bpf(*prog);
+        f->by_link.emplace(pcapng::kLinkTypeEthernet, prog);
+    }
+    return Query(std::move(spec), std::move(f), std::move(p));
+}
+
+std::optional<DataFileName> parse_data_file_name(std::string_view name) {
+    if (!name.starts_with("stream-")) return std::nullopt;
+    if (!name.ends_with(".pcapng") && !name.ends_with(".pcapng.zst")) return std::nullopt;
+    name.remove_prefix(7);
+    DataFileName r;
+    auto [p, ec] = std::from_chars(name.data(), name.data() + name.size(), r.stream);
+    if (ec != std::errc() || p == name.data() || *p != '-') return std::nullopt;
+    const char* q = p + 1;
+    auto [p2, ec2] = std::from_chars(q, name.data() + name.size(), r.index);
+    if (ec2 != std::errc() || p2 == q || *p2 != '-') return std::nullopt;
+    return r;
+}
+
+// ---- the merge ----------------------------------------------------------------
+
+namespace {
+
+struct File {
+    std::string path;
+    DataFileName name;
+    uint32_t dir = 0;
+    Compression compression = Compression::None;
+    uint64_t size = 0;
+    // Once opened:
+    bool opened = false;
+    int fd = -1;
+    std::optional<Index> index;
+    std::vector<pcapng::Interface> interfaces;
+    std::vector<uint32_t> candidates;  // block numbers to read
+    std::vector<uint64_t> lower;       // lower[i]: no packet of candidates[i..] is earlier
+    std::size_t next = 0;
+    uint32_t loaded = 0;  // blocks read whose packets are not all out yet
+    bool warned_interface = false;
+
+    void release() {
+        if (fd >= 0) ::close(fd);
+        fd = -1;
+        index.reset();
+        interfaces.clear();
+        interfaces.shrink_to_fit();
+        candidates = {};
+        lower = {};
+    }
+};
+
+struct Match {
+    uint64_t ts;
+    uint32_t offset, size;  // the EPB in the block's pcapng
+    uint32_t interface_id;
+    uint32_t orig_len, data_offset, caplen;
+};
+
+struct Loaded {
+    uint32_t file = 0, block = 0;
+    pcapng::Buffer raw, pcapng;
+    std::vector<Match> matches;
+    std::size_t next = 0;
+};
+
+struct Entry {
+    uint64_t ts;
+    uint32_t file, block, pos;
+    int32_t slot;  // -1: the file's next candidate block (or the unopened file)
+    bool operator>(const Entry& o) const {
+        if (ts != o.ts) return ts > o.ts;
+        if (file != o.file) return file > o.file;
+        if (block != o.block) return block > o.block;
+        return pos > o.pos;
+    }
+};
+
+// The Finish record at the end of an index, when it describes the data file
+// as it is: the whole file is then known from 56 + 40 bytes.
+std::optional<FinishRecord> read_finish(const std::string& index_file, uint64_t data_size,
+                                        QueryStats& stats) {
+    const int fd = ::open(index_file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    std::optional<FinishRecord> r;
+    struct stat st {};
+    std::byte head[40], tail[kFinishRecordBytes];
+    if (::fstat(fd, &st) == 0 && uint64_t(st.st_size) >= sizeof head + sizeof tail &&
+        ::pread(fd, head, sizeof head, 0) == ssize_t(sizeof head) &&
+        ::pread(fd, tail, sizeof tail, st.st_size - off_t(sizeof tail)) == ssize_t(sizeof tail)) {
+        stats.index_bytes_read += sizeof head + sizeof tail;
+        const auto h = record_at(head, 0);
+        const auto f = record_at(tail, 0);
+        if (h && h->type == RecordType::Header && decode_header(h->body) && f &&
+            f->type == RecordType::Finish) {
+            r = decode_finish(f->body);
+            if (r && r->data_end != data_size) r.reset();
+        }
+    }
+    ::close(fd);
+    return r;
+}
+
+// The index's blocks within the data's `size` and the interfaces they
+// define; nullopt when an interface record holds no valid interface block.
+std::optional<IndexPrefix> usable_prefix(const Index& ix, uint64_t size,
+                                         std::vector<pcapng::Interface>& interfaces) {
+    const IndexPrefix p = prefix_within(ix, size);
+    for (uint32_t i = 0; i < p.interfaces; ++i) {
+        auto parsed = pcapng::parse_interface(ix.interfaces[i]);
+        if (!parsed) return std::nullopt;
+        interfaces.push_back(std::move(*parsed));
+    }
+    return p;
+}
+
+}  // namespace
+
+bool Query::run(QuerySink& sink, QueryStats& stats, std::vector<std::string>& warnings,
+                std::string* error) {
+    // The files, in the order ties are broken: stream, directory, file number.
+    std::vector<File> files;
+    for (uint32_t d = 0; d < spec_.dirs.size(); ++d) {
+        DIR* dir = ::opendir(spec_.dirs[d].c_str());
+        if (!dir) {
+            *error = detail::errno_message("cannot read", spec_.dirs[d]);
+            return false;
+        }
+        while (const dirent* e = ::readdir(dir)) {
+            const auto n = parse_data_file_name(e->d_name);
+            if (!n) continue;
+            if (!spec_.streams.empty() && std::find(spec_.streams.begin(), spec_.streams.end(),
+                                                    n->stream) == spec_.streams.end())
+                continue;
+            File f;
+            f.path = spec_.dirs[d] + "/" + e->d_name;
+            f.name = *n;
+            f.dir = d;
+            f.compression = compression_of(f.path);
+            files.push_back(std::move(f));
+        }
+        ::closedir(dir);
+    }
+    std::sort(files.begin(), files.end(), [](const File& a, const File& b) {
+        return std::tie(a.name.stream, a.dir, a.name.index) <
+               std::tie(b.name.stream, b.dir, b.name.index);
+    });
+
+    std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap;
+    for (uint32_t i = 0; i < files.size(); ++i) {
+        File& f = files[i];
+        struct stat st {};
+        if (::stat(f.path.c_str(), &st) != 0) continue;  // removed meanwhile (--keep)
+        f.size = uint64_t(st.st_size);
+        ++stats.files;
+        stats.data_bytes += f.size;
+        const auto fin = read_finish(index_path(f.path), f.size, stats);
+        if (fin && (fin->packets == 0 || fin->max_ts_ns < spec_.from_ns ||
+                    fin->min_ts_ns >= spec_.to_ns)) {
+            ++stats.files_outside_time;
+            continue;
+        }
+        heap.push({fin ? fin->min_ts_ns : 0, i, 0, 0, -1});
+    }
+
+    // Opens a file: its index, the data it does not cover indexed in memory,
+    // and the blocks the time range and the filter leave.
+    auto open_file = [&](File& f) {
+        f.opened = true;
+        f.fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (f.fd < 0) {
+            warnings.push_back(detail::errno_message("cannot open", f.path));
+            return;
+        }
+        std::string why;
+        std::optional<Index> ix = load_index(index_path(f.path), &why);
+        if (ix) stats.index_bytes_read += ix->bytes.size();
+        if (ix && ix->header.compression != f.compression) ix.reset();
+        uint64_t covered = 0;
+        std::vector<pcapng::Interface> interfaces;
+        // Blocks past the data's end (a file cut by a crash without --sync,
+        // or by hand) do not count.
+        std::optional<IndexPrefix> prefix;
+        if (ix) prefix = usable_prefix(*ix, f.size, interfaces);
+        if (!prefix) {
+            ix.reset();
+            ++stats.files_without_index;
+            interfaces.clear();
+        } else {
+            covered = prefix->covered_end;
+        }
+        if (ix && covered == f.size && prefix->blocks == ix->blocks.size()) {
+            f.index = std::move(ix);  // the usual case: it covers the whole file
+        } else {
+            // Data the index does not cover (a file being written, a
+            // collector run with --no-index, a crash's open block): index it
+            // now, in memory, after what the index holds.
+            std::vector<std::byte> bytes;
+            if (ix)
+                bytes.assign(ix->bytes.begin(), ix->bytes.begin() + std::ptrdiff_t(prefix->bytes));
+            if (covered < f.size) {
+                stats.unindexed_bytes += f.size - covered;
+                std::vector<std::byte> records;
+                const DataIndexed r = index_data(f.fd, f.compression, covered, f.size, !ix,
+                                                 interfaces, spec_.build, records);
+                if (!r.ok)
+                    warnings.push_back(f.path + ": " + r.error + " at or after byte " +
+                                       std::to_string(r.covered_end) + ": the rest is not read");
+                if (!ix) {
+                    if (r.data_start == 0 && r.covered_end == 0) return;  // not pcapng
+                    IndexHeader h;
+                    h.compression = f.compression;
+                    h.data_start = r.data_start;
+                    append_header(bytes, h);
+                }
+                bytes.insert(bytes.end(), records.begin(), records.end());
+            }
+            f.index = parse_index(std::move(bytes), &why);
+        }
+        if (!f.index) return;
+        f.interfaces = std::move(interfaces);
+        const Index& x = *f.index;
+        for (uint32_t b = 0; b < x.blocks.size(); ++b) {
+            const BlockRecord& r = x.blocks[b];
+            ++stats.blocks;
+            if (r.packets == 0 || r.max_ts_ns < spec_.from_ns || r.min_ts_ns >= spec_.to_ns)
+                continue;
+            ++stats.blocks_in_time;
+            if (!predicate_.may_match(r)) continue;
+            f.candidates.push_back(b);
+        }
+        f.lower.resize(f.candidates.size());
+        uint64_t low = UINT64_MAX;
+        for (std::size_t i = f.candidates.size(); i-- > 0;) {
+            low = std::min(low, x.blocks[f.candidates[i]].min_ts_ns);
+            f.lower[i] = low;
+        }
+    };
+
+    std::vector<std::unique_ptr<Loaded>> slots;
+    std::vector<int32_t> free_slots;
+    // Reads a candidate block and keeps the packets that pass; returns its
+    // slot, or -1 when none does.
+    auto load_block = [&](uint32_t fi, uint32_t b) -> int32_t {
+        File& f = files[fi];
+        const BlockRecord& r = f.index->blocks[b];
+        int32_t s;
+        if (!free_slots.empty()) {
+            s = free_slots.back();
+            free_slots.pop_back();
+        } else {
+            s = int32_t(slots.size());
+            slots.push_back(std::make_unique<Loaded>());
+        }
+        Loaded& l = *slots[std::size_t(s)];
+        l.file = fi;
+        l.block = b;
+        l.matches.clear();
+        l.next = 0;
+        ++stats.blocks_read;
+        stats.bytes_read += r.data_end - r.data_start;
+        std::string why;
+        if (!pcapng::read_range(f.fd, f.compression, r.data_start, r.data_end, r.pcapng_bytes,
+                                l.raw, l.pcapng, &why))
+            warnings.push_back(f.path + ": " + why + " reading bytes " +
+                               std::to_string(r.data_start) + ".." + std::to_string(r.data_end));
+        std::size_t at = 0;
+        while (true) {
+            const pcapng::Next n = pcapng::block_at(l.pcapng, at);
+            if (n.walk != pcapng::Walk::Ok) break;
+            const std::size_t here = at;
+            at += n.block.bytes.size();
+            if (n.block.type != pcapng::kEnhancedPacketBlock) continue;
+            const auto p = pcapng::parse_packet_block(n.block.bytes);
+            if (!p) continue;
+            if (p->interface_id >= f.interfaces.size()) {
+                if (!f.warned_interface)
+                    warnings.push_back(f.path +
+                                       ": a packet of an interface never described: "
+                                       "left out (the file is damaged)");
+                f.warned_interface = true;
+                continue;
+            }
+            const pcapng::Interface& iface = f.interfaces[p->interface_id];
+            const uint64_t ts = pcapng::to_ns(iface, p->ts_raw);
+            if (ts < spec_.from_ns || ts >= spec_.to_ns) continue;
+            ++stats.packets_examined;
+            bool usable;
+            const bpf_program* prog = filters_->get(iface.link_type, &usable, warnings);
+            if (!usable) continue;
+            if (prog) {
+                pcap_pkthdr h{};
+                h.caplen = uint32_t(p->data.size());
+                h.len = p->orig_len;
+                if (!pcap_offline_filter(prog, &h, reinterpret_cast<const u_char*>(p->data.data())))
+                    continue;
+            }
+            l.matches.push_back(
+                {ts, uint32_t(here), uint32_t(n.block.bytes.size()), p->interface_id, p->orig_len,
+                 uint32_t(p->data.data() - n.block.bytes.data()), uint32_t(p->data.size())});
+        }
+        if (!std::is_sorted(l.matches.begin(), l.matches.end(),
+                            [](const Match& a, const Match& b) { return a.ts < b.ts; }))
+            std::stable_sort(l.matches.begin(), l.matches.end(),
+                             [](const Match& a, const Match& b) { return a.ts < b.ts; });
+        if (l.matches.empty()) {
+            free_slots.push_back(s);
+            return -1;
+        }
+        ++stats.blocks_matched;
+        return s;
+    };
+
+    while (!heap.empty()) {
+        const Entry e = heap.top();
+        heap.pop();
+        if (e.slot >= 0) {
+            Loaded& l = *slots[std::size_t(e.slot)];
+            const Match& m = l.matches[l.next];
+            File& f = files[l.file];
+            QueryPacket p;
+            p.source = l.file;
+            p.interface_id = m.interface_id;
+            p.interface = &f.interfaces[m.interface_id];
+            p.ts_ns = m.ts;
+            p.epb = {l.pcapng.data() + m.offset, m.size};
+            p.data = p.epb.subspan(m.data_offset, m.caplen);
+            p.orig_len = m.orig_len;
+            ++stats.packets_matched;
+            if (!sink.packet(p)) {
+                *error = std::string("cannot write the output: ") + std::strerror(errno);
+                return false;
+            }
+            if (++l.next < l.matches.size()) {
+                heap.push({l.matches[l.next].ts, l.file, l.block, uint32_t(l.next), e.slot});
+            } else {
+                free_slots.push_back(e.slot);
+                if (--f.loaded == 0 && f.next == f.candidates.size()) f.release();
+            }
+            continue;
+        }
+        File& f = files[e.file];
+        if (!f.opened) {
+            open_file(f);
+            if (f.candidates.empty()) {
+                f.release();
+                continue;
+            }
+            heap.push({f.lower[0], e.file, f.candidates[0], 0, -1});
+            continue;
+        }
+        const uint32_t b = f.candidates[f.next++];
+        const int32_t s = load_block(e.file, b);
+        if (s >= 0) {
+            ++f.loaded;
+            heap.push({slots[std::size_t(s)]->matches[0].ts, e.file, b, 0, s});
+        }
+        if (f.next < f.candidates.size()) {
+            heap.push({f.lower[f.next], e.file, f.candidates[f.next], 0, -1});
+        } else if (f.loaded == 0) {
+            f.release();  // its packets are all out: its index and interfaces can go
+        }
+    }
+    for (File& f : files)
+        f.release();
+    return true;
+}
+
+// ---- pcapng output --------------------------------------------------------------
+
+namespace {
+
+void put32(std::vector<std::byte>& v, uint32_t x) {
+    const std::size_t at = v.size();
+    v.resize(at + 4);
+    std::memcpy(v.data() + at, &x, 4);
+}
+
+void option(std::vector<std::byte>& v, uint16_t code, std::string_view s) {
+    if (s.empty()) return;
+    const std::size_t n = std::min<std::size_t>(s.size(), 0xfff0);
+    put32(v, uint32_t(code) | uint32_t(n) << 16);
+    const std::size_t at = v.size();
+    v.resize(at + ((n + 3) & ~std::size_t{3}));
+    std::memcpy(v.data() + at, s.data(), n);
+}
+
+}  // namespace
+
+PcapngSink::PcapngSink(std::FILE* out, std::string_view application, std::string_view comment)
+    : out_(out) {
+    std::vector<std::byte> shb;
+    put32(shb, pcapng::kSectionHeaderBlock);
+    put32(shb, 0);  // length, patched below
+    put32(shb, pcapng::kByteOrderMagic);
+    put32(shb, 1);  // version 1.0
+    put32(shb, 0xffffffff);
+    put32(shb, 0xffffffff);  // section length unknown: written as a stream
+    option(shb, 1, comment);
+    option(shb, 4, application);
+    put32(shb, 0);  // opt_endofopt
+    const uint32_t len = uint32_t(shb.size() + 4);
+    std::memcpy(shb.data() + 4, &len, 4);
+    put32(shb, len);
+    write(shb);
+}
+
+bool PcapngSink::write(std::span<const std::byte> b) {
+    if (ok_ && std::fwrite(b.data(), 1, b.size(), out_) != b.size()) ok_ = false;
+    return ok_;
+}
+
+bool PcapngSink::packet(const QueryPacket& p) {
+    const uint64_t key = uint64_t(p.source) << 32 | p.interface_id;
+    uint32_t id = UINT32_MAX;
+    for (const auto& [k, v] : seen_)
+        if (k == key) id = v;
+    if (id == UINT32_MAX) {
+        // The same interface in several files (a stream's files describe
+        // its interfaces alike) is described once.
+        const auto& idb = p.interface->idb;
+        for (const auto& [bytes, v] : interfaces_)
+            if (bytes == idb) id = v;
+        if (id == UINT32_MAX) {
+            id = uint32_t(interfaces_.size());
+            interfaces_.emplace_back(idb, id);
+            if (!write(idb)) return false;
+        }
+        seen_.emplace_back(key, id);
+    }
+    epb_.assign(p.epb.begin(), p.epb.end());
+    std::memcpy(epb_.data() + 8, &id, 4);
+    return write(epb_);
+}
+
+// ---- flows ------------------------------------------------------------------------
+
+namespace {
+
+struct Flow {
+    uint8_t proto = 0;
+    bool v6 = false;
+    std::array<std::byte, 16> src{}, dst{};  // as the first packet had them
+    uint16_t sport = 0, dport = 0;
+    uint64_t first = 0, last = 0;
+    uint64_t packets[2] = {0, 0}, bytes[2] = {0, 0};  // [0]: src -> dst
+};
+
+// An endpoint of a flow: the address as 16 bytes (IPv4 mapped into IPv6)
+// and the port.
+struct Endpoint {
+    uint64_t hi = 0, lo = 0;
+    uint16_t port = 0;
+    // NOLINTNEXTLINE(modernize-use-nullptr): libstdc++ compares the ordering with 0
+    auto operator<=>(const Endpoint&) const = default;
+};
+
+Endpoint endpoint(const std::byte* addr, std::size_t addr_size, uint16_t port) {
+    Endpoint e;
+    if (addr_size == 16) {
+        e.hi = load_be(addr, 8);
+        e.lo = load_be(addr + 8, 8);
+    } else {
+        e.lo = 0x0000ffff00000000ull | load_be(addr, 4);
+    }
+    e.port = port;
+    return e;
+}
+
+struct FlowKey {
+    uint8_t proto;
+    Endpoint a, b;  // a <= b: the same both ways
+    bool operator==(const FlowKey&) const = default;
+};
+
+struct FlowKeyHash {
+    std::size_t operator()(const FlowKey& k) const {
+        uint64_t h = key_word(k.proto, k.a.hi);
+        h = key_word(h, k.a.lo);
+        h = key_word(h, k.b.hi);
+        h = key_word(h, k.b.lo);
+        return fmix64(key_word(h, uint64_t{k.a.port} << 16 | k.b.port));
+    }
+};
+
+}  // namespace
+
+struct FlowSink::Table {
+    std::vector<Flow> flows;  // in the order of their first packet
+    std::unordered_map<FlowKey, std::size_t, FlowKeyHash> index;
+};
+
+FlowSink::FlowSink() : t_(std::make_unique<Table>()) {}
+FlowSink::~FlowSink() = default;
+
+std::size_t FlowSink::size() const {
+    return t_->flows.size();
+}
+
+bool FlowSink::packet(const QueryPacket& p) {
+    if (p.interface->link_type != pcapng::kLinkTypeEthernet) return true;
+    const PacketKeys k = parse_packet(p.data);
+    if (!k.ip() || !k.has(PacketKeys::kSrc | PacketKeys::kDst)) return true;
+    const std::size_t as = k.address_size();
+    const uint16_t sp = (k.flags & PacketKeys::kSport) ? k.sport : 0;
+    const uint16_t dp = (k.flags & PacketKeys::kDport) ? k.dport : 0;
+    const Endpoint s = endpoint(k.src.data(), as, sp), d = endpoint(k.dst.data(), as, dp);
+    const FlowKey key{k.proto, std::min(s, d), std::max(s, d)};
+    auto [it, fresh] = t_->index.try_emplace(key, t_->flows.size());
+    if (fresh) {
+        Flow f;
+        f.proto = k.proto;
+        f.v6 = k.flags & PacketKeys::kIpv6;
+        f.src = k.src;
+        f.dst = k.dst;
+        f.sport = sp;
+        f.dport = dp;
+        f.first = p.ts_ns;
+        t_->flows.push_back(f);
+    }
+    Flow& f = t_->flows[it->second];
+    const int dir = f.src == k.src && f.sport == sp ? 0 : 1;
+    f.last = std::max(f.last, p.ts_ns);
+    ++f.packets[dir];
+    f.bytes[dir] += p.orig_len;
+    return true;
+}
+
+void FlowSink::write(std::FILE* out) const {
+    for (const Flow& f : t_->flows) {
+        char s[INET6_ADDRSTRLEN], d[INET6_ADDRSTRLEN];
+        inet_ntop(f.v6 ? AF_INET6 : AF_INET, f.src.data(), s, sizeof s);
+        inet_ntop(f.v6 ? AF_INET6 : AF_INET, f.dst.data(), d, sizeof d);
+        std::fprintf(out,
+                     "{\"proto\":%u,\"src\":\"%s\",\"sport\":%u,\"dst\":\"%s\",\"dport\":%u,"
+                     "\"first\":\"%s\",\"last\":\"%s\",\"packets_src_to_dst\":%llu,"
+                     "\"bytes_src_to_dst\":%llu,\"packets_dst_to_src\":%llu,"
+                     "\"bytes_dst_to_src\":%llu}\n",
+                     f.proto, s, f.sport, d, f.dport, format_time(f.first).c_str(),
+                     format_time(f.last).c_str(), (unsigned long long)f.packets[0],
+                     (unsigned long long)f.bytes[0], (unsigned long long)f.packets[1],
+                     (unsigned long long)f.bytes[1]);
+    }
+}
+
+}  // namespace sluice::index
