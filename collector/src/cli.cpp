@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include "sluice/rdma/protocol.hpp"
-#include "sluice/session/key.hpp"
+#include "sluice/session/keyring.hpp"
 
 namespace sluice::collector {
 namespace {
@@ -44,8 +44,11 @@ resumes where its files end, so senders replay exactly what is missing.
                             (suffixes K, M, G; default: never)
   --rotate-time S           start a new file every S seconds (default: never)
   --keep N                  keep only the newest N files per stream
-  --key-file F              pre-shared key the senders must prove (the same
-                            file as the sender's egress.key_file)
+  --key-file F              the key senders must prove: one key (the same file
+                            as the sender's egress.key_file), or named keys,
+                            one line each, 'key NAME STREAMS SECRET', each
+                            allowed only the streams it lists
+                            (docs/security.md)
   --compress zstd           write .pcapng.zst (one zstd frame per commit)
   --zstd-level N            zstd level, 1..19 (default 3)
   --sync                    fdatasync data and state before acknowledging,
@@ -236,7 +239,8 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
     if (o.out_dir.empty()) return usage_error("--out DIR is required");
     if (!key_file.empty()) {
         try {
-            o.key = session::read_key_file(key_file);
+            o.keys =
+                std::make_shared<const session::Keyring>(session::Keyring::read_file(key_file));
         } catch (const std::exception& e) {
             r.exit_code = kExitRuntime;
             r.message = fmt::format("sluice-collector: {}\n", e.what());
@@ -245,7 +249,7 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
     }
     try {
         const session::ResolvedAddress addr = session::resolve(o.listen, true);
-        if (!session::is_loopback(addr) && o.key.empty()) {
+        if (!session::is_loopback(addr) && !o.has_keys()) {
             return usage_error(fmt::format(
                 "listening on {} (not loopback) needs --key-file: without a key anyone who "
                 "reaches the port could write captures to {}. Give both ends the same key file, "

@@ -76,7 +76,7 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
     ws_.zstd = zstd_.get();
 
     const session::ResolvedAddress addr = session::resolve(opt_.listen, true);
-    if (!session::is_loopback(addr) && opt_.key.empty()) {
+    if (!session::is_loopback(addr) && !opt_.has_keys()) {
         throw std::invalid_argument(fmt::format(
             "listening on {} (not loopback) needs --key-file: without a key anyone who reaches "
             "the port could write captures here. Give both ends the same key file, or listen on "
@@ -95,7 +95,7 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
         rdma::ListenerConfig lc;
         lc.host = opt_.listen.host;
         lc.port = opt_.listen.port;
-        lc.key = opt_.key;
+        lc.keys = opt_.keys;
         lc.slot_bytes = opt_.rdma_slot_bytes;
         lc.slot_count = opt_.rdma_slots;
         lc.handshake_timeout_ms = handshake_timeout_ms();
@@ -108,7 +108,7 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
     } else {
         tcp::ListenerConfig lc;
         lc.listen = opt_.listen;
-        lc.key = opt_.key;
+        lc.keys = opt_.keys;
         lc.max_frame_bytes = opt_.max_frame_bytes;
         lc.handshake_timeout_ms = handshake_timeout_ms();
         lc.idle_timeout_ms = opt_.peer_timeout_ms;
@@ -210,6 +210,11 @@ Stream& Collector::stream(uint64_t id) {
     return *streams_.emplace(id, std::move(s)).first->second;
 }
 
+Stream* Collector::find_stream(uint64_t id) {
+    auto it = streams_.find(id);
+    return it == streams_.end() ? nullptr : it->second.get();
+}
+
 int Collector::run() {
     started_ns_ = session::monotonic_ns();
     last_stats_ns_ = started_ns_;
@@ -218,8 +223,11 @@ int Collector::run() {
         opt_.stats_interval_s ? started_ns_ + opt_.stats_interval_s * 1'000'000'000ull : UINT64_MAX;
     log_info("listening on {}{} ({}), writing to {}{}{}", rdma_ ? "rdma://" : "",
              opt_.listen.host + ":" + std::to_string(port_),
-             opt_.key.empty() ? "no key" : "key required", settings_.dir,
-             opt_.compression == Compression::Zstd ? " (zstd)" : "", opt_.sync ? " (sync)" : "");
+             !opt_.has_keys()     ? std::string("no key")
+             : opt_.keys->named() ? fmt::format("{} named keys", opt_.keys->size())
+                                  : std::string("key required"),
+             settings_.dir, opt_.compression == Compression::Zstd ? " (zstd)" : "",
+             opt_.sync ? " (sync)" : "");
     std::array<epoll_event, 8> events;
     while (!stopping_.load(std::memory_order_relaxed)) {  // relaxed: set and read by this thread
         uint64_t now = session::monotonic_ns();

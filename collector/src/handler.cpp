@@ -38,6 +38,14 @@ void StreamHandler::on_connection(session::ConnectionId conn, session::ReceiverT
     p.address = std::string(peer);
 }
 
+std::optional<session::ResumeTicket> StreamHandler::resume_ticket(uint64_t stream_id,
+                                                                  uint64_t session_id) {
+    // Every stream with state was recovered at start: one not found here
+    // has no session to resume, and nothing is created for an unproven peer.
+    const Stream* s = c_.find_stream(stream_id);
+    return s ? s->resume_ticket(session_id) : std::nullopt;
+}
+
 session::HelloAnswer StreamHandler::on_hello(session::ConnectionId conn,
                                              const session::Hello& hello) {
     session::HelloAnswer a;
@@ -182,6 +190,9 @@ void StreamHandler::on_closed(session::ConnectionId conn, CloseCause cause, std:
             break;
         case CloseCause::Limit:
             k.dropped_over_limit.inc();
+            break;
+        case CloseCause::ResumeUnknown:
+            k.refused_resume.inc();
             break;
         case CloseCause::ShuttingDown:
             break;

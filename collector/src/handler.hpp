@@ -30,6 +30,8 @@ class StreamHandler final : public session::ReceiverHandler {
 
     void on_connection(session::ConnectionId conn, session::ReceiverTransport& transport,
                        std::string_view peer) override;
+    std::optional<session::ResumeTicket> resume_ticket(uint64_t stream_id,
+                                                       uint64_t session_id) override;
     session::HelloAnswer on_hello(session::ConnectionId conn, const session::Hello& hello) override;
     bool on_frame(session::ConnectionId conn, const wire::FrameView& frame,
                   session::Refusal& refusal) override;

@@ -23,17 +23,20 @@ constexpr uint16_t kStateVersion = 1;
 constexpr std::size_t kInterfacesAt = 512;
 constexpr std::size_t kCrcAt = kStateSlotSize - 4;
 static_assert(kInterfacesAt + StreamState::kMaxInterfaces * 4 <= kCrcAt);
-static_assert(160 + StreamState::kMaxFileName + 1 <= kInterfacesAt);
+static_assert(160 + StreamState::kMaxFileName + 1 <= 416);
+static_assert(449 + session::kMaxKeyName <= kInterfacesAt);
 
 namespace off {
 constexpr std::size_t magic = 0, version = 4, flags = 6, generation = 8, stream_id = 16,
                       session_id = 24, next_sequence = 32, next_packet_index = 40, file_index = 48,
                       file_offset = 56, file_created_ns = 64, interface_count = 72, name_len = 76,
-                      totals = 80,  // 7 x u64
-    name = 160;
+                      totals = 80,       // 7 x u64
+    name = 160,                          // up to 256 bytes
+    secret = 416,                        // 32 bytes, with flag::secret
+    key_name_len = 448, key_name = 449;  // up to kMaxKeyName bytes
 }
 namespace flag {
-constexpr uint16_t position_known = 1, zstd = 2;
+constexpr uint16_t position_known = 1, zstd = 2, secret = 4;
 }
 
 }  // namespace
@@ -48,9 +51,10 @@ void encode_slot(const StreamState& s, uint64_t generation, std::byte* p) {
     std::memset(p, 0, kStateSlotSize);
     store_le<uint32_t>(p + off::magic, kStateMagic);
     store_le<uint16_t>(p + off::version, kStateVersion);
-    store_le<uint16_t>(p + off::flags,
-                       static_cast<uint16_t>((s.position_known ? flag::position_known : 0) |
-                                             (s.zstd ? flag::zstd : 0)));
+    store_le<uint16_t>(
+        p + off::flags,
+        static_cast<uint16_t>((s.position_known ? flag::position_known : 0) |
+                              (s.zstd ? flag::zstd : 0) | (s.has_secret ? flag::secret : 0)));
     store_le<uint64_t>(p + off::generation, generation);
     store_le<uint64_t>(p + off::stream_id, s.stream_id);
     store_le<uint64_t>(p + off::session_id, s.session_id);
@@ -73,6 +77,12 @@ void encode_slot(const StreamState& s, uint64_t generation, std::byte* p) {
     for (int i = 0; i < 7; ++i)
         store_le<uint64_t>(p + off::totals + 8 * i, t[i]);
     std::memcpy(p + off::name, name.data(), name.size());
+    if (s.has_secret) {
+        std::memcpy(p + off::secret, s.secret.data(), s.secret.size());
+        const std::string_view key = s.key_name.view();
+        p[off::key_name_len] = static_cast<std::byte>(key.size());
+        std::memcpy(p + off::key_name, key.data(), key.size());
+    }
     for (uint32_t i = 0; i < nif; ++i) {
         store_le<uint16_t>(p + kInterfacesAt + 4 * i, s.interfaces[i].port);
         store_le<uint16_t>(p + kInterfacesAt + 4 * i + 2, s.interfaces[i].queue);
@@ -88,6 +98,7 @@ std::optional<StreamState> decode_slot(const std::byte* p, uint64_t* generation)
     const uint16_t flags = load_le<uint16_t>(p + off::flags);
     s.position_known = flags & flag::position_known;
     s.zstd = flags & flag::zstd;
+    s.has_secret = flags & flag::secret;
     if (generation) *generation = load_le<uint64_t>(p + off::generation);
     s.stream_id = load_le<uint64_t>(p + off::stream_id);
     s.session_id = load_le<uint64_t>(p + off::session_id);
@@ -105,6 +116,12 @@ std::optional<StreamState> decode_slot(const std::byte* p, uint64_t* generation)
         t[i] = load_le<uint64_t>(p + off::totals + 8 * i);
     s.totals = {t[0], t[1], t[2], t[3], t[4], t[5], t[6]};
     s.set_file({reinterpret_cast<const char*>(p + off::name), name_len});
+    if (s.has_secret) {
+        const auto key_len = static_cast<std::size_t>(p[off::key_name_len]);
+        if (key_len > session::kMaxKeyName) return std::nullopt;
+        std::memcpy(s.secret.data(), p + off::secret, s.secret.size());
+        s.key_name.set({reinterpret_cast<const char*>(p + off::key_name), key_len});
+    }
     for (uint32_t i = 0; i < s.interface_count; ++i) {
         s.interfaces[i].port = load_le<uint16_t>(p + kInterfacesAt + 4 * i);
         s.interfaces[i].queue = load_le<uint16_t>(p + kInterfacesAt + 4 * i + 2);

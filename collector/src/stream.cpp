@@ -334,7 +334,7 @@ std::optional<HelloVerdict> Stream::on_hello(const session::Hello& h) {
     v.previous_session = st_.session_id;
     v.previous_next_sequence = st_.next_sequence;
     const bool has_position = h.position.known;
-    if (h.session_id != st_.session_id) {
+    if (!h.resume || h.session_id != st_.session_id || !st_.has_secret) {
         // A new sender instance numbers its frames afresh: its position is
         // the truth, whatever the previous session reached.
         v.new_session = true;
@@ -342,6 +342,9 @@ std::optional<HelloVerdict> Stream::on_hello(const session::Hello& h) {
         st_.position_known = has_position;
         st_.next_sequence = has_position ? h.position.sequence : 0;
         st_.next_packet_index = has_position ? h.position.packet_index : 0;
+        st_.has_secret = true;
+        st_.secret = h.secret;
+        st_.key_name = h.key_name;
     } else if (!st_.position_known && has_position) {
         st_.position_known = true;
         st_.next_sequence = h.position.sequence;
@@ -355,6 +358,14 @@ std::optional<HelloVerdict> Stream::on_hello(const session::Hello& h) {
     }
     v.resume_sequence = st_.position_known ? st_.next_sequence : 0;
     return v;
+}
+
+std::optional<session::ResumeTicket> Stream::resume_ticket(uint64_t session_id) const {
+    if (session_id == 0 || session_id != st_.session_id || !st_.has_secret) return std::nullopt;
+    session::ResumeTicket t;
+    t.secret = st_.secret;
+    t.key_name = st_.key_name;
+    return t;
 }
 
 void Stream::reindex_interfaces() {

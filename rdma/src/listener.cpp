@@ -16,6 +16,7 @@
 #include "sluice/rdma/sender.hpp"
 #include "sluice/session/clock.hpp"
 #include "sluice/session/endpoint.hpp"
+#include "sluice/session/hello_check.hpp"
 #include "sluice/session/key.hpp"
 
 namespace sluice::rdma {
@@ -147,20 +148,8 @@ void RdmaListener::Impl::on_connect_request(rdma_cm_id* id, const void* pd, std:
         rdma_destroy_id(id);  // its event was acknowledged by the caller
         return;
     }
-    const bool has_key = rq.flags & request_flag::kHasKey;
-    if (!cfg.key.empty() && !has_key) {
-        reject_request(id, conn, RejectReason::KeyRequired,
-                       "this collector requires a key: set egress.key_file to the same file as "
-                       "its --key-file",
-                       CloseCause::Auth, peer);
-        rdma_destroy_id(id);
-        return;
-    }
-    if (cfg.key.empty() && has_key) {
-        reject_request(id, conn, RejectReason::KeyUnexpected,
-                       "the sender has a key but this collector has none: give the collector "
-                       "--key-file with the same file",
-                       CloseCause::Auth, peer);
+    if (auto r = session::check_key_presence(keys(), rq.flags & request_flag::kHasKey)) {
+        reject_request(id, conn, r->reason, r->text, r->cause, peer);
         rdma_destroy_id(id);
         return;
     }
@@ -196,7 +185,7 @@ void RdmaListener::Impl::on_connect_request(rdma_cm_id* id, const void* pd, std:
         return;
     }
     ConnectAccept acc;
-    acc.flags = cfg.key.empty() ? 0 : accept_flag::kKeyRequired;
+    acc.flags = keys().empty() ? 0 : accept_flag::kKeyRequired;
     acc.slot_bytes = cfg.slot_bytes;
     acc.slot_count = cfg.slot_count;
     session::random_bytes(acc.nonce);

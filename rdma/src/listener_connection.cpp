@@ -10,6 +10,7 @@
 
 #include "sluice/rdma/slot.hpp"
 #include "sluice/session/clock.hpp"
+#include "sluice/session/hello_check.hpp"
 #include "sluice/session/key.hpp"
 
 namespace sluice::rdma {
@@ -111,13 +112,18 @@ void RdmaListener::Impl::on_message(RConn& c, std::span<const std::byte> bytes, 
                     true, RejectReason::Protocol, now);
         return;
     }
-    const Proof want = sender_proof(cfg.key, c.request, c.accept);
-    if (!session::proofs_equal(want, m.proof)) {
-        begin_close(c, CloseCause::Auth,
-                    fmt::format("connection from {}: the key proof did not match: the sender's "
-                                "egress.key_file differs from --key-file",
-                                c.peer),
-                    true, RejectReason::AuthFailed, now);
+    session::Hello hello = to_session(c.rq);
+    session::HelloCheck check = session::check_hello(
+        keys(), &h, hello, m.proof,
+        [&](std::span<const std::byte> key) { return sender_proof(key, c.request, c.accept); },
+        [&](std::span<const std::byte> secret) {
+            return resume_proof(secret, c.request, c.accept);
+        },
+        [&](std::span<const std::byte> key) { return session_secret(key, c.request, c.accept); });
+    if (!check.ok) {
+        begin_close(c, check.refusal.cause,
+                    fmt::format("connection from {}: {}", c.peer, check.refusal.text), true,
+                    check.refusal.reason, now);
         return;
     }
     // The key is proved: only now is memory pinned for this peer.
@@ -129,7 +135,7 @@ void RdmaListener::Impl::on_message(RConn& c, std::span<const std::byte> bytes, 
                     true, RejectReason::Busy, now);
         return;
     }
-    const session::HelloAnswer a = h.on_hello(c.id, to_session(c.rq));
+    const session::HelloAnswer a = h.on_hello(c.id, hello);
     if (c.state == ConnState::Closing) return;  // the handler closed it
     if (!a.accept) {
         begin_close(c, a.refusal.cause, a.refusal.text, true, a.refusal.reason, now);
@@ -141,7 +147,7 @@ void RdmaListener::Impl::on_message(RConn& c, std::span<const std::byte> bytes, 
     w.value = a.resume_sequence;
     w.ring_addr = reinterpret_cast<uintptr_t>(c.ring);
     w.rkey = c.ring_mr->rkey;
-    w.proof = welcome_proof(cfg.key, m.proof, w);
+    w.proof = welcome_proof(check.answer_key, m.proof, w);
     c.ack = a.resume_sequence;
     count_pending(c, -1);
     c.state = ConnState::Streaming;

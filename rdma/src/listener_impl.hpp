@@ -83,6 +83,10 @@ struct RdmaListener::Impl {
     ListenerConfig cfg;
     session::ReceiverHandler& h;
     RdmaListener& self;
+    const session::Keyring& keys() const {
+        static const session::Keyring none;
+        return cfg.keys ? *cfg.keys : none;
+    }
     wire::FrameReader reader;
     session::ByteBuffer scratch;
     rdma_event_channel* channel = nullptr;

@@ -34,6 +34,7 @@ DecodeStatus check_head(std::span<const std::byte> in, std::size_t size, uint32_
 
 constexpr std::string_view kProofLabel = "sluice rdma proof v2";
 constexpr std::string_view kWelcomeLabel = "sluice rdma welcome v2";
+constexpr std::string_view kResumeLabel = "sluice rdma resume v3";
 
 }  // namespace
 
@@ -73,7 +74,8 @@ std::array<std::byte, kRequestSize> encode(const ConnectRequest& m) {
 DecodeStatus decode(std::span<const std::byte> in, ConnectRequest& m) {
     if (auto s = check_head(in, kRequestSize, kRequestMagic); s != DecodeStatus::Ok) return s;
     const uint8_t flags = static_cast<uint8_t>(in[5]);
-    if ((flags & ~(request_flag::kHasKey | request_flag::kHasPosition)) != 0 ||
+    if ((flags & ~(request_flag::kHasKey | request_flag::kHasPosition | request_flag::kResume)) !=
+            0 ||
         get<uint16_t>(&in[6]) != 0)
         return DecodeStatus::ReservedNotZero;
     m.version = static_cast<uint8_t>(in[4]);
@@ -217,6 +219,7 @@ session::Hello to_session(const ConnectRequest& m) {
     h.stream_id = m.stream_id;
     h.session_id = m.session_id;
     h.has_key = (m.flags & request_flag::kHasKey) != 0;
+    h.resume = (m.flags & request_flag::kResume) != 0;
     h.position.known = (m.flags & request_flag::kHasPosition) != 0;
     h.position.sequence = h.position.known ? m.next_sequence : 0;
     h.position.packet_index = h.position.known ? m.next_packet_index : 0;
@@ -235,6 +238,18 @@ Proof welcome_proof(std::span<const std::byte> key, const Proof& sender, const M
     put<uint64_t>(tail.data() + 9, welcome.ring_addr);
     put<uint32_t>(tail.data() + 17, welcome.rkey);
     return session::hmac_sha256(key, {session::label(kWelcomeLabel), sender, tail});
+}
+
+Proof resume_proof(std::span<const std::byte> secret,
+                   std::span<const std::byte, kRequestSize> request,
+                   std::span<const std::byte, kAcceptSize> accept) {
+    return session::hmac_sha256(secret, {session::label(kResumeLabel), request, accept});
+}
+
+session::SessionSecret session_secret(std::span<const std::byte> key,
+                                      std::span<const std::byte, kRequestSize> request,
+                                      std::span<const std::byte, kAcceptSize> accept) {
+    return session::derive_session_secret(key, {request, accept});
 }
 
 }  // namespace sluice::rdma

@@ -270,7 +270,10 @@ void RdmaSender::on_route_resolved(uint64_t now) {
     const session::Hello h = core_.hello();
     ConnectRequest rq;
     rq.flags = (h.has_key ? request_flag::kHasKey : 0) |
-               (h.position.known ? request_flag::kHasPosition : 0);
+               (h.position.known ? request_flag::kHasPosition : 0) |
+               (h.resume ? request_flag::kResume : 0);
+    resuming_ = h.resume;
+    resume_secret_ = h.secret;
     rq.stream_id = h.stream_id;
     rq.session_id = h.session_id;
     rq.next_sequence = h.position.sequence;
@@ -307,7 +310,8 @@ void RdmaSender::on_established(uint64_t now, const void* data, std::size_t len)
         return;
     }
     const std::array<std::byte, kAcceptSize> acc = encode(accept_);
-    proof_ = sender_proof(cfg_.key, request_, acc);
+    proof_ = resuming_ ? resume_proof(resume_secret_, request_, acc)
+                       : sender_proof(cfg_.key, request_, acc);
     Message m;
     m.type = MessageType::Proof;
     m.proof = proof_;

@@ -80,7 +80,12 @@ void RdmaSender::on_message(uint64_t now, std::span<const std::byte> bytes) {
     }
     const SenderState state = core_.state();
     if (state == SenderState::Handshake && m.type == MessageType::Welcome) {
-        if (!session::proofs_equal(m.proof, welcome_proof(cfg_.key, proof_, m))) {
+        // A resumed session's collector proves the session's secret, a new
+        // one's the key.
+        const std::span<const std::byte> proved = resuming_
+                                                      ? std::span<const std::byte>(resume_secret_)
+                                                      : std::span<const std::byte>(cfg_.key);
+        if (!session::proofs_equal(m.proof, welcome_proof(proved, proof_, m))) {
             core_.fail(now, format_into(msg,
                                         "collector {} did not prove it holds the key: its "
                                         "--key-file differs from egress.key_file",
@@ -90,6 +95,7 @@ void RdmaSender::on_message(uint64_t now, std::span<const std::byte> bytes) {
         ring_ = Ring{m.ring_addr, m.rkey, accept_.slot_bytes, accept_.slot_count};
         credits_.reset(ring_.slot_count);
         credit_stalled_ = false;
+        if (!resuming_) core_.established(session_secret(cfg_.key, request_, encode(accept_)));
         core_.welcomed(now, m.value);
         return;
     }

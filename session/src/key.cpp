@@ -2,41 +2,72 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <stdexcept>
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "sluice/session/clock.hpp"
 
 namespace sluice::session {
 
-std::vector<std::byte> read_key_file(const std::string& path) {
+std::string read_secret_file(const std::string& path) {
+    // Opened first and checked through the descriptor: the file checked is
+    // the file read.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        throw std::runtime_error(fmt::format(
+            "cannot read key file {}: {}; create it with: head -c 32 /dev/urandom | base64 > {} "
+            "&& chmod 600 {}, and give the same file to both ends",
+            path, std::strerror(errno), path, path));
+    }
     struct stat st {};
-    if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        throw std::runtime_error(
+            fmt::format("key file {} is not a regular file: give the path of the file that "
+                        "holds the key",
+                        path));
+    }
+    if ((st.st_mode & 077) != 0) {
+        ::close(fd);
         throw std::runtime_error(
             fmt::format("key file {} is readable by other users (mode {:o}): anyone on this host "
                         "could use it; run chmod 600 {} (and chown it to the user that runs "
                         "sluice)",
                         path, st.st_mode & 0777, path));
     }
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+    if (st.st_size > static_cast<off_t>(kMaxKeyFileBytes)) {
+        ::close(fd);
         throw std::runtime_error(fmt::format(
-            "cannot read key file {}: {}; create it with: head -c 32 /dev/urandom | base64 > {} "
-            "&& chmod 600 {}, and give the same file to both ends",
-            path, std::strerror(errno), path, path));
+            "key file {} holds {} bytes, more than a key file may ({}): is it the right file?",
+            path, st.st_size, kMaxKeyFileBytes));
     }
-    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string s(static_cast<std::size_t>(st.st_size), '\0');
+    std::size_t got = 0;
+    while (got < s.size()) {
+        const ssize_t n = ::read(fd, s.data() + got, s.size() - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += static_cast<std::size_t>(n);
+    }
+    ::close(fd);
+    s.resize(got);
+    return s;
+}
+
+std::vector<std::byte> read_key_file(const std::string& path) {
+    std::string s = read_secret_file(path);
     if (!s.empty() && s.back() == '\n') s.pop_back();
     if (!s.empty() && s.back() == '\r') s.pop_back();
     if (s.size() < kMinKeyBytes) {
+        OPENSSL_cleanse(s.data(), s.size());
         throw std::runtime_error(fmt::format(
             "key file {} holds {} bytes; a key needs at least {}: generate one with: head -c 32 "
             "/dev/urandom | base64 > {}",

@@ -42,6 +42,8 @@ std::string_view to_string(CloseCause c) {
             return "resources";
         case CloseCause::Limit:
             return "limit";
+        case CloseCause::ResumeUnknown:
+            return "resume-unknown";
     }
     return "unknown";
 }
@@ -67,6 +69,8 @@ RejectReason reject_reason(CloseCause c) {
             return RejectReason::Busy;
         case CloseCause::Limit:
             return RejectReason::Limit;
+        case CloseCause::ResumeUnknown:
+            return RejectReason::ResumeUnknown;
         case CloseCause::PeerClosed:
         case CloseCause::PeerRejected:
         case CloseCause::Protocol:

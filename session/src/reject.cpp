@@ -26,6 +26,8 @@ std::string_view to_string(RejectReason r) {
             return "busy";
         case RejectReason::Limit:
             return "limit";
+        case RejectReason::ResumeUnknown:
+            return "resume-unknown";
     }
     return "unknown";
 }

@@ -74,6 +74,8 @@ Hello SenderCore::hello() const {
     h.position = rtx_.position();
     h.heartbeat_ms = set_.heartbeat_ms;
     h.has_key = !set_.key.empty();
+    h.resume = has_secret_;
+    if (has_secret_) h.secret = secret_;
     return h;
 }
 
@@ -146,6 +148,13 @@ void SenderCore::rejected(uint64_t now, RejectReason reason, std::string_view te
         clean[n++] = (ch >= 0x20 && ch < 0x7f) ? ch : '?';
     }
     stats_.rejected_by_collector.inc();
+    const bool resume_refused = reason == RejectReason::ResumeUnknown && has_secret_;
+    if (resume_refused) {
+        // The next hello starts a new session, at once: nothing was wrong
+        // with the collector, only with what this sender asked of it.
+        has_secret_ = false;
+        stats_.resumes_refused.inc();
+    }
     char msg[640];
     const std::string_view name = to_string(reason);
     fail(now, name == "unknown"
@@ -154,6 +163,7 @@ void SenderCore::rejected(uint64_t now, RejectReason reason, std::string_view te
                                         std::string_view(clean, n))
                   : detail::format_into(msg, "collector {} rejected the connection ({}): {}",
                                         set_.peer, name, std::string_view(clean, n)));
+    if (resume_refused && !closed_) next_attempt_ns_ = now;
 }
 
 void SenderCore::fail(uint64_t now, std::string_view message, bool timeout) {

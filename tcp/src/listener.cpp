@@ -37,8 +37,9 @@ constexpr std::size_t kTurnBudget = 8u << 20;     // bytes one connection reads 
 constexpr std::size_t kMaxPendingOut = 1u << 20;  // unsent replies: the peer does not read
 
 struct Connection {
-    Connection(ConnectionId id_, int fd_, std::string peer_, std::span<const std::byte> key)
-        : id(id_), fd(fd_), peer(std::move(peer_)), session(key) {}
+    Connection(ConnectionId id_, int fd_, std::string peer_,
+               std::shared_ptr<const session::Keyring> keys, session::ReceiverHandler& handler)
+        : id(id_), fd(fd_), peer(std::move(peer_)), session(std::move(keys), &handler) {}
     ConnectionId id;
     int fd;
     std::string peer;
@@ -72,6 +73,8 @@ CloseCause cause_of(const ReceiverStep& step) {
         case RejectReason::KeyRequired:
         case RejectReason::KeyUnexpected:
             return CloseCause::Auth;
+        case RejectReason::ResumeUnknown:
+            return CloseCause::ResumeUnknown;
         default:
             return CloseCause::Protocol;
     }
@@ -117,7 +120,7 @@ struct TcpListener::Impl {
     void accept_connections(uint64_t now);
     void on_readable(Connection& c, uint64_t now);
     void process(Connection& c, uint64_t now);
-    void on_hello(Connection& c, const Hello& hello);
+    void on_hello(Connection& c, const Hello& hello, const session::Hello& checked);
     bool commit(Connection& c);
     void send(Connection& c, std::span<const std::byte> bytes);
     void flush(Connection& c);
@@ -259,7 +262,7 @@ void TcpListener::Impl::accept_connections(uint64_t now) {
         }
         const ConnectionId id = session::next_connection_id();
         const std::string peer = session::format_address(reinterpret_cast<sockaddr*>(&a), len);
-        auto c = std::make_unique<Connection>(id, fd, peer, cfg.key);
+        auto c = std::make_unique<Connection>(id, fd, peer, cfg.keys, h);
         c->source = peer.substr(0, peer.rfind(':'));
         c->accepted_ns = c->last_rx_ns = now;
         const int one = 1;
@@ -374,7 +377,7 @@ void TcpListener::Impl::on_readable(Connection& c, uint64_t now) {
     }
 }
 
-void TcpListener::Impl::on_hello(Connection& c, const Hello& hello) {
+void TcpListener::Impl::on_hello(Connection& c, const Hello& hello, const session::Hello& checked) {
     // Handshakes in progress never count against authenticated connections:
     // only these do.
     if (streaming >= cfg.max_connections) {
@@ -384,7 +387,7 @@ void TcpListener::Impl::on_hello(Connection& c, const Hello& hello) {
                            cfg.max_connections));
         return;
     }
-    const session::HelloAnswer a = h.on_hello(c.id, to_session(hello));
+    const session::HelloAnswer a = h.on_hello(c.id, checked);
     if (c.closed) return;
     if (!a.accept) {
         reject(c, a.refusal.reason, a.refusal.cause, a.refusal.text);
@@ -426,7 +429,7 @@ void TcpListener::Impl::process(Connection& c, uint64_t now) {
         c.in_off += step.consumed;
         switch (step.kind) {
             case StepKind::Hello:
-                on_hello(c, step.hello);
+                on_hello(c, step.hello, step.checked);
                 break;
             case StepKind::Frame: {
                 frames = true;

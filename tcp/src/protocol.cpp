@@ -167,12 +167,24 @@ Proof welcome_proof(std::span<const std::byte> key,
         key, {session::label("sluice welcome v1"), hello_signed, server_nonce, welcome_signed});
 }
 
+Proof resume_proof(std::span<const std::byte> secret, const Nonce& server_nonce,
+                   std::span<const std::byte, kHelloSigned> hello_signed) {
+    return session::hmac_sha256(secret,
+                                {session::label("sluice resume v2"), server_nonce, hello_signed});
+}
+
+session::SessionSecret session_secret(std::span<const std::byte> key, const Nonce& server_nonce,
+                                      std::span<const std::byte, kHelloSigned> hello_signed) {
+    return session::derive_session_secret(key, {server_nonce, hello_signed});
+}
+
 session::Hello to_session(const Hello& m) {
     session::Hello h;
     h.stream_id = m.stream_id;
     h.session_id = m.session_id;
     h.heartbeat_ms = m.heartbeat_ms;
     h.has_key = (m.flags & hello_flag::kHasKey) != 0;
+    h.resume = (m.flags & hello_flag::kResume) != 0;
     h.position.known = (m.flags & hello_flag::kHasPosition) != 0;
     h.position.sequence = h.position.known ? m.next_sequence : 0;
     h.position.packet_index = h.position.known ? m.next_packet_index : 0;
@@ -247,7 +259,7 @@ bool decode(std::span<const std::byte> body, Hello& m) {
     m.next_packet_index = load_le<uint64_t>(b + 32);
     get(b + 40, m.nonce);
     get(b + kHelloSigned, m.proof);
-    return (m.flags & ~(hello_flag::kHasKey | hello_flag::kHasPosition)) == 0;
+    return (m.flags & ~(hello_flag::kHasKey | hello_flag::kHasPosition | hello_flag::kResume)) == 0;
 }
 
 bool decode(std::span<const std::byte> body, Welcome& m) {

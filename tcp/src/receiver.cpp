@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "sluice/session/detail/text.hpp"
+#include "sluice/session/hello_check.hpp"
 #include "sluice/session/key.hpp"
 #include "sluice/wire/le.hpp"
 
@@ -39,12 +40,23 @@ std::string_view message_name(MessageType t) {
 
 }  // namespace
 
-ReceiverSession::ReceiverSession(std::span<const std::byte> key) : key_(key.begin(), key.end()) {}
+namespace {
+
+const session::Keyring& no_keys() {
+    static const session::Keyring k;
+    return k;
+}
+
+}  // namespace
+
+ReceiverSession::ReceiverSession(std::shared_ptr<const session::Keyring> keys,
+                                 session::ReceiverHandler* tickets)
+    : keys_(std::move(keys)), tickets_(tickets) {}
 
 std::span<const std::byte> ReceiverSession::challenge(const Nonce& nonce) {
     server_nonce_ = nonce;
     Challenge c;
-    c.flags = key_.empty() ? 0 : challenge_flag::kKeyRequired;
+    c.flags = keys_ && !keys_->empty() ? challenge_flag::kKeyRequired : 0;
     c.nonce = nonce;
     return {out_.data(), encode(c, out_)};
 }
@@ -132,26 +144,23 @@ ReceiverStep ReceiverSession::await_hello(std::span<const std::byte> in) {
     Hello h;
     if (!decode(m.body, h))
         return fail(RejectReason::Protocol, "malformed HELLO: reserved flag set");
-    const bool has_key = (h.flags & hello_flag::kHasKey) != 0;
-    if (!key_.empty() && !has_key) {
-        return fail(RejectReason::KeyRequired,
-                    "this collector requires a key and the sender has none: give the sender the "
-                    "collector's key (egress.key_file)");
-    }
-    if (key_.empty() && has_key) {
-        return fail(RejectReason::KeyUnexpected,
-                    "the sender has a key and this collector has none: start sluice-collector "
-                    "with --key-file holding the same key, or remove the sender's key");
-    }
     const auto signed_bytes = hello_signed_bytes(h);
-    if (!session::proofs_equal(h.proof, hello_proof(key_, server_nonce_, signed_bytes))) {
-        return fail(RejectReason::AuthFailed,
-                    has_key ? "authentication failed: the sender's key differs from this "
-                              "collector's (compare the sender's egress.key_file with --key-file)"
-                            : "authentication failed: the HELLO's proof is wrong (corrupted or "
-                              "not a sluice sender)");
-    }
+    session::Hello checked = to_session(h);
+    session::HelloCheck check = session::check_hello(
+        keys_ ? *keys_ : no_keys(), tickets_, checked, h.proof,
+        [&](std::span<const std::byte> key) {
+            return hello_proof(key, server_nonce_, signed_bytes);
+        },
+        [&](std::span<const std::byte> secret) {
+            return resume_proof(secret, server_nonce_, signed_bytes);
+        },
+        [&](std::span<const std::byte> key) {
+            return session_secret(key, server_nonce_, signed_bytes);
+        });
+    if (!check.ok) return fail(check.refusal.reason, check.refusal.text);
+    answer_key_ = std::move(check.answer_key);
     hello_ = h;
+    s.checked = checked;
     state_ = ReceiverState::AwaitVerdict;
     s.kind = StepKind::Hello;
     s.consumed = m.size;
@@ -250,8 +259,8 @@ std::span<const std::byte> ReceiverSession::welcome(uint64_t resume_sequence, bo
     Welcome w;
     w.resume_sequence = resume_sequence;
     w.flags = new_session ? welcome_flag::kNewSession : 0;
-    w.proof =
-        welcome_proof(key_, hello_signed_bytes(hello_), server_nonce_, welcome_signed_bytes(w));
+    w.proof = welcome_proof(answer_key_, hello_signed_bytes(hello_), server_nonce_,
+                            welcome_signed_bytes(w));
     state_ = ReceiverState::Streaming;
     return {out_.data(), encode(w, out_)};
 }

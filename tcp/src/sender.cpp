@@ -176,7 +176,7 @@ void TcpSender::handle_challenge(uint64_t now, std::span<const std::byte> body) 
     server_nonce_ = c.nonce;
     const session::Hello s = core_.hello();
     Hello h;
-    h.flags = s.has_key ? hello_flag::kHasKey : 0;
+    h.flags = (s.has_key ? hello_flag::kHasKey : 0) | (s.resume ? hello_flag::kResume : 0);
     h.heartbeat_ms = s.heartbeat_ms;
     h.stream_id = s.stream_id;
     h.session_id = s.session_id;
@@ -190,7 +190,13 @@ void TcpSender::handle_challenge(uint64_t now, std::span<const std::byte> body) 
         return;
     }
     hello_signed_ = hello_signed_bytes(h);
-    h.proof = hello_proof(core_.settings().key, server_nonce_, hello_signed_);
+    resuming_ = s.resume;
+    if (resuming_) {
+        resume_secret_ = s.secret;
+        h.proof = resume_proof(resume_secret_, server_nonce_, hello_signed_);
+    } else {
+        h.proof = hello_proof(core_.settings().key, server_nonce_, hello_signed_);
+    }
     std::array<std::byte, kMaxMessageSize> buf;
     queue_control({buf.data(), encode(h, buf)});
     handshake_challenged_ = true;
@@ -202,8 +208,13 @@ void TcpSender::handle_welcome(uint64_t now, std::span<const std::byte> body) {
         core_.fail(now, "malformed WELCOME from the collector");
         return;
     }
-    if (!session::proofs_equal(w.proof, welcome_proof(core_.settings().key, hello_signed_,
-                                                      server_nonce_, welcome_signed_bytes(w)))) {
+    // A resumed session's collector proves the session's secret, a new
+    // one's the key.
+    const std::span<const std::byte> proved =
+        resuming_ ? std::span<const std::byte>(resume_secret_)
+                  : std::span<const std::byte>(core_.settings().key);
+    if (!session::proofs_equal(w.proof, welcome_proof(proved, hello_signed_, server_nonce_,
+                                                      welcome_signed_bytes(w)))) {
         send_reject(RejectReason::AuthFailed,
                     "the collector did not prove the key: its key differs from this sender's");
         char msg[256];
@@ -214,6 +225,8 @@ void TcpSender::handle_welcome(uint64_t now, std::span<const std::byte> body) {
                                     core_.settings().peer));
         return;
     }
+    if (!resuming_)
+        core_.established(session_secret(core_.settings().key, server_nonce_, hello_signed_));
     core_.welcomed(now, w.resume_sequence);
 }
 

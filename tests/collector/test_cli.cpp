@@ -110,7 +110,10 @@ TEST(Cli, KeyFilesAreReadAndNonLoopbackThenAllowed) {
     ::chmod(path.c_str(), 0600);
     r = parse({"--out", "d", "--listen", "tcp://0.0.0.0:7700", "--key-file", path});
     ASSERT_TRUE(r.options) << r.message;
-    EXPECT_EQ(r.options->key.size(), 32u);
+    ASSERT_TRUE(r.options->has_keys());
+    ASSERT_EQ(r.options->keys->size(), 1u);
+    EXPECT_FALSE(r.options->keys->named());
+    EXPECT_EQ(r.options->keys->keys()[0].secret.size(), 32u);
     r = parse({"--out", "d", "--key-file", path + ".missing"});
     EXPECT_EQ(r.exit_code, kExitRuntime);
     EXPECT_NE(r.message.find("cannot read key file"), std::string::npos);

@@ -49,6 +49,10 @@ struct HandlerFixture {
         h.stream_id = stream;
         h.session_id = session;
         if (position) h.position = {true, *position, 0};
+        // As a listener passes it once the sender proved the session's
+        // secret (a new session's hello is a resume of nothing, and starts one).
+        h.resume = true;
+        h.secret[0] = std::byte{static_cast<uint8_t>(session)};
         return handler->on_hello(conn, h);
     }
     bool frame(session::ConnectionId conn, const std::vector<std::byte>& f) {

@@ -39,6 +39,10 @@ struct Fixture {
     session::Hello hello(uint64_t session, std::optional<uint64_t> position = std::nullopt) {
         session::Hello h;
         h.session_id = session;
+        // As a listener passes it once the sender proved the session's
+        // secret (for a session the stream does not hold, a new one starts).
+        h.resume = true;
+        h.secret[0] = std::byte{static_cast<uint8_t>(session)};
         if (position) {
             h.position.known = true;
             h.position.sequence = *position;
@@ -144,6 +148,45 @@ TEST(Stream, AFrameWithoutPacketsClosingAGapIsSaved) {
     auto v = again->on_hello(fx.hello(1, 0));
     ASSERT_TRUE(v);
     EXPECT_EQ(v->resume_sequence, 4u);
+}
+
+TEST(Stream, OnlyAProvenResumeContinuesASessionAndItsSecretSurvivesARestart) {
+    Fixture fx;
+    const auto fr = make_frames(7, packets(30, 3), 10);
+    {
+        auto s = fx.open();
+        EXPECT_FALSE(s->resume_ticket(1)) << "no session yet";
+        session::Hello h = fx.hello(1, 0);
+        h.resume = false;  // a new sender
+        h.secret[5] = std::byte{0x5e};
+        h.key_name.set("rack1");
+        ASSERT_TRUE(s->on_hello(h));
+        fx.add(*s, fr.frames[0]);
+        fx.add(*s, fr.frames[1]);
+        ASSERT_TRUE(s->commit());
+        const auto t = s->resume_ticket(1);
+        ASSERT_TRUE(t);
+        EXPECT_EQ(t->secret, h.secret);
+        EXPECT_EQ(t->key_name.view(), "rack1");
+        EXPECT_FALSE(s->resume_ticket(2)) << "only the stream's current session";
+    }
+    // A restarted collector still knows what the sender must prove.
+    auto s = fx.open();
+    const auto t = s->resume_ticket(1);
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->secret[5], std::byte{0x5e});
+    EXPECT_EQ(t->key_name.view(), "rack1");
+    // Someone who saw the session id in clear but proved nothing more: a
+    // hello without `resume` is a new session, whatever id it names, and
+    // its frames never make the real sender's look like duplicates.
+    session::Hello forged = fx.hello(1, 100);
+    forged.resume = false;
+    forged.secret[0] = std::byte{0xee};
+    auto v = s->on_hello(forged);
+    ASSERT_TRUE(v);
+    EXPECT_TRUE(v->new_session);
+    EXPECT_EQ(v->resume_sequence, 100u);
+    EXPECT_EQ(s->resume_ticket(1)->secret[0], std::byte{0xee}) << "the new session's secret";
 }
 
 TEST(Stream, SessionsDecideWhereToResume) {

@@ -35,6 +35,7 @@ struct Fixture {
     session::Hello hello(uint64_t session, uint64_t position) {
         session::Hello h;
         h.session_id = session;
+        h.resume = true;
         h.position.known = true;
         h.position.sequence = position;
         return h;

@@ -132,7 +132,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
 
     static wire::FrameReader reader(wire::ReaderLimits{1u << 20, 1u << 20, wire::kMaxSnaplen});
     static std::vector<std::byte> scratch(1u << 20);
-    tcp::ReceiverSession session(key);
+    tcp::ReceiverSession session(
+        std::make_shared<const session::Keyring>(std::vector<std::byte>(key.begin(), key.end())));
     session.challenge(server_nonce());
 
     // Starts with a frame: authenticate first, for the frame's own stream.

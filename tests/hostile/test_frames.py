@@ -53,7 +53,8 @@ def test_sequence_past_the_last_one_is_refused_and_duplicates_stay_suppressed(tm
     honest = pcapgen("honest.pcap", packets=3000, nanosecond=True)
     out = tmp_path / "out"
     col = Collector(out)
-    s, resume = handshake(col.port, stream_id=70, session_id=99, position=(0, 0))
+    s, resume, secret = handshake(col.port, stream_id=70, session_id=99, position=(0, 0),
+                                  with_secret=True)
     assert resume == 0
     s.sendall(frame(70, 0, 0, [(1, b"a" * 60)]))
     assert ack_reaching(s, 1) == 1
@@ -63,7 +64,8 @@ def test_sequence_past_the_last_one_is_refused_and_duplicates_stay_suppressed(tm
     # The honest stream of another sender, meanwhile.
     p, _ = send(honest, col.port, stream_id=1)
     assert p.returncode == 0, p.stderr
-    s2, resume = handshake(col.port, stream_id=70, session_id=99, position=(0, 0))
+    s2, resume = handshake(col.port, stream_id=70, session_id=99, position=(0, 0),
+                           resume_secret=secret)
     assert resume == 1
     s2.sendall(frame(70, 0, 0, [(1, b"a" * 60)]) + message(HEARTBEAT, struct.pack("<Q", 1)))
     assert ack_reaching(s2, 1) == 1

@@ -25,7 +25,7 @@ class FakeTransport final : public SenderTransport {
     uint64_t resume = 0;          // ... with this resume point
     std::vector<uint64_t> sent_sequences;
     std::vector<Hello> hellos;
-    int connects = 0, drops = 0, closes = 0, heartbeats = 0;
+    int connects = 0, drops = 0, closes = 0, heartbeats = 0, sessions = 0;
 
     void begin_connect(SenderCore& core, uint64_t now) override {
         ++connects;
@@ -38,6 +38,13 @@ class FakeTransport final : public SenderTransport {
             return true;
         }
         if (core.state() == SenderState::Handshake && welcomes) {
+            // As a transport does: a hello that did not resume starts a
+            // session, whose secret later hellos prove.
+            if (!hellos.back().resume) {
+                SessionSecret s{};
+                s[0] = std::byte{static_cast<uint8_t>(++sessions)};
+                core.established(s);
+            }
             core.welcomed(now, resume);
             return true;
         }
@@ -320,6 +327,48 @@ TEST(SenderCore, ARejectIsShownInTheCollectorsWordsAndCounted) {
     fx.settle();
     fx.core.rejected(fx.now, static_cast<RejectReason>(99), "newer");
     EXPECT_NE(fx.core.stats().last_error.get().find("(reason 99): newer"), std::string::npos);
+}
+
+TEST(SenderCore, AReconnectResumesWithTheSessionsSecretAndARefusedResumeStartsAfresh) {
+    Fixture fx;
+    fx.submit(0, 2);
+    fx.settle();
+    ASSERT_EQ(fx.core.state(), SenderState::Streaming);
+    EXPECT_FALSE(fx.t.hellos[0].resume) << "nothing to resume yet";
+    fx.core.disconnect(fx.now, "link down");
+    fx.now = fx.core.next_attempt_ns();
+    fx.settle();
+    ASSERT_EQ(fx.t.hellos.size(), 2u);
+    EXPECT_TRUE(fx.t.hellos[1].resume);
+    EXPECT_EQ(fx.t.hellos[1].secret[0], std::byte{1}) << "the secret of the session it started";
+    EXPECT_EQ(fx.t.hellos[1].session_id, 77u);
+    EXPECT_EQ(fx.t.sessions, 1) << "a resumed session keeps its secret";
+
+    // The collector lost the session (its state was reset): the sender is
+    // told so and starts a new session at once, not after a backoff.
+    fx.core.disconnect(fx.now, "link down");
+    fx.now = fx.core.next_attempt_ns();
+    fx.t.welcomes = false;
+    fx.settle();
+    ASSERT_EQ(fx.t.hellos.size(), 3u);
+    EXPECT_TRUE(fx.t.hellos[2].resume);
+    fx.core.rejected(fx.now, RejectReason::ResumeUnknown, "cannot resume");
+    EXPECT_EQ(fx.core.stats().resumes_refused.get(), 1u);
+    EXPECT_EQ(fx.core.next_attempt_ns(), fx.now) << "no backoff for a refused resume";
+    fx.t.welcomes = true;
+    fx.settle();
+    ASSERT_EQ(fx.t.hellos.size(), 4u);
+    EXPECT_FALSE(fx.t.hellos[3].resume);
+    EXPECT_TRUE(fx.t.hellos[3].position.known);
+    EXPECT_EQ(fx.t.hellos[3].position.sequence, 0u) << "the oldest frame not acknowledged";
+    EXPECT_EQ(fx.t.sessions, 2);
+    // The next reconnect resumes the new session, with its secret.
+    fx.core.disconnect(fx.now, "link down");
+    fx.now = fx.core.next_attempt_ns();
+    fx.settle();
+    ASSERT_EQ(fx.t.hellos.size(), 5u);
+    EXPECT_TRUE(fx.t.hellos[4].resume);
+    EXPECT_EQ(fx.t.hellos[4].secret[0], std::byte{2});
 }
 
 TEST(SenderCore, CloseEndsTheStreamWithoutReconnecting) {

@@ -13,7 +13,8 @@ import time
 from collector_helpers import (SEND, Collector, assert_same_packets, expected_packets,
                                read_stream, send, start_send, write_key)
 
-from transport_by_hand import (ACK, CHALLENGE, HEARTBEAT, HELLO, REJECT, WELCOME,  # noqa: F401
+from transport_by_hand import (ACK, CHALLENGE, HEARTBEAT, HELLO, REJECT, VERSION,  # noqa: F401
+                               WELCOME,
                                closed_by_collector, connect, crc32c, frame, handshake, hello,
                                message, parse_reject, recv_exact, recv_message)
 
@@ -83,19 +84,19 @@ def test_collector_that_cannot_prove_the_key(tmp_path):
 def test_wrong_version_rejected_with_its_message(tmp_path):
     col = Collector(tmp_path / "out")
     s, _, nonce = connect(col.port)
-    msg, _ = hello(nonce, version=2)
+    msg, _ = hello(nonce, version=3)
     s.sendall(msg)
     reason, text = closed_by_collector(s)
     assert reason == 1  # version
-    assert "sender speaks transport version 2, this collector speaks 1" in text
-    assert col.wait_for("transport version 2")
+    assert "sender speaks transport version 3, this collector speaks 2" in text
+    assert col.wait_for("transport version 3")
     assert col.stop() == 0
     assert col.result()["counters"]["refused_version"] == 1
 
 
 def test_sender_facing_a_newer_collector(tmp_path):
     """The sender's side of a version mismatch: a collector whose CHALLENGE says
-    version 2 gets a REJECT, and the sender says what to do."""
+    version 3 gets a REJECT, and the sender says what to do."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
@@ -106,16 +107,16 @@ def test_sender_facing_a_newer_collector(tmp_path):
     proc = subprocess.Popen([str(SEND), "--pcap", str(pcap), "--to", f"127.0.0.1:{port}",
                              "--give-up-ms", "1500"], stderr=subprocess.PIPE, text=True)
     conn, _ = srv.accept()
-    conn.sendall(message(CHALLENGE, struct.pack("<II", 0, 0) + os.urandom(32), version=2))
+    conn.sendall(message(CHALLENGE, struct.pack("<II", 0, 0) + os.urandom(32), version=3))
     mtype, body = recv_message(conn)
     assert mtype == REJECT
     reason, text = parse_reject(body)
-    assert reason == 1 and "collector speaks transport version 2" in text
+    assert reason == 1 and "collector speaks transport version 3" in text
     conn.close()
     srv.close()
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
-    assert "the collector speaks transport version 2, this sender speaks 1" in err
+    assert "the collector speaks transport version 3, this sender speaks 2" in err
 
 
 # ---- hostile input ------------------------------------------------------------------
@@ -151,7 +152,7 @@ def test_hostile_peers_never_stall_a_real_sender(tmp_path, pcapgen):
     assert closed_by_collector(s)[0] == 5
     expect["dropped_protocol"] += 1
     s, _, _ = connect(port)
-    s.sendall(struct.pack("<4sBBH", b"SLCT", 1, HELLO, 60000))
+    s.sendall(struct.pack("<4sBBH", b"SLCT", VERSION, HELLO, 60000))
     closed_by_collector(s)
     expect["dropped_protocol"] += 1
 
@@ -228,16 +229,18 @@ def test_hostile_peers_never_stall_a_real_sender(tmp_path, pcapgen):
 def test_replayed_connection_takes_over_and_duplicates_are_discarded(tmp_path):
     out = tmp_path / "out"
     col = Collector(out)
-    s1, resume = handshake(col.port, stream_id=60, session_id=77)
+    s1, resume, secret = handshake(col.port, stream_id=60, session_id=77, with_secret=True)
     assert resume == 0
     s1.sendall(frame(60, 0, 0, [(1, b"a" * 60)]) + frame(60, 1, 1, [(2, b"b" * 60)]))
     mtype, body = recv_message(s1)
     while struct.unpack("<Q", body)[0] < 2:
         mtype, body = recv_message(s1)
     assert mtype == ACK
-    # The same session again: resumes after what was written; a replay of
-    # frame 1 is a duplicate; frame 3 after a missing 2 is a gap.
-    s2, resume = handshake(col.port, stream_id=60, session_id=77, position=(1, 1))
+    # The same session again, proving its secret: resumes after what was
+    # written; a replay of frame 1 is a duplicate; frame 3 after a missing 2
+    # is a gap.
+    s2, resume = handshake(col.port, stream_id=60, session_id=77, position=(1, 1),
+                           resume_secret=secret)
     assert resume == 2
     reason, text = closed_by_collector(s1)
     assert reason == 8  # replaced

@@ -25,9 +25,11 @@ def crc32c(data, crc=0):
 assert crc32c(b"123456789") == 0xE3069283
 
 CHALLENGE, HELLO, WELCOME, REJECT, ACK, HEARTBEAT = 1, 2, 3, 4, 5, 6
+VERSION = 2  # the stream transport's version
+HAS_KEY, HAS_POSITION, RESUME = 1, 2, 4  # HELLO flags
 
 
-def message(mtype, body, version=1):
+def message(mtype, body, version=VERSION):
     head = struct.pack("<4sBBH", b"SLCT", version, mtype, len(body)) + body
     return head + struct.pack("<I", crc32c(head))
 
@@ -58,13 +60,26 @@ def parse_reject(body):
     return reason, body[8:8 + n].decode()
 
 
-def hello(server_nonce, key=b"", stream_id=1, session_id=0x1234, position=None, version=1,
-          heartbeat_ms=1000, bad_proof=False):
-    flags = (1 if key else 0) | (2 if position is not None else 0)
+def session_secret(key, server_nonce, signed):
+    """The secret of the session a HELLO without RESUME starts."""
+    return hmac.new(key, b"sluice session v2" + server_nonce + signed, hashlib.sha256).digest()
+
+
+def hello(server_nonce, key=b"", stream_id=1, session_id=0x1234, position=None, version=VERSION,
+          heartbeat_ms=1000, bad_proof=False, resume_secret=None):
+    """A HELLO proving `key`; with `resume_secret`, a resume proving that
+    secret instead (RESUME flag)."""
+    flags = (HAS_KEY if key else 0) | (HAS_POSITION if position is not None else 0)
+    if resume_secret is not None:
+        flags |= RESUME
     seq, pidx = position or (0, 0)
     nonce = os.urandom(32)
     signed = struct.pack("<IIQQQQ", flags, heartbeat_ms, stream_id, session_id, seq, pidx) + nonce
-    proof = hmac.new(key, b"sluice hello v1" + server_nonce + signed, hashlib.sha256).digest()
+    if resume_secret is not None:
+        proof = hmac.new(resume_secret, b"sluice resume v2" + server_nonce + signed,
+                         hashlib.sha256).digest()
+    else:
+        proof = hmac.new(key, b"sluice hello v1" + server_nonce + signed, hashlib.sha256).digest()
     if bad_proof:
         proof = bytes([proof[0] ^ 1]) + proof[1:]
     return message(HELLO, signed + proof, version), signed
@@ -78,8 +93,9 @@ def connect(port):
     return s, flags, body[8:40]
 
 
-def handshake(port, key=b"", stream_id=1, **kw):
-    """A complete handshake; returns (socket, resume sequence). Checks the
+def handshake(port, key=b"", stream_id=1, with_secret=False, **kw):
+    """A complete handshake; returns (socket, resume sequence), and the
+    session's secret as a third item with `with_secret`. Checks the
     collector's proof like a sender must."""
     s, _, nonce = connect(port)
     msg, signed = hello(nonce, key, stream_id, **kw)
@@ -87,8 +103,14 @@ def handshake(port, key=b"", stream_id=1, **kw):
     mtype, body = recv_message(s)
     assert mtype == WELCOME, parse_reject(body) if mtype == REJECT else mtype
     resume, flags, reserved = struct.unpack_from("<QII", body, 0)
-    want = hmac.new(key, b"sluice welcome v1" + signed + nonce + body[:16], hashlib.sha256).digest()
+    resumed = kw.get("resume_secret")
+    proved = resumed if resumed is not None else key
+    want = hmac.new(proved, b"sluice welcome v1" + signed + nonce + body[:16],
+                    hashlib.sha256).digest()
     assert hmac.compare_digest(body[16:48], want), "the collector's proof"
+    if with_secret:
+        secret = resumed if resumed is not None else session_secret(key, nonce, signed)
+        return s, resume, secret
     return s, resume
 
 

@@ -51,6 +51,43 @@ class RefusingPort {
     uint16_t port_;
 };
 
+// Remembers the session each HELLO established, as a collector's handler
+// does, so that its sender can resume it (resume_ticket).
+class SessionMemory final : public session::ReceiverHandler {
+  public:
+    std::optional<session::ResumeTicket> resume_ticket(uint64_t stream_id,
+                                                       uint64_t session_id) override {
+        if (!known || stream_id != stream || session_id != session) return std::nullopt;
+        ++resumes_asked;
+        return ticket;
+    }
+    void remember(const session::Hello& h) {
+        known = true;
+        stream = h.stream_id;
+        session = h.session_id;
+        ticket.secret = h.secret;
+        ticket.key_name = h.key_name;
+    }
+    void on_connection(session::ConnectionId, session::ReceiverTransport&,
+                       std::string_view) override {}
+    session::HelloAnswer on_hello(session::ConnectionId, const session::Hello&) override {
+        return {};
+    }
+    bool on_frame(session::ConnectionId, const wire::FrameView&, session::Refusal&) override {
+        return false;
+    }
+    std::optional<uint64_t> on_batch_done(session::ConnectionId, session::Refusal&) override {
+        return std::nullopt;
+    }
+    void on_closed(session::ConnectionId, session::CloseCause, std::string_view) override {}
+    void on_listener_error(std::string_view) override {}
+
+    bool known = false;
+    uint64_t stream = 0, session = 0;
+    session::ResumeTicket ticket;
+    int resumes_asked = 0;
+};
+
 // The collector's side of the transport on a real loopback socket, driven
 // by explicit calls: accept, pump (read, verify frames, answer), ack, drop.
 class FakeCollector {
@@ -90,7 +127,8 @@ class FakeCollector {
         set_nonblocking(fd_);
         const int one = 1;
         ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        session_ = std::make_unique<ReceiverSession>(key_);
+        session_ = std::make_unique<ReceiverSession>(std::make_shared<const session::Keyring>(key_),
+                                                     &sessions);
         in_.clear();
         Nonce n{};
         n[0] = std::byte{7};
@@ -131,6 +169,10 @@ class FakeCollector {
             switch (step.kind) {
                 case StepKind::Hello:
                     hello = step.hello;
+                    checked = step.checked;
+                    // A session it does not resume is a new one: its secret
+                    // is what a later resume must prove.
+                    if (!step.checked.resume) sessions.remember(step.checked);
                     {
                         const auto w = session_->welcome(resume, new_session);
                         if (welcome_override)
@@ -191,6 +233,8 @@ class FakeCollector {
 
     // What it saw.
     std::optional<Hello> hello;
+    std::optional<session::Hello> checked;  // with the secret and key the checks established
+    SessionMemory sessions;                 // forget with sessions.known = false
     std::vector<uint64_t> sequences;
     std::vector<std::vector<std::byte>> frame_bytes;
     uint64_t heartbeats = 0;

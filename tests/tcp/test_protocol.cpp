@@ -39,7 +39,7 @@ TEST(Protocol, HelloLayoutMatchesTheSpecification) {
     const std::size_t n = encode(h, b);
     ASSERT_EQ(n, 8u + 104 + 4);
     EXPECT_EQ(std::memcmp(b.data(), "SLCT", 4), 0);
-    EXPECT_EQ(b[4], std::byte{1});  // version
+    EXPECT_EQ(b[4], std::byte{2});  // version
     EXPECT_EQ(b[5], std::byte{2});  // type HELLO
     EXPECT_EQ(load_le<uint16_t>(b.data() + 6), 104);
     const std::byte* body = b.data() + 8;
@@ -157,10 +157,10 @@ TEST(Protocol, EachMalformationHasItsStatus) {
     };
 
     Buf c = b;
-    c[4] = std::byte{2};
+    c[4] = std::byte{3};
     auto m = parse_message({c.data(), n});
     EXPECT_EQ(m.status, MessageStatus::UnsupportedVersion);
-    EXPECT_EQ(m.header.version, 2);
+    EXPECT_EQ(m.header.version, 3);
 
     c = b;
     c[5] = std::byte{9};
@@ -198,7 +198,7 @@ TEST(Protocol, EachMalformationHasItsStatus) {
     EXPECT_FALSE(decode(parse_message({b.data(), n}).body, ch));
 
     Hello h = sample_hello();
-    h.flags = 4;
+    h.flags = 8;  // bits 0..2 are HAS_KEY, HAS_POSITION, RESUME
     n = encode(h, b);
     Hello hd;
     EXPECT_FALSE(decode(parse_message({b.data(), n}).body, hd));

@@ -14,7 +14,7 @@ using wire::store_le;
 
 struct Harness {
     explicit Harness(std::vector<std::byte> collector_key = {})
-        : s(collector_key), scratch(1 << 20) {
+        : s(std::make_shared<const session::Keyring>(std::move(collector_key))), scratch(1 << 20) {
         nonce[0] = std::byte{42};
         s.challenge(nonce);
     }
@@ -165,7 +165,7 @@ TEST(ReceiverSession, WrongKeyMissingKeyUnexpectedKey) {
 TEST(ReceiverSession, AnotherVersionIsRejectedByNumber) {
     Harness h;
     expect_failure(h, h.hello({}, 7, 3), RejectReason::Version,
-                   "the sender speaks transport version 3, this collector speaks 1");
+                   "the sender speaks transport version 3, this collector speaks 2");
 }
 
 TEST(ReceiverSession, GarbageAndWrongMessagesBeforeTheHello) {

@@ -157,10 +157,41 @@ TEST(TcpSender, ReplaysFromTheCollectorsResumePointAfterAReconnect) {
     EXPECT_EQ(s.disconnects.get(), 1u);
     EXPECT_EQ(s.frames_acknowledged.get(), 5u);
     EXPECT_NE(s.last_error.get().find("closed the connection"), std::string::npos);
+    EXPECT_TRUE(fc.hello->flags & hello_flag::kResume) << "a reconnect resumes its session";
+    EXPECT_EQ(fc.sessions.resumes_asked, 1);
     const auto cookies = reclaim_all(tx);
     ASSERT_EQ(cookies.size(), 5u);
     for (int i = 0; i < 5; ++i)
         EXPECT_EQ(cookies[i], &f[i]);
+}
+
+TEST(TcpSender, ACollectorThatLostTheSessionGetsANewOneAndEveryFrame) {
+    FakeCollector fc(session::testing::key("0123456789abcdef0123"));
+    auto cfg = config(fc.port());
+    cfg.key = session::testing::key("0123456789abcdef0123");
+    fc.auto_ack = false;
+    TcpSender tx(cfg);
+    auto f = frames(4);
+    for (auto& fr : f)
+        tx.submit(fr, load_seq(fr), &fr);
+    uint64_t now = 1;
+    ASSERT_TRUE(drive(tx, fc, now, [&] { return fc.sequences.size() == 4; }));
+    fc.ack(1);
+    ASSERT_TRUE(drive(tx, fc, now, [&] { return tx.stats().frames_acknowledged.get() == 1; }));
+    // The collector's state is reset: it holds no session to resume.
+    fc.drop();
+    fc.sessions.known = false;
+    fc.auto_ack = true;
+    fc.resume = 1;
+    fc.sequences.clear();
+    ASSERT_TRUE(drive(tx, fc, now, [&] { return tx.all_acknowledged(); }));
+    EXPECT_EQ(fc.failure_reason, RejectReason::ResumeUnknown);
+    EXPECT_EQ(tx.stats().resumes_refused.get(), 1u);
+    ASSERT_TRUE(fc.hello);
+    EXPECT_FALSE(fc.hello->flags & hello_flag::kResume) << "the last hello started a session";
+    EXPECT_EQ(fc.hello->next_sequence, 1u) << "from the oldest frame not acknowledged";
+    EXPECT_EQ(fc.sequences, (std::vector<uint64_t>{1, 2, 3}));
+    EXPECT_EQ(fc.checked->key_name.view(), "key");
 }
 
 TEST(TcpSender, ResumePointAcknowledgesFramesNeverSent) {
@@ -369,7 +400,7 @@ TEST(TcpSender, ACollectorOfAnotherVersionIsToldAndReported) {
     FakeCollector fc;
     TcpSender tx(config(fc.port()));
     uint64_t now = 1;
-    for (int i = 0; i < 20000 && !fc.accept(2); ++i) {
+    for (int i = 0; i < 20000 && !fc.accept(3); ++i) {
         tx.poll(now += 50'000);
         ::usleep(50);
     }
@@ -378,8 +409,8 @@ TEST(TcpSender, ACollectorOfAnotherVersionIsToldAndReported) {
         fc.pump();
     }
     EXPECT_EQ(fc.peer_reject_reason, RejectReason::Version);
-    EXPECT_NE(fc.peer_rejected.find("this sender speaks 1"), std::string::npos) << fc.peer_rejected;
-    EXPECT_NE(tx.stats().last_error.get().find("the collector speaks transport version 2"),
+    EXPECT_NE(fc.peer_rejected.find("this sender speaks 2"), std::string::npos) << fc.peer_rejected;
+    EXPECT_NE(tx.stats().last_error.get().find("the collector speaks transport version 3"),
               std::string::npos);
 }
 

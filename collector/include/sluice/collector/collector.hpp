@@ -19,6 +19,7 @@
 #include "sluice/lockfree/counter.hpp"
 #include "sluice/session/byte_buffer.hpp"
 #include "sluice/session/endpoint.hpp"
+#include "sluice/session/keyring.hpp"
 
 namespace sluice::tcp {
 class TcpListener;
@@ -35,7 +36,10 @@ struct CollectorOptions {
     std::string out_dir;
     uint64_t rotate_bytes = 0;
     uint64_t rotate_seconds = 0;
-    std::vector<std::byte> key;
+    // The keys senders prove, one for every stream or named keys each
+    // limited to its streams (session::Keyring); null: no key.
+    std::shared_ptr<const session::Keyring> keys;
+    bool has_keys() const { return keys && !keys->empty(); }
     Compression compression = Compression::None;
     int zstd_level = 3;
     uint32_t stats_interval_s = 10;  // 0: no stats line
@@ -61,8 +65,14 @@ struct CollectorOptions {
       "Connections refused: the sender speaks another transport version. Run "  \
       "the same sluice release on both ends.")                                  \
     _(refused_auth,                                                             \
-      "Connections refused: wrong key, or a key on one end only. Compare the "  \
-      "sender's egress.key_file with --key-file.")                              \
+      "Connections refused: wrong key, a key on one end only, or a key not "    \
+      "allowed to write the stream it named. Compare the sender's "             \
+      "egress.key_file with --key-file and the streams it lists for that key.") \
+    _(refused_resume,                                                           \
+      "Resumes refused: the sender asked to continue a session this collector " \
+      "does not hold (its state was reset, or another session took the "        \
+      "stream), or could not prove that session's secret. An honest sender "    \
+      "then starts a new session at once; a steady count is a replay.")         \
     _(dropped_protocol,                                                         \
       "Connections dropped for malformed input (bad magic, malformed control "  \
       "messages, a frame of another stream): something other than a sluice "    \
@@ -162,6 +172,8 @@ class Collector {
     void timers(uint64_t now);
     void stats_line(uint64_t now);
     Stream& stream(uint64_t id);
+    // A stream the collector knows (it has state), or nullptr: never creates one.
+    Stream* find_stream(uint64_t id);
     friend class StreamHandler;
 
     CollectorOptions opt_;

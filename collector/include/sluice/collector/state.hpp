@@ -17,6 +17,8 @@
 #include <string>
 #include <string_view>
 
+#include "sluice/session/keyring.hpp"
+
 namespace sluice::collector {
 
 struct InterfaceKey {
@@ -43,6 +45,12 @@ struct StreamState {
 
     uint64_t stream_id = 0;
     uint64_t session_id = 0;  // 0: no sender seen yet
+    // The session's secret, which its sender proves to resume it, and the
+    // key that started it (a session of a key no longer allowed cannot be
+    // resumed). No secret: the session cannot be resumed, only replaced.
+    bool has_secret = false;
+    session::SessionSecret secret{};
+    session::KeyName key_name;
     bool position_known = false;
     uint64_t next_sequence = 0;
     uint64_t next_packet_index = 0;

@@ -85,7 +85,13 @@ class Stream {
 
     // A sender authenticated for this stream: where should it resume?
     // Persists a new session before answering. nullopt: state write failed.
+    // A hello with `resume` continues the session it names when that is
+    // this stream's session (the listener proved its secret: resume_ticket);
+    // any other hello starts a new session and keeps its secret.
     std::optional<HelloVerdict> on_hello(const session::Hello& h);
+    // What a sender must prove to resume `session_id`; nullopt when that is
+    // not this stream's current session or it has no secret.
+    std::optional<session::ResumeTicket> resume_ticket(uint64_t session_id) const;
 
     // Adds a verified frame to the batch (see FrameOutcome).
     FrameOutcome add(const wire::FrameView& frame);

@@ -21,14 +21,17 @@
 #include <vector>
 
 #include "sluice/rdma/protocol.hpp"
+#include "sluice/session/keyring.hpp"
 #include "sluice/session/receiver.hpp"
 
 namespace sluice::rdma {
 
 struct ListenerConfig {
-    std::string host = "0.0.0.0";    // an address of an RDMA device's netdev
-    uint16_t port = 7700;            // 0: chosen by rdma_cm (port() tells)
-    std::vector<std::byte> key;      // senders must prove it; empty: none
+    std::string host = "0.0.0.0";  // an address of an RDMA device's netdev
+    uint16_t port = 7700;          // 0: chosen by rdma_cm (port() tells)
+    // The keys senders prove, and the streams each may write; null or
+    // empty: none.
+    std::shared_ptr<const session::Keyring> keys;
     uint32_t slot_bytes = 1u << 20;  // largest frame a sender may write
     uint32_t slot_count = 64;        // frames in flight per connection
     uint32_t handshake_timeout_ms = 5000;

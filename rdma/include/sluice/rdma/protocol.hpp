@@ -21,6 +21,8 @@
 // the ring (megabytes, pinned) comes with the Welcome. A recorded request
 // replayed by someone without the key gets a fresh nonce it cannot answer.
 // Version 2: version 1 sent the ring in the accept, before the proof.
+// Version 3: a request may resume its session by proving the session's
+// secret (request_flag::kResume) instead of the key.
 #pragma once
 
 #include <array>
@@ -36,7 +38,7 @@
 
 namespace sluice::rdma {
 
-inline constexpr uint8_t kRdmaVersion = 2;
+inline constexpr uint8_t kRdmaVersion = 3;
 inline constexpr uint32_t kRequestMagic = 0x51524c53;  // "SLRQ" read little-endian
 inline constexpr uint32_t kAcceptMagic = 0x50524c53;   // "SLRP"
 inline constexpr uint32_t kRejectMagic = 0x4a524c53;   // "SLRJ"
@@ -67,6 +69,7 @@ using CollectorNonce = session::Nonce;
 namespace request_flag {
 inline constexpr uint8_t kHasKey = 1u << 0;       // the sender will prove a key
 inline constexpr uint8_t kHasPosition = 1u << 1;  // next_sequence/next_packet_index are valid
+inline constexpr uint8_t kResume = 1u << 2;       // the Proof is resume_proof: the session's secret
 }  // namespace request_flag
 namespace accept_flag {
 inline constexpr uint8_t kKeyRequired = 1u << 0;
@@ -152,13 +155,23 @@ MessageBytes encode(const Message& m);
 DecodeStatus decode(std::span<const std::byte> in, Message& m);
 
 // ---- key proofs (HMAC-SHA256, empty key when neither end has one) --------------------
-// HMAC(key, "sluice rdma proof v1" || request || accept): the accept carries
+// HMAC(key, "sluice rdma proof v2" || request || accept): the accept carries
 // the collector's fresh nonce, so a recorded proof is worth nothing.
 Proof sender_proof(std::span<const std::byte> key, std::span<const std::byte, kRequestSize> request,
                    std::span<const std::byte, kAcceptSize> accept);
 // HMAC(key, "sluice rdma welcome v2" || sender proof || resume sequence || flags ||
 // ring address || rkey): the sender writes only into a ring the key holder named.
+// A resumed session's Welcome is proved with the session's secret in place of the key.
 Proof welcome_proof(std::span<const std::byte> key, const Proof& sender, const Message& welcome);
+// A request with kResume: HMAC(session secret, "sluice rdma resume v3" || request || accept).
+Proof resume_proof(std::span<const std::byte> secret,
+                   std::span<const std::byte, kRequestSize> request,
+                   std::span<const std::byte, kAcceptSize> accept);
+// The secret of the session a request without kResume starts:
+// HMAC(key, "sluice session v2" || request || accept).
+session::SessionSecret session_secret(std::span<const std::byte> key,
+                                      std::span<const std::byte, kRequestSize> request,
+                                      std::span<const std::byte, kAcceptSize> accept);
 
 // ---- immediate data -------------------------------------------------------------------
 // imm (host order; the verbs field is big-endian) = slot in bits 0..15, the

@@ -205,6 +205,8 @@ class RdmaSender final : private session::SenderTransport {
     struct WorkRequests;
     std::unique_ptr<WorkRequests> wrs_;  // kMaxBatch writes and their gather entries
     Proof proof_{};                      // ours, for checking the collector's Welcome
+    bool resuming_ = false;              // the request asked to resume with resume_secret_
+    session::SessionSecret resume_secret_{};
 };
 
 }  // namespace sluice::rdma

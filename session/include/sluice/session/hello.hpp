@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "sluice/session/keyring.hpp"
 #include "sluice/session/retransmit.hpp"
 
 namespace sluice::session {
@@ -19,6 +20,22 @@ struct Hello {
     StreamPosition position;
     uint32_t heartbeat_ms = 0;  // 0: the sender sends none
     bool has_key = false;       // the sender proves a configured key
+    // The sender resumes its session: it proves the session's secret, which
+    // only the two ends of that session know, not just the key (a session id
+    // travels in clear; docs/wire-protocol.md, "Resuming and sessions").
+    bool resume = false;
+    // Sender: the secret it proves when `resume`. Collector, after the
+    // listener's checks: the session's secret, proven (resume) or
+    // established by this handshake (otherwise), for the handler to keep.
+    SessionSecret secret{};
+    // Collector: the name of the key the sender proved (empty without keys).
+    KeyName key_name;
+};
+
+// What a collector remembers of a session so that its sender can resume it.
+struct ResumeTicket {
+    SessionSecret secret{};
+    KeyName key_name;  // the key that started it: still allowed, or no resume
 };
 
 }  // namespace sluice::session

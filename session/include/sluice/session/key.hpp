@@ -21,6 +21,14 @@ inline constexpr std::size_t kMinKeyBytes = 16;
 using Nonce = std::array<std::byte, kNonceSize>;
 using Proof = std::array<std::byte, kProofSize>;
 
+inline constexpr std::size_t kMaxKeyFileBytes = 1 << 20;
+
+// Opens a file that holds secrets and returns its bytes: refused (with a
+// std::runtime_error naming the file and what to do) when it is missing,
+// unreadable, not a regular file, larger than kMaxKeyFileBytes, or readable
+// by group or others (a key anyone on the host can read protects nothing).
+std::string read_secret_file(const std::string& path);
+
 // Reads a key file: its bytes, minus one trailing "\n" or "\r\n", at least
 // kMinKeyBytes long. Throws std::runtime_error with a message naming the file
 // and what to do: missing, unreadable, too short, or readable by group or

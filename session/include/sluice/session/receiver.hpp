@@ -44,6 +44,7 @@ enum class CloseCause : uint8_t {
     SourceLimit,   // refused: its source address has too many handshakes in progress
     Resources,     // the listener could not set up what the connection needs
     Limit,         // a frame over one of the handler's bounds (it can never be written)
+    ResumeUnknown,  // a resume the handler cannot prove: no such session, or another secret
 };
 std::string_view to_string(CloseCause c);
 // The reason a sender is told for each cause.
@@ -81,8 +82,18 @@ class ReceiverHandler {
     // A connection arrived (accepted, or requested), before any check.
     virtual void on_connection(ConnectionId conn, ReceiverTransport& transport,
                                std::string_view peer) = 0;
-    // The sender proved the key (or neither end has one): accept, saying
-    // where to resume, or refuse.
+    // A sender asks to resume session `session_id` of `stream_id`: what the
+    // handler keeps of that session, or nullopt when it has none (then the
+    // sender is told ResumeUnknown and starts a new session). Called before
+    // any proof: it must not create anything for a stream it does not know.
+    // By default nothing can be resumed.
+    virtual std::optional<ResumeTicket> resume_ticket(uint64_t stream_id, uint64_t session_id) {
+        (void)stream_id, (void)session_id;
+        return std::nullopt;
+    }
+    // The sender proved the key (or neither end has one), and the session's
+    // secret when hello.resume: accept, saying where to resume, or refuse.
+    // A hello without `resume` always starts a new session.
     virtual HelloAnswer on_hello(ConnectionId conn, const Hello& hello) = 0;
     // A frame of the hello's stream, verified (CRC, lengths, records), in
     // order. Its bytes stay valid until on_batch_done() returned. False:

@@ -93,6 +93,10 @@ std::string_view to_string(SenderState s);
       "Connections the collector refused or ended with a reason (see last_error: wrong key, "    \
       "busy, storage, ...).")                                                                    \
     _(heartbeats_sent, "Heartbeats sent on an idle connection.")                                 \
+    _(resumes_refused,                                                                           \
+      "Reconnections whose session the collector could not resume (its state was reset, or "     \
+      "another session took the stream): the sender started a new session at once, resending "   \
+      "every frame not yet acknowledged.")                                                       \
     _(errors, "Errors recorded in last_error (each connection failure or loss is one).")
 
 struct alignas(64) SenderStats {
@@ -191,6 +195,14 @@ class SenderCore {
     // The collector proved the key and resumes at `resume_sequence`:
     // everything below is written, whatever connection carried it.
     void welcomed(uint64_t now, uint64_t resume_sequence);
+    // The collector started a new session for a hello without `resume`:
+    // `secret` is what this sender proves to resume it on later
+    // connections (the transport derives it from the handshake). Call
+    // before welcomed().
+    void established(const SessionSecret& secret) {
+        secret_ = secret;
+        has_secret_ = true;
+    }
     // A cumulative acknowledgement while streaming. An acknowledgement of a
     // frame never sent on this connection is a broken collector: the
     // connection fails and false is returned.
@@ -232,6 +244,8 @@ class SenderCore {
     bool heartbeat_out_ = false;
     bool closed_ = false;
     uint64_t heartbeats_ = 0;
+    bool has_secret_ = false;  // a session to resume
+    SessionSecret secret_{};
 };
 
 }  // namespace sluice::session

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "sluice/session/endpoint.hpp"
+#include "sluice/session/keyring.hpp"
 #include "sluice/session/receiver.hpp"
 #include "sluice/wire/reader.hpp"
 
@@ -27,8 +28,10 @@ namespace sluice::tcp {
 // authenticated sender out (docs/security.md).
 struct ListenerConfig {
     session::Endpoint listen{"127.0.0.1", 7700};  // port 0: chosen by the kernel (port() tells)
-    std::vector<std::byte> key;                   // senders must prove it; empty: none
-    uint32_t max_frame_bytes = 16u << 20;         // larger frames are refused
+    // The keys senders prove, and the streams each may write; null or
+    // empty: none (loopback only).
+    std::shared_ptr<const session::Keyring> keys;
+    uint32_t max_frame_bytes = 16u << 20;  // larger frames are refused
     // A connection must complete its handshake within this; it holds no
     // more than a few KiB until then.
     uint32_t handshake_timeout_ms = 5000;

@@ -34,7 +34,7 @@ using session::Proof;
 using session::RejectReason;
 
 inline constexpr uint32_t kMessageMagic = 0x54434c53;  // the bytes "SLCT" read little-endian
-inline constexpr uint8_t kTransportVersion = 1;
+inline constexpr uint8_t kTransportVersion = 2;        // 2: HELLO may resume with a session secret
 inline constexpr std::size_t kMessageHeaderSize = 8;
 inline constexpr std::size_t kMessageTrailerSize = 4;
 inline constexpr std::size_t kMaxRejectText = 480;
@@ -66,6 +66,7 @@ inline constexpr uint32_t kKeyRequired = 1u << 0;  // the collector has a key an
 namespace hello_flag {
 inline constexpr uint32_t kHasKey = 1u << 0;       // the sender proves a configured key
 inline constexpr uint32_t kHasPosition = 1u << 1;  // next_sequence/next_packet_index are valid
+inline constexpr uint32_t kResume = 1u << 2;  // the proof is resume_proof: the session's secret
 }  // namespace hello_flag
 namespace welcome_flag {
 inline constexpr uint32_t kNewSession = 1u << 0;  // the collector started a new sequence space
@@ -124,11 +125,20 @@ std::array<std::byte, kWelcomeSigned> welcome_signed_bytes(const Welcome& m);
 Proof hello_proof(std::span<const std::byte> key, const Nonce& server_nonce,
                   std::span<const std::byte, kHelloSigned> hello_signed);
 // HMAC(key, "sluice welcome v1" || signed hello bytes || server_nonce ||
-// signed welcome bytes): binds the answer to this very hello.
+// signed welcome bytes): binds the answer to this very hello. A resumed
+// session's WELCOME is proved with the session's secret in place of the key.
 Proof welcome_proof(std::span<const std::byte> key,
                     std::span<const std::byte, kHelloSigned> hello_signed,
                     const Nonce& server_nonce,
                     std::span<const std::byte, kWelcomeSigned> welcome_signed);
+// A HELLO with kResume: HMAC(session secret, "sluice resume v2" ||
+// server_nonce || signed hello bytes).
+Proof resume_proof(std::span<const std::byte> secret, const Nonce& server_nonce,
+                   std::span<const std::byte, kHelloSigned> hello_signed);
+// The secret of the session a HELLO without kResume starts:
+// HMAC(key, "sluice session v2" || server_nonce || signed hello bytes).
+session::SessionSecret session_secret(std::span<const std::byte> key, const Nonce& server_nonce,
+                                      std::span<const std::byte, kHelloSigned> hello_signed);
 
 // The transport-neutral content of a HELLO, and back.
 session::Hello to_session(const Hello& m);

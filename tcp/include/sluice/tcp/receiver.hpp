@@ -7,11 +7,14 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
 
+#include "sluice/session/keyring.hpp"
+#include "sluice/session/receiver.hpp"
 #include "sluice/tcp/protocol.hpp"
 #include "sluice/wire/reader.hpp"
 
@@ -37,8 +40,9 @@ struct ReceiverStep {
     StepKind kind = StepKind::NeedMore;
     std::size_t consumed = 0;
     std::size_t needed = 0;
-    Hello hello;            // Hello
-    wire::FrameView frame;  // Frame: valid while the input bytes and the scratch buffer are
+    Hello hello;             // Hello: as received
+    session::Hello checked;  // Hello: what the checks established (key name, secret)
+    wire::FrameView frame;   // Frame: valid while the input bytes and the scratch buffer are
     // Failed / PeerRejected:
     RejectReason reason = RejectReason::Protocol;
     std::optional<wire::WireError> wire_error;  // Failed on a frame
@@ -48,9 +52,11 @@ struct ReceiverStep {
 
 class ReceiverSession {
   public:
-    // `key` empty: this collector has no key (only loopback listeners allow
-    // that). The key is copied.
-    explicit ReceiverSession(std::span<const std::byte> key);
+    // `keys` null or empty: this collector has no key (only loopback
+    // listeners allow that). `tickets` answers resume requests (a
+    // ReceiverHandler's resume_ticket); null: no session can be resumed.
+    explicit ReceiverSession(std::shared_ptr<const session::Keyring> keys,
+                             session::ReceiverHandler* tickets = nullptr);
 
     // The CHALLENGE to send first, carrying `nonce` (32 random bytes; the
     // fuzz target passes fixed ones). Valid until the next call.
@@ -81,7 +87,9 @@ class ReceiverSession {
     ReceiverStep streaming(std::span<const std::byte> in, wire::FrameReader& reader,
                            std::span<std::byte> scratch);
 
-    std::vector<std::byte> key_;
+    std::shared_ptr<const session::Keyring> keys_;
+    session::ReceiverHandler* tickets_;
+    std::vector<std::byte> answer_key_;  // what the WELCOME proves: the key, or the session secret
     ReceiverState state_ = ReceiverState::AwaitHello;
     Nonce server_nonce_{};
     Hello hello_;

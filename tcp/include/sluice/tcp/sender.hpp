@@ -129,6 +129,8 @@ class TcpSender final : private session::SenderTransport {
     uint32_t zc_calls_ = 0;              // MSG_ZEROCOPY sends on this socket
     Nonce server_nonce_{};
     std::array<std::byte, kHelloSigned> hello_signed_{};
+    bool resuming_ = false;  // the HELLO proved resume_secret_
+    session::SessionSecret resume_secret_{};
 
     std::array<std::byte, 4096> rx_{};
     std::size_t rx_len_ = 0;
