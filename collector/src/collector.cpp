@@ -74,12 +74,19 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
     ws_.zstd = zstd_.get();
 
     const session::ResolvedAddress addr = session::resolve(opt_.listen, true);
-    if (!session::is_loopback(addr) && opt_.key.empty()) {
+    const bool client_certificates =
+        tcp::tls_enabled(opt_.tls, tcp::TlsRole::Server) && !opt_.tls.ca.empty();
+    if (!session::is_loopback(addr) && opt_.key.empty() && !client_certificates) {
         throw std::invalid_argument(fmt::format(
-            "listening on {} (not loopback) needs --key-file: without a key anyone who reaches "
-            "the port could write captures here. Give both ends the same key file, or listen on "
+            "listening on {} (not loopback) needs --key-file, or TLS with client certificates "
+            "(--tls-cert, --tls-key, --tls-ca): without either, anyone who reaches the port "
+            "could write captures here. Give both ends the same key file, or listen on "
             "127.0.0.1",
             opt_.listen.to_string()));
+    }
+    if (tcp::tls_enabled(opt_.tls, tcp::TlsRole::Server) &&
+        opt_.listen.transport == session::Transport::Rdma) {
+        throw std::invalid_argument("--tls-cert is for tcp:// only: RDMA has no encryption");
     }
 
     lock_output_dir();
@@ -108,6 +115,7 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
         lc.max_frame_bytes = opt_.max_frame_bytes;
         lc.handshake_timeout_ms = opt_.peer_timeout_ms;
         lc.max_connections = opt_.max_connections;
+        lc.tls = opt_.tls;
         tcp_ = std::make_unique<tcp::TcpListener>(lc, *handler_);
         port_ = tcp_->port();
         listener_fd = tcp_->fd();
@@ -204,10 +212,15 @@ int Collector::run() {
     next_timer_ns_ = started_ns_ + kTimerNs;
     next_stats_ns_ =
         opt_.stats_interval_s ? started_ns_ + opt_.stats_interval_s * 1'000'000'000ull : UINT64_MAX;
-    log_info("listening on {}{} ({}), writing to {}{}{}", rdma_ ? "rdma://" : "",
+    const bool tls = tcp::tls_enabled(opt_.tls, tcp::TlsRole::Server);
+    log_info("listening on {}{} ({}{}), writing to {}{}{}", rdma_ ? "rdma://" : "",
              opt_.listen.host + ":" + std::to_string(port_),
-             opt_.key.empty() ? "no key" : "key required", settings_.dir,
-             opt_.compression == Compression::Zstd ? " (zstd)" : "", opt_.sync ? " (sync)" : "");
+             opt_.key.empty() ? "no key" : "key required",
+             !tls                  ? ""
+             : opt_.tls.ca.empty() ? ", TLS"
+                                   : ", TLS with client certificates",
+             settings_.dir, opt_.compression == Compression::Zstd ? " (zstd)" : "",
+             opt_.sync ? " (sync)" : "");
     std::array<epoll_event, 8> events;
     while (!stopping_.load(std::memory_order_relaxed)) {  // relaxed: set and read by this thread
         uint64_t now = session::monotonic_ns();

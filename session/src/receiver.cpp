@@ -38,6 +38,8 @@ std::string_view to_string(CloseCause c) {
             return "resources";
         case CloseCause::Limit:
             return "limit";
+        case CloseCause::Tls:
+            return "tls";
     }
     return "unknown";
 }
@@ -65,6 +67,7 @@ RejectReason reject_reason(CloseCause c) {
         case CloseCause::PeerRejected:
         case CloseCause::Protocol:
         case CloseCause::BadFrame:
+        case CloseCause::Tls:
             break;
     }
     return RejectReason::Protocol;

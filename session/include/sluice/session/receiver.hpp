@@ -42,6 +42,7 @@ enum class CloseCause : uint8_t {
     Busy,          // refused: the listener serves its maximum of connections
     Resources,     // the listener could not set up what the connection needs
     Limit,         // a frame over one of the handler's bounds (it can never be written)
+    Tls,           // refused: TLS failed (certificate, name, no client certificate, no TLS)
 };
 std::string_view to_string(CloseCause c);
 // The reason a sender is told for each cause.

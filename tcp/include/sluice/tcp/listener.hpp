@@ -18,6 +18,7 @@
 
 #include "sluice/session/endpoint.hpp"
 #include "sluice/session/receiver.hpp"
+#include "sluice/tcp/tls.hpp"
 #include "sluice/wire/reader.hpp"
 
 namespace sluice::tcp {
@@ -28,6 +29,9 @@ struct ListenerConfig {
     uint32_t max_frame_bytes = 16u << 20;         // larger frames are refused
     uint32_t handshake_timeout_ms = 10000;        // and the floor of the idle timeout
     uint32_t max_connections = 1024;              // beyond: REJECT busy
+    // TLS 1.3 when tls.cert is set (tls.hpp): the CHALLENGE follows the TLS
+    // handshake; a peer that starts none is told in plaintext, once.
+    TlsSettings tls;
 };
 
 class TcpListener final : public session::ReceiverTransport {
@@ -44,6 +48,7 @@ class TcpListener final : public session::ReceiverTransport {
     void timers(uint64_t now_ns);  // handshake and idle timeouts
     uint16_t port() const;
     std::size_t connections() const;
+    const TlsCounters& tls_stats() const;
 
     // session::ReceiverTransport
     void close(session::ConnectionId conn, session::CloseCause cause, session::RejectReason reason,
