@@ -430,11 +430,12 @@ int main(int argc, char** argv) {
     }
     const auto ep = session::parse_endpoint(o.to);
     if (!ep) return usage_error("--to " + ep.error().message);
-    const bool tls = !(o.tls_ca + o.tls_cert + o.tls_key + o.tls_server_name).empty();
-    if (tls && ep->transport == session::Transport::Rdma)
-        return usage_error("--tls-* are for tcp:// only: RDMA has no encryption");
-    if (tls && o.zerocopy) return usage_error("--zerocopy does not combine with TLS");
     try {
+        const bool tls = !o.tls_ca.empty() || !o.tls_cert.empty() || !o.tls_key.empty() ||
+                         !o.tls_server_name.empty();
+        if (tls && ep->transport == session::Transport::Rdma)
+            return usage_error("--tls-* are for tcp:// only: RDMA has no encryption");
+        if (tls && o.zerocopy) return usage_error("--zerocopy does not combine with TLS");
         std::vector<std::byte> key;
         if (!o.key_file.empty()) key = session::read_key_file(o.key_file);
         const auto pkts = read_pcap(o.pcap);
