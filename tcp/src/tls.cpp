@@ -305,6 +305,8 @@ TlsContext::TlsContext(const TlsSettings& s, TlsRole role) : s_(s), role_(role) 
     // messages have their own framing and acknowledgements.
     uint64_t options = SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION;
     if (kernel_) options |= SSL_OP_ENABLE_KTLS;
+    if (role == TlsRole::Server)
+        options |= SSL_OP_CIPHER_SERVER_PREFERENCE;  // kCipherSuites' order
     SSL_CTX_set_options(ctx_, options);
     SSL_CTX_set_mode(ctx_, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     // No resumption: a connection lives long, and session tickets would be
