@@ -41,6 +41,13 @@ replay after a reconnect), then waits for every frame to be acknowledged.
   --pcap FILE              packets to send (pcap; timestamps kept to the ns)
   --stream-id N            default 1
   --key-file F             pre-shared key (the collector's --key-file)
+  --tls-ca F               TLS 1.3 (tcp:// only): the collector's certificate
+                           must be signed by this CA (PEM) and name the host
+                           of --to, or --tls-server-name
+  --tls-cert F --tls-key F this sender's certificate and key, for a
+                           collector started with --tls-ca
+  --tls-server-name NAME   the name (or IP address) the collector's
+                           certificate must carry (default: the host of --to)
   --codec none|lz4|zstd    default lz4
   --frame-size N           largest raw frame in bytes (default 262144)
   --snaplen N              bytes kept per packet (default 65535, or what
@@ -71,6 +78,7 @@ error is printed); 2 bad command line or unreadable file.
 
 struct Options {
     std::string pcap, to, key_file, report;
+    std::string tls_ca, tls_cert, tls_key, tls_server_name;
     uint64_t stream_id = 1;
     wire::Codec codec = wire::Codec::Lz4;
     uint32_t frame_size = 262144, snaplen = 0, queues = 1, ports = 1, repeat = 1;
@@ -369,6 +377,14 @@ int main(int argc, char** argv) {
             o.to = v;
         else if (k == "--key-file")
             o.key_file = v;
+        else if (k == "--tls-ca")
+            o.tls_ca = v;
+        else if (k == "--tls-cert")
+            o.tls_cert = v;
+        else if (k == "--tls-key")
+            o.tls_key = v;
+        else if (k == "--tls-server-name")
+            o.tls_server_name = v;
         else if (k == "--report")
             o.report = v;
         else if (k == "--codec") {
@@ -422,6 +438,11 @@ int main(int argc, char** argv) {
     const auto ep = session::parse_endpoint(o.to);
     if (!ep) return usage_error("--to " + ep.error().message);
     try {
+        const bool tls = !o.tls_ca.empty() || !o.tls_cert.empty() || !o.tls_key.empty() ||
+                         !o.tls_server_name.empty();
+        if (tls && ep->transport == session::Transport::Rdma)
+            return usage_error("--tls-* are for tcp:// only: RDMA has no encryption");
+        if (tls && o.zerocopy) return usage_error("--zerocopy does not combine with TLS");
         std::vector<std::byte> key;
         if (!o.key_file.empty()) key = session::read_key_file(o.key_file);
         const auto pkts = read_pcap(o.pcap);
@@ -435,6 +456,11 @@ int main(int argc, char** argv) {
         configure(cfg, o, *ep, key);
         cfg.heartbeat_ms = o.heartbeat_ms;
         cfg.zerocopy = o.zerocopy;
+        cfg.tls.ca = o.tls_ca;
+        cfg.tls.cert = o.tls_cert;
+        cfg.tls.key = o.tls_key;
+        cfg.tls.server_name = o.tls_server_name;
+        cfg.tls.names = {"--tls-ca", "--tls-cert", "--tls-key", "--tls-server-name"};
         tcp::TcpSender tx(cfg);
         return send_all(o, tx, pkts);
     } catch (const std::exception& e) {

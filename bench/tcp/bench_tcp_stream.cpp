@@ -7,13 +7,16 @@
 //
 //   bench_tcp_stream --to HOST:PORT --pcap FILE [--codec none|lz4] [--seconds S]
 //                    [--frame-size N] [--frames N] [--retransmit-frames N] [--zerocopy]
-//                    [--spin]
+//                    [--spin] [--tls-ca F [--tls-cert F --tls-key F] [--tls-server-name N]]
 //   bench_tcp_stream --sink PORT
 //
 // When a round of submit/poll/reclaim did nothing, the sender sleeps in
 // poll(2) on its socket, as iperf3's blocking client does: on a machine with
 // fewer cores than busy threads a spinning sender takes the CPU the far end
 // needs. --spin busy-polls instead, as an egress lcore of its own does.
+//
+// With --tls-ca the stream is TLS 1.3 (kernel TLS where the kernel has it;
+// SLUICE_KTLS=0 keeps it in user space); the JSON line says which mode ran.
 //
 // --sink is the transport alone at the far end: the collector's receiver
 // (tcp::ReceiverSession: handshake, every frame verified with FrameReader,
@@ -182,6 +185,7 @@ int main(int argc, char** argv) {
     uint32_t frame_size = 262144, retransmit = 48;
     std::size_t nframes = 256;
     bool zerocopy = false, spin = false;
+    tcp::TlsSettings tls;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto val = [&]() -> std::string {
@@ -204,6 +208,16 @@ int main(int argc, char** argv) {
             retransmit = static_cast<uint32_t>(std::stoul(val()));
         else if (a == "--zerocopy")
             zerocopy = true;
+        else if (a == "--spin")
+            spin = true;
+        else if (a == "--tls-ca")
+            tls.ca = val();
+        else if (a == "--tls-cert")
+            tls.cert = val();
+        else if (a == "--tls-key")
+            tls.key = val();
+        else if (a == "--tls-server-name")
+            tls.server_name = val();
         else {
             std::fprintf(stderr, "bench_tcp_stream: unknown option %s\n", a.c_str());
             return 2;
@@ -222,6 +236,7 @@ int main(int argc, char** argv) {
     cfg.stream_id = 1;
     cfg.retransmit_frames = retransmit;
     cfg.zerocopy = zerocopy;
+    cfg.tls = tls;
     tcp::TcpSender tx(cfg);
 
     uint64_t seq = 0, first_packet = 0, next = 0;
@@ -289,13 +304,17 @@ int main(int argc, char** argv) {
         "{\"codec\": \"%s\", \"zerocopy\": %s, \"seconds\": %.3f, \"frames_per_s\": %.1f, "
         "\"wire_gbit_s\": %.3f, \"capture_gbit_s\": %.3f, \"mpps\": %.3f, \"frame_bytes_avg\": "
         "%.0f, "
-        "\"reconnects\": %llu, \"zerocopy_copied\": %llu, \"total_wire_bytes\": %llu}\n",
+        "\"reconnects\": %llu, \"zerocopy_copied\": %llu, \"total_wire_bytes\": %llu, "
+        "\"tls\": \"%s\"}\n",
         std::string(wire::codec_name(codec)).c_str(), zerocopy ? "true" : "false", dt,
         (f1 - f0) / dt, (w1 - w0) * 8 / dt / 1e9, (b1 - b0) * 8 / dt / 1e9, (p1 - p0) / dt / 1e6,
         f1 > f0 ? double(w1 - w0) / double(f1 - f0) : 0.0,
         static_cast<unsigned long long>(s.disconnects.get()),
         static_cast<unsigned long long>(tx.tcp_stats().zerocopy_copied.get()),
-        static_cast<unsigned long long>(w1));
+        static_cast<unsigned long long>(w1),
+        tls.ca.empty()                             ? "none"
+        : tx.tcp_stats().tls_kernel_send.get() > 0 ? "kernel"
+                                                   : "user");
     tx.close();
     return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "sluice/rdma/protocol.hpp"
 #include "sluice/session/keyring.hpp"
+#include "sluice/tcp/tls.hpp"
 
 namespace sluice::collector {
 namespace {
@@ -29,7 +30,9 @@ Every frame is acknowledged only once written; a restarted collector
 resumes where its files end, so senders replay exactly what is missing.
 
   --listen tcp://ADDR:PORT  where to listen (default tcp://127.0.0.1:7700).
-                            A non-loopback address needs --key-file.
+                            A non-loopback address needs --key-file, or
+                            TLS with client certificates (--tls-cert,
+                            --tls-key and --tls-ca).
   --listen rdma://ADDR:PORT the RDMA transport instead (ADDR: the address of
                             an RDMA device's netdev; as for tcp://, not
                             loopback: needs --key-file);
@@ -49,6 +52,16 @@ resumes where its files end, so senders replay exactly what is missing.
                             one line each, 'key NAME STREAMS SECRET', each
                             allowed only the streams it lists
                             (docs/security.md)
+  --tls-cert F --tls-key F  TLS 1.3 on tcp:// with this certificate (PEM,
+                            the chain after it) and its key: senders need
+                            egress.tls_ca (sluice-send --tls-ca) naming the
+                            CA that signed it. TLS encrypts; it does not
+                            say who may send: off loopback, a key is still
+                            required, unless --tls-ca is given too.
+  --tls-ca F                require a client certificate signed by this CA
+                            from every sender (egress.tls_cert/tls_key).
+                            With it, --key-file becomes optional anywhere
+                            (and is a second factor when given).
   --compress zstd           write .pcapng.zst (one zstd frame per commit)
   --zstd-level N            zstd level, 1..19 (default 3)
   --sync                    fdatasync data and state before acknowledging,
@@ -79,7 +92,8 @@ resumes where its files end, so senders replay exactly what is missing.
 
 SIGINT/SIGTERM: commit, acknowledge, close every file, print a summary, exit 0.
 Exit codes: 0 stopped by a signal; 1 could not start (address in use, output
-directory locked or not writable, unreadable key); 2 bad command line.
+directory locked or not writable, unreadable key); 2 bad command line, or a
+TLS certificate or key that cannot be read, does not match or has expired.
 See docs/collector.md.
 )";
 }
@@ -167,6 +181,12 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
             o.keep_files = static_cast<uint32_t>(*n);
         } else if (a == "--key-file") {
             key_file = v;
+        } else if (a == "--tls-cert") {
+            o.tls.cert = v;
+        } else if (a == "--tls-key") {
+            o.tls.key = v;
+        } else if (a == "--tls-ca") {
+            o.tls.ca = v;
         } else if (a == "--compress") {
             if (v == "zstd")
                 o.compression = Compression::Zstd;
@@ -237,6 +257,19 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
         }
     }
     if (o.out_dir.empty()) return usage_error("--out DIR is required");
+    const bool tls = tcp::tls_enabled(o.tls, tcp::TlsRole::Server);
+    if (tls && o.listen.transport == session::Transport::Rdma) {
+        return usage_error(
+            "--tls-cert is for tcp:// only: RDMA has no encryption; use it on trusted fabrics "
+            "(docs/collector.md, \"Encryption in transit\")");
+    }
+    try {
+        tcp::check_tls_files(o.tls, tcp::TlsRole::Server);
+    } catch (const std::exception& e) {
+        r.exit_code = kExitUsage;
+        r.message = fmt::format("sluice-collector: {}\n", e.what());
+        return r;
+    }
     if (!key_file.empty()) {
         try {
             o.keys =
@@ -249,12 +282,15 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
     }
     try {
         const session::ResolvedAddress addr = session::resolve(o.listen, true);
-        if (!session::is_loopback(addr) && !o.has_keys()) {
+        if (!session::is_loopback(addr) && !o.has_keys() && !(tls && !o.tls.ca.empty())) {
             return usage_error(fmt::format(
-                "listening on {} (not loopback) needs --key-file: without a key anyone who "
+                "listening on {} (not loopback) needs --key-file{}: without it anyone who "
                 "reaches the port could write captures to {}. Give both ends the same key file, "
                 "or listen on 127.0.0.1",
-                o.listen.to_string(), o.out_dir));
+                o.listen.to_string(),
+                tls ? " or --tls-ca (TLS alone encrypts; client certificates say who may send)"
+                    : " (or TLS with client certificates: --tls-cert, --tls-key, --tls-ca)",
+                o.out_dir));
         }
     } catch (const std::exception& e) {
         return usage_error(fmt::format("--listen: {}", e.what()));

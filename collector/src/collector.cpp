@@ -76,12 +76,19 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
     ws_.zstd = zstd_.get();
 
     const session::ResolvedAddress addr = session::resolve(opt_.listen, true);
-    if (!session::is_loopback(addr) && !opt_.has_keys()) {
+    const bool client_certificates =
+        tcp::tls_enabled(opt_.tls, tcp::TlsRole::Server) && !opt_.tls.ca.empty();
+    if (!session::is_loopback(addr) && !opt_.has_keys() && !client_certificates) {
         throw std::invalid_argument(fmt::format(
-            "listening on {} (not loopback) needs --key-file: without a key anyone who reaches "
-            "the port could write captures here. Give both ends the same key file, or listen on "
+            "listening on {} (not loopback) needs --key-file, or TLS with client certificates "
+            "(--tls-cert, --tls-key, --tls-ca): without either, anyone who reaches the port "
+            "could write captures here. Give both ends the same key file, or listen on "
             "127.0.0.1",
             opt_.listen.to_string()));
+    }
+    if (tcp::tls_enabled(opt_.tls, tcp::TlsRole::Server) &&
+        opt_.listen.transport == session::Transport::Rdma) {
+        throw std::invalid_argument("--tls-cert is for tcp:// only: RDMA has no encryption");
     }
 
     lock_output_dir();
@@ -115,6 +122,7 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
         lc.max_connections = opt_.max_connections;
         lc.max_pending = opt_.max_pending;
         lc.max_pending_per_source = opt_.max_pending_per_source;
+        lc.tls = opt_.tls;
         tcp_ = std::make_unique<tcp::TcpListener>(lc, *handler_);
         port_ = tcp_->port();
         listener_fd = tcp_->fd();
@@ -221,11 +229,15 @@ int Collector::run() {
     next_timer_ns_ = started_ns_ + kTimerNs;
     next_stats_ns_ =
         opt_.stats_interval_s ? started_ns_ + opt_.stats_interval_s * 1'000'000'000ull : UINT64_MAX;
-    log_info("listening on {}{} ({}), writing to {}{}{}", rdma_ ? "rdma://" : "",
+    const bool tls = tcp::tls_enabled(opt_.tls, tcp::TlsRole::Server);
+    log_info("listening on {}{} ({}{}), writing to {}{}{}", rdma_ ? "rdma://" : "",
              opt_.listen.host + ":" + std::to_string(port_),
              !opt_.has_keys()     ? std::string("no key")
              : opt_.keys->named() ? fmt::format("{} named keys", opt_.keys->size())
                                   : std::string("key required"),
+             !tls                  ? ""
+             : opt_.tls.ca.empty() ? ", TLS"
+                                   : ", TLS with client certificates",
              settings_.dir, opt_.compression == Compression::Zstd ? " (zstd)" : "",
              opt_.sync ? " (sync)" : "");
     std::array<epoll_event, 8> events;

@@ -163,6 +163,9 @@ void StreamHandler::on_closed(session::ConnectionId conn, CloseCause cause, std:
         case CloseCause::Auth:
             k.refused_auth.inc();
             break;
+        case CloseCause::Tls:
+            k.refused_tls.inc();
+            break;
         case CloseCause::Protocol:
             k.dropped_protocol.inc();
             break;

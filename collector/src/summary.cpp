@@ -6,6 +6,7 @@
 #include "sluice/report/json.hpp"
 #include "sluice/report/log.hpp"
 #include "sluice/session/clock.hpp"
+#include "sluice/tcp/listener.hpp"
 
 namespace sluice::collector {
 namespace {
@@ -42,7 +43,7 @@ void Collector::stats_line(uint64_t now) {
         "duplicate frames {} | lost {} packets in {} gaps | refused {} dropped {}",
         (now - started_ns_) / 1e9, connected, streams_.size(), si(pps), si(bps), packets,
         si(double(bytes)), dup, lost, gaps,
-        k.refused_version.get() + k.refused_auth.get() + k.dropped_busy.get(),
+        k.refused_version.get() + k.refused_auth.get() + k.refused_tls.get() + k.dropped_busy.get(),
         k.dropped_protocol.get() + k.dropped_bad_frame.get() + k.dropped_timeout.get() +
             k.dropped_storage.get());
 }
@@ -67,6 +68,13 @@ std::string Collector::summary_text() const {
     for (std::size_t i = 0; i < snap.size(); ++i)
         out += fmt::format(" {} {}{}", CollectorCounters::info[i].name, snap[i],
                            i + 1 < snap.size() ? "," : "\n");
+    if (tcp_ && tcp::tls_enabled(opt_.tls, tcp::TlsRole::Server)) {
+        out += "  tls:";
+        const auto tls = tcp_->tls_stats().snapshot();
+        for (std::size_t i = 0; i < tls.size(); ++i)
+            out += fmt::format(" {} {}{}", tcp::TlsCounters::info[i].name, tls[i],
+                               i + 1 < tls.size() ? "," : "\n");
+    }
     return out;
 }
 
@@ -94,7 +102,16 @@ std::string Collector::summary_json() const {
     const auto snap = counters_.snapshot();
     for (std::size_t i = 0; i < snap.size(); ++i)
         out += fmt::format("{}\"{}\": {}", i ? ", " : "", CollectorCounters::info[i].name, snap[i]);
-    out += "}}\n";
+    out += "}";
+    if (tcp_ && tcp::tls_enabled(opt_.tls, tcp::TlsRole::Server)) {
+        out += ", \"tls\": {";
+        const auto tls = tcp_->tls_stats().snapshot();
+        for (std::size_t i = 0; i < tls.size(); ++i)
+            out +=
+                fmt::format("{}\"{}\": {}", i ? ", " : "", tcp::TlsCounters::info[i].name, tls[i]);
+        out += "}";
+    }
+    out += "}\n";
     return out;
 }
 

@@ -143,6 +143,44 @@ void check(Config& c, const Sink& sink, bool have_ports_key) {
                        " (the send queue must hold two signal intervals), found " +
                        std::to_string(c.egress.rdma.signal_interval));
     }
+    const auto& eg = c.egress;
+    const bool any_tls = !(eg.tls_ca + eg.tls_cert + eg.tls_key + eg.tls_server_name).empty();
+    auto first_tls_key = [&]() -> std::string {
+        return !eg.tls_ca.empty()     ? "egress.tls_ca"
+               : !eg.tls_cert.empty() ? "egress.tls_cert"
+               : !eg.tls_key.empty()  ? "egress.tls_key"
+                                      : "egress.tls_server_name";
+    };
+    if (any_tls && eg.type != EgressType::Tcp) {
+        const std::string key = first_tls_key();
+        sink.error(at(key), key,
+                   "TLS is for egress.type = \"tcp\" only" +
+                       std::string(eg.type == EgressType::Rdma
+                                       ? " (RDMA has no encryption: use it on trusted fabrics)"
+                                       : "") +
+                       ": remove the egress.tls_* keys, or set egress.type = \"tcp\"");
+    } else if (any_tls) {
+        if (!eg.tls_cert.empty() && eg.tls_key.empty()) {
+            sink.error(at("egress.tls_cert"), "egress.tls_key",
+                       "egress.tls_cert needs egress.tls_key, the certificate's private key");
+        }
+        if (eg.tls_cert.empty() && !eg.tls_key.empty()) {
+            sink.error(at("egress.tls_key"), "egress.tls_cert",
+                       "egress.tls_key needs egress.tls_cert, the certificate it belongs to");
+        }
+        if (eg.tls_ca.empty()) {
+            const std::string key = first_tls_key();
+            sink.error(at(key), "egress.tls_ca",
+                       key +
+                           " needs egress.tls_ca: TLS is on only with the CA that signed the "
+                           "collector's certificate");
+        }
+        if (!eg.tls_ca.empty() && eg.zerocopy) {
+            sink.error(at("egress.zerocopy"), "egress.zerocopy",
+                       "MSG_ZEROCOPY does not combine with TLS (the kernel encrypts into its own "
+                       "buffers): set zerocopy = false, or remove egress.tls_ca");
+        }
+    }
     if (c.egress.type == EgressType::File && c.egress.path.empty()) {
         sink.error(at("egress.type"), "egress.path",
                    "egress.type = \"file\" needs egress.path, the file frames are written to");

@@ -161,6 +161,22 @@ const std::vector<Section>& sections() {
             "Pre-shared key proving this sender to the collector (HMAC challenge-response). Required "
             "by a collector listening on a non-loopback address.",
             [](Config& c) -> auto& { return c.egress.key_file; }));
+        e.push_back(string<Config>("tls_ca", "file path, empty = no TLS",
+            "TCP: encrypt the stream with TLS 1.3, trusting a collector whose certificate this CA "
+            "(PEM) signed: the collector's --tls-cert. Setting it turns TLS on. The key proof "
+            "(key_file), when set, runs inside TLS as a second factor.",
+            [](Config& c) -> auto& { return c.egress.tls_ca; }));
+        e.push_back(string<Config>("tls_cert", "file path, empty = none",
+            "TLS: this sender's certificate (PEM, its chain after it), for a collector started "
+            "with --tls-ca, which requires one signed by that CA. Needs tls_key and tls_ca.",
+            [](Config& c) -> auto& { return c.egress.tls_cert; }));
+        e.push_back(string<Config>("tls_key", "file path, empty = none",
+            "TLS: the private key of tls_cert (PEM, not encrypted; keep it chmod 600).",
+            [](Config& c) -> auto& { return c.egress.tls_key; }));
+        e.push_back(string<Config>("tls_server_name", "name, empty = the host of address",
+            "TLS: the name (or IP address) the collector's certificate must carry; set it when "
+            "address names the collector otherwise, e.g. by IP address.",
+            [](Config& c) -> auto& { return c.egress.tls_server_name; }));
         e.push_back(integer<Config>("stream_id", 1, 4294967295LL,
             "Stream id of the first egress path; further paths (one per rx lcore in run-to-completion "
             "mode) take the next ids. The collector keeps one sequence space and one set of output "
@@ -188,7 +204,7 @@ const std::vector<Section>& sections() {
             "TCP socket send buffer (SO_SNDBUF); 0 keeps the kernel's default.",
             [](Config& c) -> auto& { return c.egress.sndbuf_bytes; }));
         e.push_back(boolean<Config>("zerocopy",
-            "TCP: send large frames with MSG_ZEROCOPY.",
+            "TCP: send large frames with MSG_ZEROCOPY (not with TLS).",
             [](Config& c) -> auto& { return c.egress.zerocopy; }));
         e.push_back(integer<Config>("shutdown_timeout_ms", 0, 600000,
             "At shutdown, how long to wait for the collector to acknowledge the last frames.",

@@ -106,6 +106,10 @@ std::unique_ptr<FrameSink> make_tcp_sink(const config::Config& cfg, uint64_t str
     sc->heartbeat_ms = cfg.egress.heartbeat_ms;
     sc->sndbuf_bytes = cfg.egress.sndbuf_bytes;
     sc->zerocopy = cfg.egress.zerocopy;
+    sc->tls.ca = cfg.egress.tls_ca;
+    sc->tls.cert = cfg.egress.tls_cert;
+    sc->tls.key = cfg.egress.tls_key;
+    sc->tls.server_name = cfg.egress.tls_server_name;
     try {
         return std::make_unique<StreamSink<tcp::TcpSender, tcp::TcpCounters>>(
             *sc, "tcp", &tcp::TcpSender::tcp_stats);

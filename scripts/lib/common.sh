@@ -24,6 +24,8 @@ SLUICE_PACKAGES=(
   debhelper help2man lintian
   # tests, demo, benchmarks
   python3 python3-pytest python3-scapy tshark tcpdump tcpreplay iperf3 lz4 zstd
+  # certificates for the TLS tests and benchmark (tests/system/test_tls.py, bench/tcp/run)
+  openssl
   psmisc iproute2 procps util-linux
   # RDMA testbed (QEMU guest with soft-RoCE)
   qemu-system-x86 debootstrap cpio xz-utils

@@ -44,6 +44,8 @@ std::string_view to_string(CloseCause c) {
             return "limit";
         case CloseCause::ResumeUnknown:
             return "resume-unknown";
+        case CloseCause::Tls:
+            return "tls";
     }
     return "unknown";
 }
@@ -75,6 +77,7 @@ RejectReason reject_reason(CloseCause c) {
         case CloseCause::PeerRejected:
         case CloseCause::Protocol:
         case CloseCause::BadFrame:
+        case CloseCause::Tls:
             break;
     }
     return RejectReason::Protocol;

@@ -8,6 +8,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "tls_channel.hpp"
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
@@ -57,6 +58,7 @@ struct Connection {
     uint64_t last_rx_ns = 0;
     uint32_t heartbeat_ms = 0;
     bool closed = false;
+    std::unique_ptr<TlsChannel> tls;  // with TLS: the byte channel over fd
 
     std::string name() const {
         return streaming ? fmt::format("stream {} from {}", stream_id, peer)
@@ -66,6 +68,7 @@ struct Connection {
 
 CloseCause cause_of(const ReceiverStep& step) {
     if (step.wire_error) return CloseCause::BadFrame;
+    if (step.tls) return CloseCause::Tls;
     switch (step.reason) {
         case RejectReason::Version:
             return CloseCause::Version;
@@ -97,6 +100,8 @@ struct TcpListener::Impl {
     uint32_t pending = 0, streaming = 0;
     std::unordered_map<std::string, uint32_t> pending_by_source;
     uint64_t accept_paused_until = 0;  // 0: accepting
+    std::unique_ptr<TlsContext> tls_ctx = make_tls_context(cfg.tls, TlsRole::Server);
+    TlsCounters tls_stats;
 
     Impl(const ListenerConfig& c, session::ReceiverHandler& handler, TcpListener& s)
         : cfg(c),
@@ -129,6 +134,21 @@ struct TcpListener::Impl {
     void reap();
     void count_pending(Connection& c, int delta);
     void make_room_for_pending(uint64_t now);
+
+    // TLS (the byte channel under the messages): a call that stands for
+    // ::send / ::recv, and the handshake that comes before the CHALLENGE.
+    ssize_t io_send(Connection& c, const void* buf, std::size_t len);
+    ssize_t io_recv(Connection& c, void* buf, std::size_t len);
+    const char* io_error(const Connection& c, int err) const;
+    bool tls_accept(Connection& c);
+    bool tls_handshake(Connection& c);
+    bool tls_flush(Connection& c);
+    void tls_want_write(Connection& c, bool on);
+    void tls_grace(uint64_t now);
+    static bool tls_backlog(const Connection& c) { return c.tls && c.tls->backlog(); }
+    static bool tls_pending(const Connection& c) {
+        return c.tls && c.tls->established() && c.tls->pending();
+    }
 };
 
 void TcpListener::Impl::listen() {
@@ -176,6 +196,9 @@ uint16_t TcpListener::port() const {
 }
 std::size_t TcpListener::connections() const {
     return impl_->conns.size();
+}
+const TlsCounters& TcpListener::tls_stats() const {
+    return impl_->tls_stats;
 }
 
 void TcpListener::Impl::count_pending(Connection& c, int delta) {
@@ -286,6 +309,10 @@ void TcpListener::Impl::accept_connections(uint64_t now) {
         }
         if (pending > cfg.max_pending) make_room_for_pending(now);
         if (ref.closed) continue;
+        if (tls_ctx) {
+            tls_accept(ref);  // the CHALLENGE follows the TLS handshake
+            continue;
+        }
         session::Nonce nonce;
         if (!session::random_bytes(nonce)) {
             close(ref, CloseCause::Resources,
@@ -301,10 +328,10 @@ void TcpListener::Impl::send(Connection& c, std::span<const std::byte> bytes) {
     if (c.closed || bytes.empty()) return;
     std::size_t done = 0;
     if (c.out.size() == c.out_off) {
-        const ssize_t n = ::send(c.fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        const ssize_t n = io_send(c, bytes.data(), bytes.size());
         if (n > 0) done = static_cast<std::size_t>(n);
     }
-    if (done == bytes.size()) return;
+    if (done == bytes.size() && !tls_backlog(c)) return;
     if (c.out.size() - c.out_off + bytes.size() - done > kMaxPendingOut) {
         close(c, CloseCause::Protocol,
               fmt::format("{}: the peer reads nothing (its receive buffer is full): dropped",
@@ -322,20 +349,20 @@ void TcpListener::Impl::send(Connection& c, std::span<const std::byte> bytes) {
 }
 
 void TcpListener::Impl::flush(Connection& c) {
+    if (c.tls && !tls_flush(c)) return;
     while (c.out_off < c.out.size()) {
-        const ssize_t n = ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off,
-                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+        const ssize_t n = io_send(c, c.out.data() + c.out_off, c.out.size() - c.out_off);
         if (n <= 0) {
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
             close(c, CloseCause::PeerClosed,
-                  fmt::format("{}: connection lost: {}", c.name(), std::strerror(errno)));
+                  fmt::format("{}: connection lost: {}", c.name(), io_error(c, errno)));
             return;
         }
         c.out_off += static_cast<std::size_t>(n);
     }
     c.out.clear();
     c.out_off = 0;
-    if (c.want_write) {
+    if (c.want_write && !tls_backlog(c)) {
         c.want_write = false;
         epoll_event ev{};
         ev.events = EPOLLIN;
@@ -345,8 +372,10 @@ void TcpListener::Impl::flush(Connection& c) {
 }
 
 void TcpListener::Impl::on_readable(Connection& c, uint64_t now) {
+    if (c.tls && !c.tls->established() && !tls_handshake(c)) return;
     std::size_t budget = kTurnBudget;
-    while (budget > 0 && !c.closed) {
+    // Bytes OpenSSL decrypted already wake no epoll: read them out too.
+    while ((budget > 0 || tls_pending(c)) && !c.closed) {
         const std::size_t chunk = c.streaming ? kRecvChunk : 4096;
         if (c.in.capacity() - c.in.size() < chunk / 4) {
             // Move the unparsed tail to the front before growing.
@@ -357,7 +386,7 @@ void TcpListener::Impl::on_readable(Connection& c, uint64_t now) {
             if (c.in.capacity() - c.in.size() < chunk / 4) c.in.reserve(c.in.size() + chunk);
         }
         const std::size_t room = c.in.capacity() - c.in.size();
-        const ssize_t n = ::recv(c.fd, c.in.data() + c.in.size(), room, MSG_DONTWAIT);
+        const ssize_t n = io_recv(c, c.in.data() + c.in.size(), room);
         if (n == 0) {
             close(c, CloseCause::PeerClosed,
                   fmt::format("{}: the peer closed the connection{}", c.name(),
@@ -366,8 +395,8 @@ void TcpListener::Impl::on_readable(Connection& c, uint64_t now) {
         }
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
-            close(c, CloseCause::PeerClosed,
-                  fmt::format("{}: connection lost: {}", c.name(), std::strerror(errno)));
+            close(c, errno == EPROTO ? CloseCause::Tls : CloseCause::PeerClosed,
+                  fmt::format("{}: connection lost: {}", c.name(), io_error(c, errno)));
             return;
         }
         c.in.resize(c.in.size() + static_cast<std::size_t>(n));
@@ -513,6 +542,7 @@ void TcpListener::timers(uint64_t now) {
         ev.data.u64 = kTagListener;
         ::epoll_ctl(m.epfd, EPOLL_CTL_MOD, m.listen_fd, &ev);
     }
+    m.tls_grace(now);
     const uint64_t handshake_ns = uint64_t{m.cfg.handshake_timeout_ms} * 1'000'000;
     const uint64_t idle_floor_ns = uint64_t{m.cfg.idle_timeout_ms} * 1'000'000;
     for (auto& [id, cp] : m.conns) {
@@ -556,6 +586,127 @@ void TcpListener::close_all(std::string_view text) {
         m.close(*c, CloseCause::ShuttingDown, "");
     }
     m.reap();
+}
+
+// ---- TLS: the byte channel under the messages --------------------------------
+
+namespace {
+
+constexpr std::size_t kTlsListenerBuffer = 64 * 1024;  // encrypted replies waiting for the socket
+constexpr uint32_t kTlsGraceMs = 1000;  // a sender with TLS starts its handshake at once
+
+}  // namespace
+
+ssize_t TcpListener::Impl::io_send(Connection& c, const void* buf, std::size_t len) {
+    // Before the peer started TLS the socket is still plaintext: a REJECT
+    // (busy; no TLS handshake in time) reaches a sender without TLS.
+    if (!c.tls || !c.tls->started()) return ::send(c.fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    // In the middle of the handshake nothing can be said: the connection ends.
+    if (!c.tls->established()) return static_cast<ssize_t>(len);
+    return c.tls->send(buf, len);
+}
+
+ssize_t TcpListener::Impl::io_recv(Connection& c, void* buf, std::size_t len) {
+    return c.tls ? c.tls->recv(buf, len) : ::recv(c.fd, buf, len, MSG_DONTWAIT);
+}
+
+const char* TcpListener::Impl::io_error(const Connection& c, int err) const {
+    return c.tls ? c.tls->error_text(err) : std::strerror(err);
+}
+
+bool TcpListener::Impl::tls_accept(Connection& c) {
+    try {
+        c.tls = std::make_unique<TlsChannel>(*tls_ctx, c.fd, "", kTlsListenerBuffer);
+    } catch (const std::exception& e) {
+        close(c, CloseCause::Resources, fmt::format("{}: {}", c.name(), e.what()));
+        return false;
+    }
+    c.in.reserve(4096);
+    return true;
+}
+
+void TcpListener::Impl::tls_want_write(Connection& c, bool on) {
+    if (c.want_write == on) return;
+    c.want_write = on;
+    epoll_event ev{};
+    ev.events = on ? EPOLLIN | EPOLLOUT : EPOLLIN;
+    ev.data.u64 = c.id;
+    ::epoll_ctl(epfd, EPOLL_CTL_MOD, c.fd, &ev);
+}
+
+// Drives the TLS handshake; true once it is done and the CHALLENGE is out.
+bool TcpListener::Impl::tls_handshake(Connection& c) {
+    switch (c.tls->handshake()) {
+        case TlsChannel::Progress::Again:
+            tls_want_write(c, c.tls->wants_write() || c.out.size() > c.out_off);
+            return false;
+        case TlsChannel::Progress::Done: {
+            tls_stats.tls_handshakes.inc();
+            if (c.tls->kernel_send()) tls_stats.tls_kernel_send.inc();
+            if (c.tls->kernel_recv()) tls_stats.tls_kernel_recv.inc();
+            if (!c.tls->kernel_send() || !c.tls->kernel_recv()) tls_stats.tls_user_space.inc();
+            session::Nonce nonce;
+            if (!session::random_bytes(nonce)) {
+                close(c, CloseCause::Resources,
+                      fmt::format("{}: the system's random generator failed", c.name()));
+                return false;
+            }
+            send(c, c.session.challenge(nonce));
+            return !c.closed;
+        }
+        case TlsChannel::Progress::Failed:
+            break;
+    }
+    const std::string why(c.tls->error());
+    switch (c.tls->failure()) {
+        case TlsChannel::Failure::Io:
+            close(c, CloseCause::PeerClosed, fmt::format("{}: {}", c.name(), why));
+            break;
+        case TlsChannel::Failure::NotTls:
+            reject(c, RejectReason::Protocol, CloseCause::Protocol, why);
+            break;
+        case TlsChannel::Failure::Plaintext:
+            tls_stats.tls_failures.inc();
+            reject(c, RejectReason::Protocol, CloseCause::Tls, why);
+            break;
+        default:
+            tls_stats.tls_failures.inc();
+            close(c, CloseCause::Tls,
+                  fmt::format("{}: TLS handshake failed: {}; connection dropped", c.name(), why));
+            break;
+    }
+    return false;
+}
+
+// Before the plaintext replies: the handshake, or encrypted bytes the
+// socket did not take. True when the replies may follow.
+bool TcpListener::Impl::tls_flush(Connection& c) {
+    if (!c.tls->established()) return tls_handshake(c);
+    if (c.tls->flush()) return true;
+    if (errno != EAGAIN) {
+        close(c, CloseCause::PeerClosed,
+              fmt::format("{}: connection lost: {}", c.name(), c.tls->error_text(errno)));
+    }
+    return false;
+}
+
+// A connection whose peer started no TLS handshake within the grace: a
+// sender without TLS, which waits for a CHALLENGE that never comes. It is
+// told so in plaintext.
+void TcpListener::Impl::tls_grace(uint64_t now) {
+    if (!tls_ctx) return;
+    const uint32_t grace_ms = std::min(kTlsGraceMs, cfg.handshake_timeout_ms);
+    for (auto& [id, cp] : conns) {
+        Connection& c = *cp;
+        if (c.closed || !c.tls || c.tls->started() ||
+            now - c.accepted_ns < uint64_t{grace_ms} * 1'000'000)
+            continue;
+        tls_stats.tls_failures.inc();
+        reject(c, RejectReason::Protocol, CloseCause::Tls,
+               fmt::format("no TLS handshake within {} ms, and this collector requires TLS "
+                           "(--tls-cert): give the sender egress.tls_ca (sluice-send --tls-ca)",
+                           grace_ms));
+    }
 }
 
 }  // namespace sluice::tcp

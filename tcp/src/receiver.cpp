@@ -103,6 +103,14 @@ ReceiverStep ReceiverSession::await_hello(std::span<const std::byte> in) {
                            : kMessageHeaderSize + m.header.body_len + kMessageTrailerSize;
             return s;
         case MessageStatus::BadMagic:
+            if (in[0] == std::byte{0x16}) {  // a TLS handshake record: a ClientHello
+                ReceiverStep f = fail(RejectReason::Protocol,
+                                      "the sender speaks TLS and this collector does not: start "
+                                      "sluice-collector with --tls-cert and --tls-key, or remove "
+                                      "the sender's egress.tls_ca");
+                f.tls = true;
+                return f;
+            }
             return fail(RejectReason::Protocol,
                         "the peer is not a sluice sender: its first bytes are not a sluice "
                         "HELLO (bad magic); check what connects to this port");

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "tls_channel.hpp"
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <linux/errqueue.h>
@@ -49,7 +50,9 @@ session::SenderSettings settings_of(const SenderConfig& c) {
 TcpSender::TcpSender(const SenderConfig& config)
     : cfg_(config),
       addr_(session::resolve(session::Endpoint{cfg_.host, cfg_.port})),
-      core_(settings_of(cfg_), *this) {}
+      core_(settings_of(cfg_), *this) {
+    tls_setup();
+}
 
 TcpSender::~TcpSender() {
     drop_connection();
@@ -60,6 +63,7 @@ void TcpSender::reset_connection_state() {
     rx_len_ = ctl_len_ = ctl_off_ = 0;
     connected_ = handshake_challenged_ = false;
     zc_calls_ = 0;
+    tls_.reset();
 }
 
 void TcpSender::drop_connection() {
@@ -131,6 +135,7 @@ bool TcpSender::check_connected(uint64_t now) {
     // The collector speaks first (CHALLENGE).
     connected_ = true;
     core_.handshaking(now);
+    tls_begin(now);
     return true;
 }
 
@@ -143,13 +148,12 @@ void TcpSender::queue_control(std::span<const std::byte> msg) {
 
 bool TcpSender::flush_control(uint64_t now) {
     while (ctl_off_ < ctl_len_) {
-        const ssize_t n =
-            ::send(fd_, ctl_.data() + ctl_off_, ctl_len_ - ctl_off_, MSG_NOSIGNAL | MSG_DONTWAIT);
+        const ssize_t n = io_send(ctl_.data() + ctl_off_, ctl_len_ - ctl_off_);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return false;
             char msg[256];
             core_.fail(now, format_into(msg, "connection to collector {} lost: {}",
-                                        core_.settings().peer, std::strerror(errno)));
+                                        core_.settings().peer, io_error(errno)));
             return false;
         }
         ctl_off_ += static_cast<std::size_t>(n);
@@ -164,7 +168,7 @@ void TcpSender::send_reject(session::RejectReason reason, std::string_view text)
     if (fd_ < 0) return;
     std::array<std::byte, kMaxMessageSize> buf;
     const std::size_t n = encode(Reject{reason, text}, buf);
-    if (ctl_off_ == ctl_len_) ::send(fd_, buf.data(), n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (ctl_off_ == ctl_len_) io_send(buf.data(), n);
 }
 
 void TcpSender::handle_challenge(uint64_t now, std::span<const std::byte> body) {
@@ -235,7 +239,7 @@ bool TcpSender::read_messages(uint64_t now) {
     const std::string& peer = core_.settings().peer;
     for (;;) {
         if (rx_len_ == rx_.size()) break;  // cannot happen: messages are consumed as they come
-        const ssize_t n = ::recv(fd_, rx_.data() + rx_len_, rx_.size() - rx_len_, MSG_DONTWAIT);
+        const ssize_t n = io_recv(rx_.data() + rx_len_, rx_.size() - rx_len_);
         if (n == 0) {
             char msg[256];
             core_.fail(now, format_into(msg, "collector {} closed the connection{}", peer,
@@ -248,7 +252,7 @@ bool TcpSender::read_messages(uint64_t now) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
             char msg[256];
             core_.fail(now, format_into(msg, "connection to collector {} lost: {}", peer,
-                                        std::strerror(errno)));
+                                        io_error(errno)));
             return true;
         }
         rx_len_ += static_cast<std::size_t>(n);
@@ -352,8 +356,7 @@ bool TcpSender::send_frames(uint64_t now) {
         msg.msg_iov = iov_.data();
         msg.msg_iovlen = static_cast<std::size_t>(n);
         const bool zc = zerocopy_ && total >= cfg_.zerocopy_min_bytes;
-        const ssize_t sent =
-            ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT | (zc ? MSG_ZEROCOPY : 0));
+        const ssize_t sent = io_sendmsg(msg, MSG_NOSIGNAL | MSG_DONTWAIT | (zc ? MSG_ZEROCOPY : 0));
         if (sent < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
                 // The socket buffer is full: retrying at once would only
@@ -369,7 +372,7 @@ bool TcpSender::send_frames(uint64_t now) {
             }
             char m[256];
             core_.fail(now, format_into(m, "connection to collector {} lost: {}",
-                                        core_.settings().peer, std::strerror(errno)));
+                                        core_.settings().peer, io_error(errno)));
             return true;
         }
         uint32_t zc_id = 0;
@@ -391,14 +394,17 @@ bool TcpSender::send_frames(uint64_t now) {
 bool TcpSender::poll_setup(session::SenderCore& core, uint64_t now) {
     (void)core;
     if (!connected_) return check_connected(now);
+    if (tls_ && !tls_->established()) return tls_handshake(now);
     bool work = read_messages(now);
     if (fd_ >= 0 && ctl_len_) work |= flush_control(now);
+    if (fd_ >= 0) work |= tls_flush(now);
     return work;
 }
 
 bool TcpSender::poll_stream(session::SenderCore& core, uint64_t now) {
     session::RetransmitBuffer& rtx = core.frames();
-    bool work = false;
+    bool work = tls_flush(now);
+    if (fd_ < 0) return true;
     if (ctl_len_ && !flush_control(now)) return fd_ < 0;
     if (fd_ < 0) return true;
     if (rtx.unsent() > 0 && now >= next_send_ns_) work |= send_frames(now);

@@ -1,6 +1,7 @@
 // sluice-collector's command line: every option, every refusal and its words.
 #include <fstream>
 
+#include "../tcp/tls_testing.hpp"
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -148,6 +149,59 @@ TEST(Cli, RdmaListenAndRing) {
     EXPECT_EQ(r.exit_code, kExitUsage);
     EXPECT_NE(r.message.find("--rdma-slot-bytes"), std::string::npos) << r.message;
     std::remove(path.c_str());
+}
+
+TEST(Cli, TlsOptions) {
+    tcp::testing::TlsFiles f;
+    auto r = parse({"--out", "d", "--tls-cert", f.cert("server"), "--tls-key", f.key("server")});
+    ASSERT_TRUE(r.options) << r.message;
+    EXPECT_EQ(r.options->tls.cert, f.cert("server"));
+    EXPECT_EQ(r.options->tls.key, f.key("server"));
+    EXPECT_TRUE(r.options->tls.ca.empty());
+    // Off loopback, TLS alone still needs a key: it encrypts, it does not
+    // say who may send. Client certificates do.
+    r = parse({"--out", "d", "--listen", "tcp://0.0.0.0:7700", "--tls-cert", f.cert("server"),
+               "--tls-key", f.key("server")});
+    EXPECT_EQ(r.exit_code, kExitUsage);
+    EXPECT_NE(r.message.find("needs --key-file or --tls-ca"), std::string::npos) << r.message;
+    r = parse({"--out", "d", "--listen", "tcp://0.0.0.0:7700", "--tls-cert", f.cert("server"),
+               "--tls-key", f.key("server"), "--tls-ca", f.cert("ca")});
+    ASSERT_TRUE(r.options) << r.message;
+    EXPECT_EQ(r.options->tls.ca, f.cert("ca"));
+    EXPECT_FALSE(r.options->has_keys());
+}
+
+TEST(Cli, TlsFilesThatCannotServeExitTwoNamingTheFile) {
+    tcp::testing::TlsFiles f;
+    struct Case {
+        std::vector<std::string> args;
+        std::string says;
+    } cases[] = {
+        {{"--tls-cert", f.cert("server")}, "--tls-cert needs --tls-key"},
+        {{"--tls-key", f.key("server")}, "--tls-key needs --tls-cert"},
+        {{"--tls-ca", f.cert("ca")}, "--tls-ca needs --tls-cert and --tls-key"},
+        {{"--tls-cert", f.path("none.pem"), "--tls-key", f.key("server")},
+         "--tls-cert " + f.path("none.pem") + ": cannot read it"},
+        {{"--tls-cert", f.cert("server"), "--tls-key", f.key("client")},
+         "--tls-key " + f.key("client") + " does not match the certificate in --tls-cert " +
+             f.cert("server")},
+        {{"--tls-cert", f.cert("expired"), "--tls-key", f.key("expired")},
+         "--tls-cert " + f.cert("expired") + ": the certificate expired on "},
+        {{"--tls-cert", f.cert("server"), "--tls-key", f.key("server"), "--tls-ca",
+          f.path("garbage.pem")},
+         "--tls-ca " + f.path("garbage.pem") + ": no PEM certificate"},
+        {{"--listen", "rdma://10.0.0.1:7701", "--tls-cert", f.cert("server"), "--tls-key",
+          f.key("server")},
+         "--tls-cert is for tcp:// only: RDMA has no encryption"},
+    };
+    for (auto& c : cases) {
+        c.args.insert(c.args.begin(), {"--out", "d"});
+        const auto r = parse(c.args);
+        EXPECT_FALSE(r.options) << c.says;
+        EXPECT_EQ(r.exit_code, kExitUsage) << c.says;
+        EXPECT_NE(r.message.find(c.says), std::string::npos) << r.message;
+        EXPECT_EQ(r.message.find('\n'), r.message.size() - 1) << "one line: " << r.message;
+    }
 }
 
 TEST(Cli, Sizes) {

@@ -2,7 +2,9 @@
 // path, in process (so ASan and TSan watch both ends at once).
 #include <thread>
 
+#include "../tcp/tls_testing.hpp"
 #include "collector_testing.hpp"
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "sluice/collector/collector.hpp"
@@ -163,6 +165,57 @@ TEST(Collector, RefusesToShareItsDirectoryOrListenUnprotected) {
     auto o = options(other);
     o.listen = {"0.0.0.0", 0};
     EXPECT_THROW(Collector{o}, std::invalid_argument);
+}
+
+TEST(Collector, TlsWithClientCertificatesExactAndRefusalsCounted) {
+    tcp::testing::TlsFiles f;
+    TempDir dir;
+    auto o = options(dir);
+    o.tls.cert = f.cert("server");
+    o.tls.key = f.key("server");
+    o.tls.ca = f.cert("ca");
+    Running col(o);
+    const auto pk = packets(3000, 7, 2, 4);
+    const auto fs = make_frames(5, pk, 37, wire::Codec::Lz4);
+    auto sc = sender(col.port(), 5);
+    sc.tls.ca = f.cert("ca");
+    sc.tls.cert = f.cert("client");
+    sc.tls.key = f.key("client");
+    tcp::TcpSender tx(sc);
+    stream_all(tx, fs, [](std::size_t) {});
+    EXPECT_EQ(tx.tcp_stats().tls_handshakes.get(), 1u);
+    {
+        // Without a client certificate: refused by TLS, and counted.
+        auto bad = sender(col.port(), 6);
+        bad.tls.ca = f.cert("ca");
+        tcp::TcpSender tb(bad);
+        const uint64_t deadline = session::monotonic_ns() + 20'000'000'000ull;
+        while (col.get().counters().refused_tls.get() == 0 && session::monotonic_ns() < deadline)
+            tb.poll(session::monotonic_ns());
+        while (tb.stats().connect_failures.get() == 0 && session::monotonic_ns() < deadline)
+            tb.poll(session::monotonic_ns());
+        EXPECT_THAT(tb.stats().last_error.get(),
+                    ::testing::HasSubstr("requires a client certificate"));
+    }
+    EXPECT_EQ(col.stop(), 0);
+    EXPECT_EQ(read_stream(dir.path(), 5), pk);
+    EXPECT_GE(col.get().counters().refused_tls.get(), 1u);
+    EXPECT_EQ(col.get().counters().handshakes.get(), 1u);
+    EXPECT_THAT(col.get().summary_text(), ::testing::HasSubstr("  tls: tls_handshakes 1,"));
+    EXPECT_THAT(col.get().summary_json(), ::testing::HasSubstr("\"tls\": {\"tls_handshakes\": 1"));
+}
+
+TEST(Collector, OffLoopbackTlsAloneNeedsAKeyClientCertificatesDoNot) {
+    tcp::testing::TlsFiles f;
+    TempDir dir;
+    auto o = options(dir);
+    o.listen = {"0.0.0.0", 0};
+    o.tls.cert = f.cert("server");
+    o.tls.key = f.key("server");
+    EXPECT_THROW(Collector{o}, std::invalid_argument);
+    o.tls.ca = f.cert("ca");
+    Running col(o);
+    EXPECT_EQ(col.stop(), 0);
 }
 
 std::size_t open_fds() {

@@ -2,6 +2,8 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <tuple>
+#include <utility>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -342,4 +344,39 @@ TEST(Config, RdmaSignalIntervalMustFitTheQueueTwice) {
     EXPECT_TRUE(
         load(std::string(kMinimal) + "[egress]\nrdma_queue_depth = 32\nrdma_signal_interval = 17\n")
             .ok());
+}
+
+// TLS keys: what each needs, and only for TCP.
+TEST(Config, TlsKeysAreCheckedAcrossFields) {
+    auto errors = [](const std::string& egress) {
+        const auto r = load(std::string(kMinimal) + "[egress]\n" + egress);
+        std::string all;
+        for (const auto& d : r.diagnostics)
+            all += d.str() + "\n";
+        return std::make_pair(r.error_count(), all);
+    };
+    EXPECT_EQ(errors("tls_ca = \"/etc/sluice/ca.pem\"\n").first, 0u);
+    EXPECT_EQ(errors("tls_ca = \"ca.pem\"\ntls_cert = \"c.pem\"\ntls_key = \"c.key\"\n"
+                     "tls_server_name = \"collector.example.net\"\nkey_file = \"k\"\n")
+                  .first,
+              0u);
+    auto [n, text] = errors("tls_ca = \"ca.pem\"\ntls_cert = \"c.pem\"\n");
+    EXPECT_EQ(n, 1u) << text;
+    EXPECT_THAT(text, HasSubstr("egress.tls_key: egress.tls_cert needs egress.tls_key"));
+    std::tie(n, text) = errors("tls_ca = \"ca.pem\"\ntls_key = \"c.key\"\n");
+    EXPECT_THAT(text, HasSubstr("egress.tls_key needs egress.tls_cert"));
+    std::tie(n, text) = errors("tls_cert = \"c.pem\"\ntls_key = \"c.key\"\n");
+    EXPECT_EQ(n, 1u) << text;
+    EXPECT_THAT(text, HasSubstr("egress.tls_cert needs egress.tls_ca: TLS is on only with the CA"));
+    std::tie(n, text) = errors("tls_server_name = \"x\"\n");
+    EXPECT_THAT(text, HasSubstr("egress.tls_server_name needs egress.tls_ca"));
+    std::tie(n, text) = errors("tls_ca = \"ca.pem\"\nzerocopy = true\n");
+    EXPECT_EQ(n, 1u) << text;
+    EXPECT_THAT(text, HasSubstr("egress.zerocopy: MSG_ZEROCOPY does not combine with TLS"));
+    std::tie(n, text) = errors("type = \"rdma\"\ntls_ca = \"ca.pem\"\n");
+    EXPECT_EQ(n, 1u) << text;
+    EXPECT_THAT(text, HasSubstr("egress.tls_ca: TLS is for egress.type = \"tcp\" only (RDMA has "
+                                "no encryption: use it on trusted fabrics)"));
+    std::tie(n, text) = errors("type = \"null\"\ntls_cert = \"c.pem\"\n");
+    EXPECT_THAT(text, HasSubstr("egress.tls_cert: TLS is for egress.type = \"tcp\" only"));
 }

@@ -20,6 +20,7 @@
 #include "sluice/session/byte_buffer.hpp"
 #include "sluice/session/endpoint.hpp"
 #include "sluice/session/keyring.hpp"
+#include "sluice/tcp/tls.hpp"
 
 namespace sluice::tcp {
 class TcpListener;
@@ -56,6 +57,15 @@ struct CollectorOptions {
     std::string summary_json;  // also write the exit summary here (JSON)
     uint32_t rdma_slot_bytes = 1u << 20;
     uint32_t rdma_slots = 64;
+    // TLS 1.3 on tcp:// when tls.cert is set; with tls.ca, client
+    // certificates are required (and then a key is not, off loopback).
+    tcp::TlsSettings tls = tls_defaults();
+
+    static tcp::TlsSettings tls_defaults() {
+        tcp::TlsSettings t;
+        t.names = {"--tls-ca", "--tls-cert", "--tls-key", ""};
+        return t;
+    }
 };
 
 #define SLUICE_COLLECTOR_COUNTERS(_)                                            \
@@ -73,6 +83,11 @@ struct CollectorOptions {
       "does not hold (its state was reset, or another session took the "        \
       "stream), or could not prove that session's secret. An honest sender "    \
       "then starts a new session at once; a steady count is a replay.")         \
+    _(refused_tls,                                                              \
+      "Connections refused by TLS: a certificate not trusted, expired or for "  \
+      "another name, no client certificate though --tls-ca asks for one, or a " \
+      "sender without TLS at a collector with it (or the reverse). The log "    \
+      "line says which and what to change.")                                    \
     _(dropped_protocol,                                                         \
       "Connections dropped for malformed input (bad magic, malformed control "  \
       "messages, a frame of another stream): something other than a sluice "    \

@@ -88,6 +88,7 @@ struct Egress {
     std::string address = "127.0.0.1:7700";
     std::string path;
     std::string key_file;
+    std::string tls_ca, tls_cert, tls_key, tls_server_name;  // TLS 1.3 (tcp) when tls_ca is set
     uint32_t stream_id = 1;
     uint32_t reconnect_min_ms = 100;
     uint32_t reconnect_max_ms = 5000;

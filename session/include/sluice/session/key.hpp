@@ -1,7 +1,8 @@
 // The pre-shared key and what both transports prove with it: HMAC-SHA256
 // over both ends' fresh nonces, so a recorded handshake cannot be replayed.
 // The key authenticates the peers when they connect; it neither encrypts nor
-// signs the frames that follow (docs/security.md).
+// signs the frames that follow; TLS does, on TCP (docs/collector.md,
+// "Encryption in transit").
 #pragma once
 
 #include <array>

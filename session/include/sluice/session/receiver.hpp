@@ -45,6 +45,7 @@ enum class CloseCause : uint8_t {
     Resources,     // the listener could not set up what the connection needs
     Limit,         // a frame over one of the handler's bounds (it can never be written)
     ResumeUnknown,  // a resume the handler cannot prove: no such session, or another secret
+    Tls,            // refused: TLS failed (certificate, name, no client certificate, no TLS)
 };
 std::string_view to_string(CloseCause c);
 // The reason a sender is told for each cause.

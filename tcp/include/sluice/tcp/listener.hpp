@@ -19,6 +19,7 @@
 #include "sluice/session/endpoint.hpp"
 #include "sluice/session/keyring.hpp"
 #include "sluice/session/receiver.hpp"
+#include "sluice/tcp/tls.hpp"
 #include "sluice/wire/reader.hpp"
 
 namespace sluice::tcp {
@@ -44,6 +45,9 @@ struct ListenerConfig {
     uint32_t max_pending = 64;
     // ... and from one source address: beyond, the newcomer is refused.
     uint32_t max_pending_per_source = 8;
+    // TLS 1.3 when tls.cert is set (tls.hpp): the CHALLENGE follows the TLS
+    // handshake; a peer that starts none is told in plaintext, once.
+    TlsSettings tls;
 };
 
 class TcpListener final : public session::ReceiverTransport {
@@ -60,6 +64,7 @@ class TcpListener final : public session::ReceiverTransport {
     void timers(uint64_t now_ns);  // handshake and idle timeouts
     uint16_t port() const;
     std::size_t connections() const;
+    const TlsCounters& tls_stats() const;
 
     // session::ReceiverTransport
     void close(session::ConnectionId conn, session::CloseCause cause, session::RejectReason reason,

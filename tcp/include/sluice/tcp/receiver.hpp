@@ -46,6 +46,7 @@ struct ReceiverStep {
     // Failed / PeerRejected:
     RejectReason reason = RejectReason::Protocol;
     std::optional<wire::WireError> wire_error;  // Failed on a frame
+    bool tls = false;                           // Failed: the peer began a TLS handshake
     std::string_view detail;                    // for the log: valid until the next call
     std::span<const std::byte> reply;           // Failed: a REJECT to send before closing
 };

@@ -4,7 +4,9 @@
 // session::SenderCore's; this file is the transport under it: a non-blocking
 // socket, the CHALLENGE/HELLO/WELCOME messages and their proofs, writev of
 // whole frames with partial writes resumed, ACKs read at most every 20 us,
-// and optional MSG_ZEROCOPY.
+// and optional MSG_ZEROCOPY; TLS 1.3 under it all when configured
+// (tls.hpp: kernel TLS keeps writev; user-space TLS encrypts frame by frame
+// into a buffer of the connection's).
 //
 // Single-threaded and non-blocking: it never locks or throws after
 // construction, its only syscalls are on its socket, and streaming (submit,
@@ -16,16 +18,20 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "sluice/lockfree/counter.hpp"
 #include "sluice/session/endpoint.hpp"
 #include "sluice/session/sender.hpp"
 #include "sluice/tcp/protocol.hpp"
+#include "sluice/tcp/tls.hpp"
 
 namespace sluice::tcp {
 
@@ -51,6 +57,9 @@ struct SenderConfig {
     uint32_t zerocopy_min_bytes = 65536;
     uint64_t session_id = 0;   // 0: random (a new sender instance is a new session)
     uint64_t jitter_seed = 0;  // 0: random; tests fix it
+    // TLS 1.3 to the collector when tls.ca is set (tls.hpp); the key proof,
+    // when configured, runs inside it. Not with zerocopy.
+    TlsSettings tls;
 };
 
 #define SLUICE_TCP_SENDER_COUNTERS(_)                                         \
@@ -58,8 +67,12 @@ struct SenderConfig {
     _(zerocopy_copied,                                                        \
       "MSG_ZEROCOPY sends the kernel completed by copying anyway (loopback, " \
       "or a NIC without scatter-gather): zerocopy gains nothing here, turn "  \
-      "it off.")
+      "it off.")                                                              \
+    SLUICE_TLS_COUNTERS(_)
 SLUICE_COUNTER_BLOCK(TcpCounters, SLUICE_TCP_SENDER_COUNTERS);
+
+class TlsContext;
+class TlsChannel;
 
 class TcpSender final : private session::SenderTransport {
   public:
@@ -93,7 +106,9 @@ class TcpSender final : private session::SenderTransport {
     // whether the sender waits for it to take more bytes (POLLOUT) besides
     // ACKs (POLLIN). An egress lcore of its own just keeps polling.
     int socket_fd() const { return fd_; }
-    bool wants_to_send() const { return ctl_len_ > ctl_off_ || core_.frames().unsent() > 0; }
+    bool wants_to_send() const {
+        return ctl_len_ > ctl_off_ || core_.frames().unsent() > 0 || tls_backlog();
+    }
 
   private:
     // session::SenderTransport
@@ -115,10 +130,24 @@ class TcpSender final : private session::SenderTransport {
     void queue_control(std::span<const std::byte> msg);
     void reset_connection_state();
 
+    // The byte channel under the messages: the socket, or TLS over it
+    // (sender_tls.cpp). Each behaves as the socket call it stands for.
+    void tls_setup();                  // the constructor's: checks the files, builds the context
+    bool tls_begin(uint64_t now);      // the TCP connection is up: start TLS
+    bool tls_handshake(uint64_t now);  // drives it; true if it did work
+    bool tls_flush(uint64_t now);      // sends encrypted bytes still buffered
+    bool tls_backlog() const;
+    ssize_t io_recv(void* buf, std::size_t len);
+    ssize_t io_send(const void* buf, std::size_t len);
+    ssize_t io_sendmsg(const msghdr& msg, int flags);
+    const char* io_error(int err);  // why the last io_* call failed
+
     SenderConfig cfg_;
     session::ResolvedAddress addr_;
     TcpCounters tcp_stats_;
-    session::SenderCore core_;  // after everything its transport calls use
+    std::unique_ptr<TlsContext> tls_ctx_;  // null: no TLS
+    std::unique_ptr<TlsChannel> tls_;      // this connection's, once the TCP connection is up
+    session::SenderCore core_;             // after everything its transport calls use
 
     int fd_ = -1;
     bool connected_ = false;             // the TCP connection is up (handshake running)
