@@ -291,7 +291,10 @@ void RdmaListener::Impl::begin_close(RConn& c, CloseCause cause, const std::stri
         Message m;
         m.type = MessageType::Reject;
         m.reason = reason;
-        m.text = why;
+        // The sender knows its own address, and the text has only
+        // kMaxRejectText bytes: it carries the reason, the log the peer too.
+        const std::string prefix = fmt::format("connection from {}: ", c.peer);
+        m.text = why.starts_with(prefix) ? why.substr(prefix.size()) : why;
         post_message(c, m);
     }
     if (c.state == ConnState::AwaitEstablished || c.state == ConnState::AwaitProof)

@@ -370,8 +370,13 @@ bool RdmaSender::read_cm_events(uint64_t now) {
                 on_rejected(now, pd_len ? pd.data() : nullptr, pd_len, status);
                 break;
             case RDMA_CM_EVENT_DISCONNECTED:
-                core_.fail(now,
-                           format_into(msg, "collector {} disconnected", core_.settings().peer));
+                // A Reject the collector sent before it disconnected may still
+                // wait in the completion queue: it, not the disconnect, is
+                // what the operator needs to read.
+                if (cq_ && qp_) poll_completions(now);
+                if (qp_)
+                    core_.fail(
+                        now, format_into(msg, "collector {} disconnected", core_.settings().peer));
                 break;
             case RDMA_CM_EVENT_ADDR_ERROR:
             case RDMA_CM_EVENT_ROUTE_ERROR:

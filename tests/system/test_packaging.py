@@ -119,7 +119,7 @@ def test_collector_without_notify_socket_runs_as_before(tmp_path, monkeypatch):
 PACKAGES = ("sluice", "sluice-collector")
 BINARIES = {
     "sluice": ("sluice", "sluice-decode", "sluice-pcapgen"),
-    "sluice-collector": ("sluice-collector", "sluice-send"),
+    "sluice-collector": ("sluice-collector", "sluice-send", "sluice-query"),
 }
 UNITS = {"sluice": "sluice@.service", "sluice-collector": "sluice-collector@.service"}
 CONFFILES = {
