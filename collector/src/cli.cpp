@@ -86,6 +86,17 @@ resumes where its files end, so senders replay exactly what is missing.
   --max-pending-per-source N
                             ... from one source address (default 8); beyond,
                             the newcomer is refused
+  --max-streams N           streams open at once (default 1024; each holds up
+                            to 3 file descriptors); beyond, the longest-idle
+                            stream without a sender is closed, or the hello
+                            is refused (busy) when every one has a sender
+  --stream-idle-timeout S   close a stream without a sender after S seconds
+                            (default 60, 0: only to make room); its state
+                            stays and a returning sender resumes it
+  --max-memory SIZE         receive buffers (TCP) or rings (RDMA) of all
+                            connections together (default 2G); beyond, TCP
+                            senders wait (backpressure), RDMA ones are
+                            refused (busy)
   --summary-json F          also write the exit summary to F as JSON
   --help                    this text
   --version                 the version
@@ -238,6 +249,21 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
             const auto n = number(1, 1u << 20);
             if (!n) return usage_error(fmt::format("--max-connections '{}': give >= 1", v));
             o.max_connections = static_cast<uint32_t>(*n);
+        } else if (a == "--max-streams") {
+            const auto n = number(1, 1u << 20);
+            if (!n) return usage_error(fmt::format("--max-streams '{}': give 1..1048576", v));
+            o.max_streams = static_cast<uint32_t>(*n);
+        } else if (a == "--stream-idle-timeout") {
+            const auto n = number(0, 7 * 86400);
+            if (!n)
+                return usage_error(
+                    fmt::format("--stream-idle-timeout '{}': give seconds, 0..604800", v));
+            o.stream_idle_s = static_cast<uint32_t>(*n);
+        } else if (a == "--max-memory") {
+            const auto n = parse_size(v);
+            if (!n || *n < (1ull << 20))
+                return usage_error(fmt::format("--max-memory '{}': give a size, 1M or more", v));
+            o.max_memory = *n;
         } else if (a == "--rdma-slot-bytes") {
             const auto n = parse_size(v);
             if (!n || *n < rdma::kMinSlotBytes || *n > (1ull << 30) || *n % 8 != 0)

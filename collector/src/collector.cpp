@@ -13,6 +13,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -91,6 +92,8 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
         throw std::invalid_argument("--tls-cert is for tcp:// only: RDMA has no encryption");
     }
 
+    check_memory_budget();
+    raise_open_files_limit();
     lock_output_dir();
     // Recover every stream that has state: files are cut back to their
     // committed size now, whether or not the stream's sender comes back.
@@ -109,6 +112,7 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
         lc.max_frame_bytes = opt_.max_frame_bytes;
         lc.max_pending = opt_.max_pending;
         lc.max_pending_per_source = opt_.max_pending_per_source;
+        lc.max_memory = opt_.max_memory;
         rdma_ = std::make_unique<rdma::RdmaListener>(lc, *handler_);
         port_ = rdma_->port();
         listener_fd = rdma_->fd();
@@ -123,6 +127,7 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
         lc.max_pending = opt_.max_pending;
         lc.max_pending_per_source = opt_.max_pending_per_source;
         lc.tls = opt_.tls;
+        lc.max_memory = opt_.max_memory;
         tcp_ = std::make_unique<tcp::TcpListener>(lc, *handler_);
         port_ = tcp_->port();
         listener_fd = tcp_->fd();
@@ -138,6 +143,42 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
     ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, listener_fd, &ev);
     ev.data.u64 = kTagStop;
     ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, stop_fd_.get(), &ev);
+}
+
+void Collector::check_memory_budget() const {
+    const bool rdma = opt_.listen.transport == session::Transport::Rdma;
+    const uint64_t one = rdma ? uint64_t{opt_.rdma_slot_bytes} * opt_.rdma_slots
+                              : uint64_t{opt_.max_frame_bytes} + (2u << 20);
+    if (opt_.max_memory < one) {
+        throw std::invalid_argument(
+            rdma ? fmt::format("--max-memory {} is less than one connection's ring ({} bytes: "
+                               "--rdma-slots x --rdma-slot-bytes): raise it",
+                               opt_.max_memory, one)
+                 : fmt::format("--max-memory {} is less than one frame (--max-frame-bytes {}) "
+                               "and 2 MiB of reading room: raise it to {} at least",
+                               opt_.max_memory, opt_.max_frame_bytes, one));
+    }
+}
+
+void Collector::raise_open_files_limit() {
+    // Open streams hold up to three descriptors (state, file, index), each
+    // connection one or more: take the hard limit, and say when even that
+    // is short of what the limits allow.
+    rlimit r{};
+    if (::getrlimit(RLIMIT_NOFILE, &r) != 0) return;
+    if (r.rlim_cur < r.rlim_max) {
+        r.rlim_cur = r.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &r);
+    }
+    const uint64_t need =
+        3ull * opt_.max_streams + 2ull * opt_.max_connections + opt_.max_pending + 64;
+    if (r.rlim_cur != RLIM_INFINITY && r.rlim_cur < need) {
+        log_warning(
+            "the open files limit is {} and --max-streams {} with --max-connections {} may need "
+            "{}: raise it (LimitNOFILE= in the unit, ulimit -n) or lower those limits; beyond "
+            "it, a stream that cannot open its file drops its connection (dropped_storage)",
+            r.rlim_cur, opt_.max_streams, opt_.max_connections, need);
+    }
 }
 
 uint32_t Collector::handshake_timeout_ms() const {
@@ -182,8 +223,13 @@ void Collector::recover_streams() {
     }
     ::closedir(d);
     std::sort(ids.begin(), ids.end());
-    for (uint64_t id : ids)
+    // Each is recovered (its file cut back to what was committed) and closed
+    // again: only streams with a sender stay open, so a directory of many
+    // streams holds no descriptors for them.
+    for (uint64_t id : ids) {
         stream(id);
+        retire(id);
+    }
 }
 
 // The listeners go before the streams and the handler they call.
@@ -202,6 +248,8 @@ Stream& Collector::stream(uint64_t id) {
     auto it = streams_.find(id);
     if (it != streams_.end()) return *it->second;
     auto s = std::make_unique<Stream>(id, settings_, ws_);
+    s->idle_since_ns = session::monotonic_ns();
+    const auto known = retired_.find(id);
     for (const std::string& line : s->recover()) {
         if (line.rfind("error: ", 0) == 0)
             log_error("{}", line.substr(7));
@@ -210,7 +258,11 @@ Stream& Collector::stream(uint64_t id) {
         else
             log_info("{}", line);
     }
-    if (s->saved().session_id != 0) {
+    if (known != retired_.end()) {
+        // Opened again: its state is on disk as it was left when it closed.
+        s->carry_over(known->second);
+        retired_.erase(known);
+    } else if (s->saved().session_id != 0) {
         log_info("stream {}: state recovered: next sequence {}, file {}", id,
                  s->saved().next_sequence,
                  s->current_path().empty() ? "(none)" : s->current_path());
@@ -221,6 +273,64 @@ Stream& Collector::stream(uint64_t id) {
 Stream* Collector::find_stream(uint64_t id) {
     auto it = streams_.find(id);
     return it == streams_.end() ? nullptr : it->second.get();
+}
+
+std::optional<session::ResumeTicket> Collector::resume_ticket(uint64_t id,
+                                                              uint64_t session_id) const {
+    if (auto it = streams_.find(id); it != streams_.end())
+        return it->second->resume_ticket(session_id);
+    if (auto it = retired_.find(id); it != retired_.end())
+        return it->second.resume_ticket(session_id);
+    return std::nullopt;
+}
+
+bool Collector::make_room_for_stream() {
+    if (streams_.size() < opt_.max_streams) return true;
+    const Stream* idlest = nullptr;
+    for (const auto& [id, s] : streams_) {
+        if (s->connection || s->dirty()) continue;
+        if (!idlest || s->idle_since_ns < idlest->idle_since_ns) idlest = s.get();
+    }
+    if (!idlest) return false;
+    retire(idlest->id());
+    counters_.streams_retired.inc();
+    return true;
+}
+
+void Collector::retire(uint64_t id) {
+    auto it = streams_.find(id);
+    if (it == streams_.end() || it->second->connection || it->second->dirty()) return;
+    it->second->close_file();
+    retired_[id] = it->second->record();
+    streams_.erase(it);
+}
+
+void Collector::retire_idle(uint64_t now) {
+    if (!opt_.stream_idle_s) return;
+    const uint64_t idle_ns = uint64_t{opt_.stream_idle_s} * 1'000'000'000;
+    std::vector<uint64_t> idle;
+    for (const auto& [id, s] : streams_)
+        if (!s->connection && !s->dirty() && now - s->idle_since_ns >= idle_ns) idle.push_back(id);
+    for (uint64_t id : idle) {
+        retire(id);
+        counters_.streams_retired.inc();
+        log_info(
+            "stream {}: closed after {} s without a sender (its state stays; a sender that "
+            "returns reopens it)",
+            id, opt_.stream_idle_s);
+    }
+}
+
+std::vector<StreamRecord> Collector::stream_records() const {
+    std::vector<StreamRecord> out;
+    out.reserve(streams_.size() + retired_.size());
+    for (const auto& [id, s] : streams_)
+        out.push_back(s->record());
+    for (const auto& [id, r] : retired_)
+        out.push_back(r);
+    std::sort(out.begin(), out.end(),
+              [](const StreamRecord& a, const StreamRecord& b) { return a.id < b.id; });
+    return out;
 }
 
 int Collector::run() {
@@ -291,6 +401,10 @@ int Collector::run() {
 
 void Collector::timers(uint64_t now) {
     if (tcp_) tcp_->timers(now);
+    if (now >= next_retire_check_ns_) {
+        retire_idle(now);
+        next_retire_check_ns_ = now + 1'000'000'000;
+    }
     if (settings_.rotate_ns) {
         const uint64_t wall = session::wall_ns();
         for (auto& [id, s] : streams_) {

@@ -40,10 +40,10 @@ void StreamHandler::on_connection(session::ConnectionId conn, session::ReceiverT
 
 std::optional<session::ResumeTicket> StreamHandler::resume_ticket(uint64_t stream_id,
                                                                   uint64_t session_id) {
-    // Every stream with state was recovered at start: one not found here
-    // has no session to resume, and nothing is created for an unproven peer.
-    const Stream* s = c_.find_stream(stream_id);
-    return s ? s->resume_ticket(session_id) : std::nullopt;
+    // Every stream with state was recovered at start (open or not, its
+    // record is kept): one not found has no session to resume, and nothing
+    // is opened or created for an unproven peer.
+    return c_.resume_ticket(stream_id, session_id);
 }
 
 session::HelloAnswer StreamHandler::on_hello(session::ConnectionId conn,
@@ -56,6 +56,13 @@ session::HelloAnswer StreamHandler::on_hello(session::ConnectionId conn,
     }
     Peer& p = it->second;
     Stream* s = nullptr;
+    if (!c_.find_stream(hello.stream_id) && !c_.make_room_for_stream()) {
+        a.refusal = {CloseCause::StreamLimit, RejectReason::Busy,
+                     fmt::format("the collector has its maximum of {} streams open "
+                                 "(--max-streams), each with a sender connected",
+                                 c_.opt_.max_streams)};
+        return a;
+    }
     try {
         s = &c_.stream(hello.stream_id);
     } catch (const std::exception& e) {
@@ -197,6 +204,12 @@ void StreamHandler::on_closed(session::ConnectionId conn, CloseCause cause, std:
         case CloseCause::ResumeUnknown:
             k.refused_resume.inc();
             break;
+        case CloseCause::StreamLimit:
+            k.refused_streams.inc();
+            break;
+        case CloseCause::Memory:
+            k.refused_memory.inc();
+            break;
         case CloseCause::ShuttingDown:
             break;
     }
@@ -215,6 +228,7 @@ void StreamHandler::on_closed(session::ConnectionId conn, CloseCause cause, std:
     if (s && s->connection == &it->second) {
         s->connection = nullptr;
         s->close_file();
+        s->idle_since_ns = session::monotonic_ns();
     }
     peers_.erase(it);
 }

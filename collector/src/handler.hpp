@@ -40,6 +40,7 @@ class StreamHandler final : public session::ReceiverHandler {
     void on_closed(session::ConnectionId conn, session::CloseCause cause,
                    std::string_view why) override;
     void on_listener_error(std::string_view what) override;
+    void on_memory_wait() override { c_.counters_.memory_waits.inc(); }
 
     // The stream cannot be written (a timed rotation failed): end the
     // connection writing it.

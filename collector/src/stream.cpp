@@ -361,11 +361,36 @@ std::optional<HelloVerdict> Stream::on_hello(const session::Hello& h) {
 }
 
 std::optional<session::ResumeTicket> Stream::resume_ticket(uint64_t session_id) const {
-    if (session_id == 0 || session_id != st_.session_id || !st_.has_secret) return std::nullopt;
+    return record().resume_ticket(session_id);
+}
+
+std::optional<session::ResumeTicket> StreamRecord::resume_ticket(uint64_t session) const {
+    if (session == 0 || session != session_id || !has_secret) return std::nullopt;
     session::ResumeTicket t;
-    t.secret = st_.secret;
-    t.key_name = st_.key_name;
+    t.secret = secret;
+    t.key_name = key_name;
     return t;
+}
+
+StreamRecord Stream::record() const {
+    StreamRecord r;
+    r.id = id_;
+    r.run = run_;
+    r.all_runs = saved_.totals;
+    r.files_opened = files_opened_;
+    r.next_sequence = saved_.next_sequence;
+    r.session_id = st_.session_id;
+    r.has_secret = st_.has_secret;
+    r.secret = st_.secret;
+    r.key_name = st_.key_name;
+    r.file = current_path();
+    r.connected = connection != nullptr;
+    return r;
+}
+
+void Stream::carry_over(const StreamRecord& r) {
+    run_ = r.run;
+    files_opened_ = r.files_opened;
 }
 
 void Stream::reindex_interfaces() {

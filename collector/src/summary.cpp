@@ -23,14 +23,19 @@ std::string si(double v) {
 
 void Collector::stats_line(uint64_t now) {
     uint64_t packets = 0, bytes = 0, dup = 0, lost = 0, gaps = 0, connected = 0;
+    auto add = [&](const StreamTotals& r) {
+        packets += r.packets_written;
+        bytes += r.packet_bytes_written;
+        dup += r.frames_duplicate;
+        lost += r.packets_lost;
+        gaps += r.gaps;
+    };
     for (const auto& [id, s] : streams_) {
-        packets += s->run().packets_written;
-        bytes += s->run().packet_bytes_written;
-        dup += s->run().frames_duplicate;
-        lost += s->run().packets_lost;
-        gaps += s->run().gaps;
+        add(s->run());
         connected += s->connection != nullptr;
     }
+    for (const auto& [id, r] : retired_)
+        add(r.run);
     const double dt = (now - last_stats_ns_) / 1e9;
     const double pps = dt > 0 ? (packets - last_packets_) / dt : 0;
     const double bps = dt > 0 ? (bytes - last_bytes_) * 8.0 / dt : 0;
@@ -41,8 +46,8 @@ void Collector::stats_line(uint64_t now) {
     report::log_info(
         "{:.1f}s | {} of {} streams connected | {}pps {}bit/s | written {} packets {}B | "
         "duplicate frames {} | lost {} packets in {} gaps | refused {} dropped {}",
-        (now - started_ns_) / 1e9, connected, streams_.size(), si(pps), si(bps), packets,
-        si(double(bytes)), dup, lost, gaps,
+        (now - started_ns_) / 1e9, connected, streams_.size() + retired_.size(), si(pps), si(bps),
+        packets, si(double(bytes)), dup, lost, gaps,
         k.refused_version.get() + k.refused_auth.get() + k.refused_tls.get() + k.dropped_busy.get(),
         k.dropped_protocol.get() + k.dropped_bad_frame.get() + k.dropped_timeout.get() +
             k.dropped_storage.get());
@@ -51,17 +56,16 @@ void Collector::stats_line(uint64_t now) {
 std::string Collector::summary_text() const {
     const double secs = started_ns_ ? (session::monotonic_ns() - started_ns_) / 1e9 : 0;
     std::string out = fmt::format("sluice-collector: summary after {:.1f} s\n", secs);
-    for (const auto& [id, s] : streams_) {
-        const StreamTotals& r = s->run();
-        const StreamTotals& t = s->saved().totals;
+    for (const StreamRecord& s : stream_records()) {
+        const StreamTotals& r = s.run;
+        const StreamTotals& t = s.all_runs;
         out += fmt::format(
             "  stream {}: this run {} packets ({}B) in {} frames, {} files opened; duplicate "
             "frames {}; lost {} packets in {} frames ({} gaps); all runs {} packets, lost {}; "
             "next sequence {}; file {}\n",
-            id, r.packets_written, si(double(r.packet_bytes_written)), r.frames_written,
-            s->files_opened(), r.frames_duplicate, r.packets_lost, r.frames_lost, r.gaps,
-            t.packets_written, t.packets_lost, s->saved().next_sequence,
-            s->current_path().empty() ? "(none)" : s->current_path());
+            s.id, r.packets_written, si(double(r.packet_bytes_written)), r.frames_written,
+            s.files_opened, r.frames_duplicate, r.packets_lost, r.frames_lost, r.gaps,
+            t.packets_written, t.packets_lost, s.next_sequence, s.file.empty() ? "(none)" : s.file);
     }
     out += "  connections:";
     const auto snap = counters_.snapshot();
@@ -89,13 +93,12 @@ std::string Collector::summary_json() const {
     };
     std::string out = fmt::format("{{\"seconds\": {:.3f}, \"streams\": [", secs);
     bool first = true;
-    for (const auto& [id, s] : streams_) {
+    for (const StreamRecord& s : stream_records()) {
         out += fmt::format(
             "{}{{\"stream_id\": {}, \"run\": {}, \"all_runs\": {}, \"files_opened\": {}, "
             "\"next_sequence\": {}, \"session_id\": {}, \"file\": {}}}",
-            first ? "" : ", ", id, totals(s->run()), totals(s->saved().totals), s->files_opened(),
-            s->saved().next_sequence, s->saved().session_id,
-            report::json_string(s->current_path()));
+            first ? "" : ", ", s.id, totals(s.run), totals(s.all_runs), s.files_opened,
+            s.next_sequence, s.session_id, report::json_string(s.file));
         first = false;
     }
     out += "], \"counters\": {";

@@ -219,6 +219,8 @@ void RdmaListener::Impl::teardown(RConn& c) {
     c.ctl_mr = nullptr;
     std::free(c.ring);
     c.ring = nullptr;
+    ring_bytes_held -= c.ring_bytes;
+    c.ring_bytes = 0;
     if (c.cm) rdma_destroy_id(c.cm);
     c.cm = nullptr;
     if (c.pd) ibv_dealloc_pd(c.pd);

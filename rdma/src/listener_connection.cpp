@@ -85,6 +85,8 @@ bool RdmaListener::Impl::setup_ring(RConn& c) {
     c.ring =
         static_cast<std::byte*>(std::aligned_alloc(4096, (ring_bytes + 4095) & ~std::size_t{4095}));
     if (!c.ring) return false;
+    c.ring_bytes = ring_bytes;
+    ring_bytes_held += ring_bytes;
     c.ring_mr =
         ibv_reg_mr(c.pd, c.ring, ring_bytes, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
     return c.ring_mr != nullptr;
@@ -126,7 +128,19 @@ void RdmaListener::Impl::on_message(RConn& c, std::span<const std::byte> bytes, 
                     check.refusal.reason, now);
         return;
     }
-    // The key is proved: only now is memory pinned for this peer.
+    // The key is proved: only now is memory pinned for this peer, and only
+    // within --max-memory.
+    const uint64_t ring_bytes = uint64_t{cfg.slot_bytes} * cfg.slot_count;
+    if (cfg.max_memory && ring_bytes_held + ring_bytes > cfg.max_memory) {
+        begin_close(
+            c, CloseCause::Memory,
+            // What the sender reads first (a Reject message carries 64 bytes).
+            fmt::format("connection from {}: ring of {} MiB over --max-memory {} MiB ({} MiB "
+                        "in use by the rings of other connections)",
+                        c.peer, ring_bytes >> 20, cfg.max_memory >> 20, ring_bytes_held >> 20),
+            true, RejectReason::Busy, now);
+        return;
+    }
     if (!setup_ring(c)) {
         begin_close(c, CloseCause::Resources,
                     fmt::format("connection from {}: the collector cannot register a ring of {} x "
@@ -294,7 +308,8 @@ void RdmaListener::Impl::begin_close(RConn& c, CloseCause cause, const std::stri
         // The sender knows its own address, and the text has only
         // kMaxRejectText bytes: it carries the reason, the log the peer too.
         const std::string prefix = fmt::format("connection from {}: ", c.peer);
-        m.text = why.starts_with(prefix) ? why.substr(prefix.size()) : why;
+        m.text = why;  // a view: `why` outlives the post
+        if (m.text.starts_with(prefix)) m.text.remove_prefix(prefix.size());
         post_message(c, m);
     }
     if (c.state == ConnState::AwaitEstablished || c.state == ConnState::AwaitProof)

@@ -50,6 +50,7 @@ struct RConn {
     ibv_cq* cq = nullptr;
     bool qp = false;
     std::byte* ring = nullptr;
+    std::size_t ring_bytes = 0;  // charged to --max-memory while held
     ibv_mr* ring_mr = nullptr;
     std::vector<std::byte> ctl;  // recv buffers, then send buffers
     ibv_mr* ctl_mr = nullptr;
@@ -97,6 +98,7 @@ struct RdmaListener::Impl {
     std::unordered_map<ConnectionId, std::unique_ptr<RConn>> conns;
     // Connections before their Welcome, in total and by source address.
     uint32_t pending = 0;
+    uint64_t ring_bytes_held = 0;  // --max-memory: rings registered now
     std::unordered_map<std::string, uint32_t> pending_by_source;
     std::vector<ConnectionId> doomed;  // torn down after the event batch (events acknowledged)
 

@@ -46,6 +46,10 @@ std::string_view to_string(CloseCause c) {
             return "resume-unknown";
         case CloseCause::Tls:
             return "tls";
+        case CloseCause::StreamLimit:
+            return "stream-limit";
+        case CloseCause::Memory:
+            return "memory";
     }
     return "unknown";
 }
@@ -68,6 +72,8 @@ RejectReason reject_reason(CloseCause c) {
         case CloseCause::PendingLimit:
         case CloseCause::SourceLimit:
         case CloseCause::Resources:
+        case CloseCause::StreamLimit:
+        case CloseCause::Memory:
             return RejectReason::Busy;
         case CloseCause::Limit:
             return RejectReason::Limit;

@@ -4,6 +4,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -58,6 +59,11 @@ struct Connection {
     uint64_t last_rx_ns = 0;
     uint32_t heartbeat_ms = 0;
     bool closed = false;
+    // --max-memory: the receive buffer's bytes charged to the budget, and
+    // whether the connection waits for memory (not read; see wait_for_memory).
+    std::size_t charged = 0;
+    bool mem_waiting = false;
+    std::size_t mem_wanted = 0;       // the capacity it waits for
     std::unique_ptr<TlsChannel> tls;  // with TLS: the byte channel over fd
 
     std::string name() const {
@@ -102,6 +108,9 @@ struct TcpListener::Impl {
     uint64_t accept_paused_until = 0;  // 0: accepting
     std::unique_ptr<TlsContext> tls_ctx = make_tls_context(cfg.tls, TlsRole::Server);
     TlsCounters tls_stats;
+    // --max-memory: what all receive buffers hold, and who waits, oldest first.
+    uint64_t mem_used = 0;
+    std::deque<ConnectionId> mem_waiters;
 
     Impl(const ListenerConfig& c, session::ReceiverHandler& handler, TcpListener& s)
         : cfg(c),
@@ -124,6 +133,17 @@ struct TcpListener::Impl {
     void listen();
     void accept_connections(uint64_t now);
     void on_readable(Connection& c, uint64_t now);
+    // The receive buffer at `capacity` bytes, within --max-memory; false
+    // when the budget has no room. Reading (a buffer to receive into, not a
+    // frame known to need it) leaves room for one largest frame, so that a
+    // connection holding a partial frame can always be given room for all
+    // of it once others give theirs back.
+    bool grow_in(Connection& c, std::size_t capacity, bool reading);
+    void uncharge(Connection& c);
+    void wait_for_memory(Connection& c, std::size_t capacity);
+    void give_back_memory();  // empty buffers of others, when someone waits
+    void serve_memory_waiters(uint64_t now);
+    void arm(Connection& c);  // epoll interest: reading unless waiting, writing if needed
     void process(Connection& c, uint64_t now);
     void on_hello(Connection& c, const Hello& hello, const session::Hello& checked);
     bool commit(Connection& c);
@@ -240,6 +260,7 @@ void TcpListener::Impl::close(Connection& c, CloseCause cause, const std::string
     ::epoll_ctl(epfd, EPOLL_CTL_DEL, c.fd, nullptr);
     ::close(c.fd);
     c.closed = true;
+    uncharge(c);
     closed.push_back(c.id);
     h.on_closed(c.id, cause, why);
 }
@@ -341,10 +362,7 @@ void TcpListener::Impl::send(Connection& c, std::span<const std::byte> bytes) {
     c.out.append(bytes.data() + done, bytes.size() - done);
     if (!c.want_write) {
         c.want_write = true;
-        epoll_event ev{};
-        ev.events = EPOLLIN | EPOLLOUT;
-        ev.data.u64 = c.id;
-        ::epoll_ctl(epfd, EPOLL_CTL_MOD, c.fd, &ev);
+        arm(c);
     }
 }
 
@@ -364,15 +382,13 @@ void TcpListener::Impl::flush(Connection& c) {
     c.out_off = 0;
     if (c.want_write && !tls_backlog(c)) {
         c.want_write = false;
-        epoll_event ev{};
-        ev.events = EPOLLIN;
-        ev.data.u64 = c.id;
-        ::epoll_ctl(epfd, EPOLL_CTL_MOD, c.fd, &ev);
+        arm(c);
     }
 }
 
 void TcpListener::Impl::on_readable(Connection& c, uint64_t now) {
     if (c.tls && !c.tls->established() && !tls_handshake(c)) return;
+    if (c.mem_waiting) return;
     std::size_t budget = kTurnBudget;
     // Bytes OpenSSL decrypted already wake no epoll: read them out too.
     while ((budget > 0 || tls_pending(c)) && !c.closed) {
@@ -383,7 +399,14 @@ void TcpListener::Impl::on_readable(Connection& c, uint64_t now) {
                 c.in.consume(c.in_off);
                 c.in_off = 0;
             }
-            if (c.in.capacity() - c.in.size() < chunk / 4) c.in.reserve(c.in.size() + chunk);
+            // Without room in the budget, what room there is will do; with
+            // none at all the connection waits for memory.
+            if (c.in.capacity() - c.in.size() < chunk / 4 &&
+                !grow_in(c, c.in.size() + chunk, /*reading=*/true) &&
+                c.in.capacity() == c.in.size()) {
+                wait_for_memory(c, c.in.size() + chunk);
+                return;
+            }
         }
         const std::size_t room = c.in.capacity() - c.in.size();
         const ssize_t n = io_recv(c, c.in.data() + c.in.size(), room);
@@ -509,11 +532,86 @@ void TcpListener::Impl::process(Connection& c, uint64_t now) {
     if (c.in_off == c.in.size()) {
         c.in.clear();
         c.in_off = 0;
+        // Someone waits for memory: an empty buffer gives its memory back.
+        if (!mem_waiters.empty() && c.charged) {
+            uncharge(c);
+            c.in.release();
+        }
     } else if (needed > c.in.capacity() - c.in_off) {
         c.in.consume(c.in_off);
         c.in_off = 0;
-        c.in.reserve(needed);
+        if (!grow_in(c, needed, /*reading=*/false)) wait_for_memory(c, needed);
     }
+}
+
+// ---- --max-memory: receive buffers within one budget -------------------------
+
+bool TcpListener::Impl::grow_in(Connection& c, std::size_t capacity, bool reading) {
+    if (capacity <= c.in.capacity()) return true;
+    const std::size_t more = capacity - c.in.capacity();
+    if (cfg.max_memory) {
+        // Reading leaves room for one largest frame (and its header).
+        const uint64_t reserve = reading ? uint64_t{cfg.max_frame_bytes} + (1u << 20) : 0;
+        const uint64_t limit = cfg.max_memory > reserve ? cfg.max_memory - reserve : 0;
+        if (mem_used + more > limit) {
+            give_back_memory();
+            if (mem_used + more > limit) return false;
+        }
+    }
+    c.in.reserve_exact(capacity);
+    c.charged += more;
+    mem_used += more;
+    return true;
+}
+
+void TcpListener::Impl::uncharge(Connection& c) {
+    mem_used -= c.charged;
+    c.charged = 0;
+}
+
+void TcpListener::Impl::give_back_memory() {
+    for (auto& [id, cp] : conns) {
+        Connection& o = *cp;
+        if (o.closed || o.mem_waiting || !o.charged || o.in_off != o.in.size()) continue;
+        uncharge(o);
+        o.in.release();
+        o.in_off = 0;
+    }
+}
+
+void TcpListener::Impl::wait_for_memory(Connection& c, std::size_t capacity) {
+    c.mem_wanted = capacity;
+    if (c.mem_waiting) return;
+    c.mem_waiting = true;
+    mem_waiters.push_back(c.id);
+    arm(c);  // not read: the socket's buffers fill and TCP stops the sender
+    h.on_memory_wait();
+}
+
+void TcpListener::Impl::serve_memory_waiters(uint64_t now) {
+    while (!mem_waiters.empty()) {
+        Connection* c = find(mem_waiters.front());
+        if (!c || !c->mem_waiting) {
+            mem_waiters.pop_front();
+            continue;
+        }
+        // The oldest first: a later, smaller one does not overtake it.
+        if (!grow_in(*c, c->mem_wanted, /*reading=*/false)) return;
+        mem_waiters.pop_front();
+        c->mem_waiting = false;
+        c->last_rx_ns = now;  // it was silent because it was not read
+        arm(*c);
+        // OpenSSL may hold decrypted bytes no epoll event announces.
+        if (tls_pending(*c)) on_readable(*c, now);
+    }
+}
+
+void TcpListener::Impl::arm(Connection& c) {
+    if (c.closed) return;
+    epoll_event ev{};
+    ev.events = (c.mem_waiting ? 0u : uint32_t{EPOLLIN}) | (c.want_write ? uint32_t{EPOLLOUT} : 0u);
+    ev.data.u64 = c.id;
+    ::epoll_ctl(epfd, EPOLL_CTL_MOD, c.fd, &ev);
 }
 
 void TcpListener::poll(uint64_t now) {
@@ -526,11 +624,31 @@ void TcpListener::poll(uint64_t now) {
             m.accept_connections(now);
         } else if (Connection* c = m.find(tag)) {
             if (events[i].events & EPOLLOUT) m.flush(*c);
-            if (!c->closed && (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
-                m.on_readable(*c, now);
+            if (c->closed) continue;
+            if (c->mem_waiting && (events[i].events & (EPOLLHUP | EPOLLERR))) {
+                // Gone while it waited: its partial frame can never complete.
+                m.close(*c, CloseCause::PeerClosed,
+                        fmt::format("{}: the sender closed the connection while it waited for "
+                                    "memory (--max-memory)",
+                                    c->name()));
+                continue;
+            }
+            if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) m.on_readable(*c, now);
         }
     }
+    m.serve_memory_waiters(now);
     m.reap();
+}
+
+uint64_t TcpListener::memory_bytes() const {
+    return impl_->mem_used;
+}
+
+std::size_t TcpListener::memory_waiting() const {
+    std::size_t n = 0;
+    for (ConnectionId id : impl_->mem_waiters)
+        if (const Connection* c = impl_->find(id); c && c->mem_waiting) ++n;
+    return n;
 }
 
 void TcpListener::timers(uint64_t now) {
@@ -555,6 +673,7 @@ void TcpListener::timers(uint64_t now) {
                                      m.cfg.handshake_timeout_ms));
             continue;
         }
+        if (c.mem_waiting) continue;  // silent because it is not read
         // A sender without heartbeats (heartbeat_ms = 0) gets the collector's
         // own idle timeout: silence is never unbounded.
         const uint64_t idle_ns =
@@ -569,6 +688,7 @@ void TcpListener::timers(uint64_t now) {
                                        "sends no heartbeats)",
                                        idle_ns / 1'000'000));
     }
+    m.serve_memory_waiters(now);
     m.reap();
 }
 
@@ -628,10 +748,7 @@ bool TcpListener::Impl::tls_accept(Connection& c) {
 void TcpListener::Impl::tls_want_write(Connection& c, bool on) {
     if (c.want_write == on) return;
     c.want_write = on;
-    epoll_event ev{};
-    ev.events = on ? EPOLLIN | EPOLLOUT : EPOLLIN;
-    ev.data.u64 = c.id;
-    ::epoll_ctl(epfd, EPOLL_CTL_MOD, c.fd, &ev);
+    arm(c);
 }
 
 // Drives the TLS handshake; true once it is done and the CHALLENGE is out.

@@ -272,6 +272,35 @@ TEST(RdmaTransport, WrongKeyIsRefused) {
     EXPECT_GE(json_number(col.summary(), "refused_auth"), 1u);
 }
 
+// --max-memory bounds the rings: with room for one, a second sender that
+// proved its key is refused (busy, counted), and the first keeps streaming.
+TEST(RdmaTransport, ASecondRingBeyondMaxMemoryIsRefused) {
+    REQUIRE_TESTBED();
+    TempDir d;
+    write_key(d);
+    const uint16_t port = g_port++;
+    // One ring: 16 slots of 64 KiB = 1 MiB.
+    CollectorProcess col(d, port,
+                         {"--rdma-slots", "16", "--rdma-slot-bytes", "64K", "--max-memory", "1M"});
+    RdmaSender first(sender_config(port));
+    ASSERT_TRUE(wait_for(
+        first, [&] { return first.stats().connects.get() >= 1; }, 30))
+        << first.stats().last_error.get();
+    SenderConfig c2 = sender_config(port);
+    c2.stream_id = 8;
+    RdmaSender second(c2);
+    ASSERT_TRUE(wait_for(
+        second, [&] { return second.stats().connect_failures.get() >= 1; }, 30));
+    EXPECT_NE(second.stats().last_error.get().find("--max-memory"), std::string::npos)
+        << second.stats().last_error.get();
+    EXPECT_EQ(second.stats().connects.get(), 0u);
+    EXPECT_EQ(first.stats().connects.get(), 1u);
+    second.close();
+    first.close();
+    EXPECT_EQ(col.stop(), 0);
+    EXPECT_GE(json_number(col.summary(), "refused_memory"), 1u);
+}
+
 // A peer on raw verbs, speaking the handshake by hand: to do what sluice's
 // sender never does (write garbage, write into another connection's ring,
 // stop half-way through the handshake).

@@ -54,6 +54,16 @@ struct CollectorOptions {
     uint32_t max_connections = 1024;  // authenticated
     uint32_t max_pending = 64;        // in their handshake, all sources
     uint32_t max_pending_per_source = 8;
+    // Streams open at once (state, file and index descriptors, ~60 KB
+    // each); beyond, the longest-idle one without a sender is closed (its
+    // state stays on disk), or the hello is refused when all have senders.
+    uint32_t max_streams = 1024;
+    // A stream without a sender this long is closed the same way (0: only
+    // to make room).
+    uint32_t stream_idle_s = 60;
+    // Receive buffers (TCP) or rings (RDMA) of all connections together:
+    // beyond, TCP connections wait (backpressure), RDMA ones are refused.
+    uint64_t max_memory = 2ull << 30;
     std::string summary_json;  // also write the exit summary here (JSON)
     uint32_t rdma_slot_bytes = 1u << 20;
     uint32_t rdma_slots = 64;
@@ -68,61 +78,75 @@ struct CollectorOptions {
     }
 };
 
-#define SLUICE_COLLECTOR_COUNTERS(_)                                            \
-    _(connections_accepted, "Connections accepted (TCP) or requested (RDMA).")  \
-    _(handshakes, "Connections that completed the handshake.")                  \
-    _(refused_version,                                                          \
-      "Connections refused: the sender speaks another transport version. Run "  \
-      "the same sluice release on both ends.")                                  \
-    _(refused_auth,                                                             \
-      "Connections refused: wrong key, a key on one end only, or a key not "    \
-      "allowed to write the stream it named. Compare the sender's "             \
-      "egress.key_file with --key-file and the streams it lists for that key.") \
-    _(refused_resume,                                                           \
-      "Resumes refused: the sender asked to continue a session this collector " \
-      "does not hold (its state was reset, or another session took the "        \
-      "stream), or could not prove that session's secret. An honest sender "    \
-      "then starts a new session at once; a steady count is a replay.")         \
-    _(refused_tls,                                                              \
-      "Connections refused by TLS: a certificate not trusted, expired or for "  \
-      "another name, no client certificate though --tls-ca asks for one, or a " \
-      "sender without TLS at a collector with it (or the reverse). The log "    \
-      "line says which and what to change.")                                    \
-    _(dropped_protocol,                                                         \
-      "Connections dropped for malformed input (bad magic, malformed control "  \
-      "messages, a frame of another stream): something other than a sluice "    \
-      "sender writes to this port, or a sender is broken.")                     \
-    _(dropped_bad_frame,                                                        \
-      "Connections dropped for a frame that failed verification (CRC, "         \
-      "lengths, decompression). The sender resends it on its next "             \
-      "connection; a growing count means a faulty link or sender.")             \
-    _(dropped_timeout,                                                          \
-      "Connections dropped: no handshake within --peer-timeout, or silent for " \
-      "longer than that and three heartbeats.")                                 \
-    _(dropped_replaced,                                                         \
-      "Connections closed because a newer connection of the same stream took "  \
-      "over (a sender reconnected; two senders with one stream id show as a "   \
-      "steady count).")                                                         \
-    _(dropped_storage,                                                          \
-      "Connections dropped because the collector could not write (disk full, "  \
-      "I/O error); the sender keeps the frames and retries.")                   \
-    _(dropped_busy, "Connections refused: --max-connections reached.")          \
-    _(dropped_pending,                                                          \
-      "Connections dropped in their handshake to make room: --max-pending "     \
-      "handshakes were in progress (half-open connections: a scan or a "        \
-      "flood). Honest senders complete theirs in one round trip.")              \
-    _(refused_per_source,                                                       \
-      "Connections refused because their source address had "                   \
-      "--max-pending-per-source handshakes in progress already.")               \
-    _(listener_errors,                                                          \
-      "Failures of the listener itself (accept() out of file descriptors, a "   \
-      "device event): see the log; raise the open files limit if accept "       \
-      "fails.")                                                                 \
-    _(dropped_over_limit,                                                       \
-      "Connections dropped for a frame over one of the collector's bounds "     \
-      "(more than 800 (port, queue) interfaces in one frame): such a frame "    \
-      "can never be written; the sender is broken or hostile.")                 \
-    _(closed_by_peer, "Connections the sender closed or reset.")                \
+#define SLUICE_COLLECTOR_COUNTERS(_)                                             \
+    _(connections_accepted, "Connections accepted (TCP) or requested (RDMA).")   \
+    _(handshakes, "Connections that completed the handshake.")                   \
+    _(refused_version,                                                           \
+      "Connections refused: the sender speaks another transport version. Run "   \
+      "the same sluice release on both ends.")                                   \
+    _(refused_auth,                                                              \
+      "Connections refused: wrong key, a key on one end only, or a key not "     \
+      "allowed to write the stream it named. Compare the sender's "              \
+      "egress.key_file with --key-file and the streams it lists for that key.")  \
+    _(refused_resume,                                                            \
+      "Resumes refused: the sender asked to continue a session this collector "  \
+      "does not hold (its state was reset, or another session took the "         \
+      "stream), or could not prove that session's secret. An honest sender "     \
+      "then starts a new session at once; a steady count is a replay.")          \
+    _(refused_tls,                                                               \
+      "Connections refused by TLS: a certificate not trusted, expired or for "   \
+      "another name, no client certificate though --tls-ca asks for one, or a "  \
+      "sender without TLS at a collector with it (or the reverse). The log "     \
+      "line says which and what to change.")                                     \
+    _(dropped_protocol,                                                          \
+      "Connections dropped for malformed input (bad magic, malformed control "   \
+      "messages, a frame of another stream): something other than a sluice "     \
+      "sender writes to this port, or a sender is broken.")                      \
+    _(dropped_bad_frame,                                                         \
+      "Connections dropped for a frame that failed verification (CRC, "          \
+      "lengths, decompression). The sender resends it on its next "              \
+      "connection; a growing count means a faulty link or sender.")              \
+    _(dropped_timeout,                                                           \
+      "Connections dropped: no handshake within --peer-timeout, or silent for "  \
+      "longer than that and three heartbeats.")                                  \
+    _(dropped_replaced,                                                          \
+      "Connections closed because a newer connection of the same stream took "   \
+      "over (a sender reconnected; two senders with one stream id show as a "    \
+      "steady count).")                                                          \
+    _(dropped_storage,                                                           \
+      "Connections dropped because the collector could not write (disk full, "   \
+      "I/O error); the sender keeps the frames and retries.")                    \
+    _(dropped_busy, "Connections refused: --max-connections reached.")           \
+    _(refused_streams,                                                           \
+      "Connections refused: --max-streams streams were open and every one had "  \
+      "a sender connected. Raise --max-streams (and the open files limit).")     \
+    _(refused_memory,                                                            \
+      "RDMA connections refused: their ring did not fit in --max-memory next "   \
+      "to the others'. Raise --max-memory or lower --rdma-slots.")               \
+    _(memory_waits,                                                              \
+      "Times a TCP connection was not read because the receive buffers of all "  \
+      "connections reached --max-memory: its sender waits (TCP backpressure), "  \
+      "nothing is lost. Steady growth: raise --max-memory.")                     \
+    _(streams_retired,                                                           \
+      "Streams closed after --stream-idle-timeout without a sender, or to make " \
+      "room under --max-streams. Their state stays on disk; a returning sender " \
+      "reopens them and resumes.")                                               \
+    _(dropped_pending,                                                           \
+      "Connections dropped in their handshake to make room: --max-pending "      \
+      "handshakes were in progress (half-open connections: a scan or a "         \
+      "flood). Honest senders complete theirs in one round trip.")               \
+    _(refused_per_source,                                                        \
+      "Connections refused because their source address had "                    \
+      "--max-pending-per-source handshakes in progress already.")                \
+    _(listener_errors,                                                           \
+      "Failures of the listener itself (accept() out of file descriptors, a "    \
+      "device event): see the log; raise the open files limit if accept "        \
+      "fails.")                                                                  \
+    _(dropped_over_limit,                                                        \
+      "Connections dropped for a frame over one of the collector's bounds "      \
+      "(more than 800 (port, queue) interfaces in one frame): such a frame "     \
+      "can never be written; the sender is broken or hostile.")                  \
+    _(closed_by_peer, "Connections the sender closed or reset.")                 \
     _(rejected_by_peer, "Connections the sender ended with a REJECT (see the log line).")
 SLUICE_COUNTER_BLOCK(CollectorCounters, SLUICE_COLLECTOR_COUNTERS);
 
@@ -182,13 +206,30 @@ class Collector {
     };
 
     uint32_t handshake_timeout_ms() const;
+    void check_memory_budget() const;
+    void raise_open_files_limit();
     void lock_output_dir();
     void recover_streams();
     void timers(uint64_t now);
     void stats_line(uint64_t now);
+    // The open stream `id`, opened (recovered from its state, or new) when
+    // it is not. Throws std::runtime_error when its state cannot be trusted.
+    // The caller made room (make_room_for_stream).
     Stream& stream(uint64_t id);
-    // A stream the collector knows (it has state), or nullptr: never creates one.
+    // An open stream, or nullptr: never opens or creates one.
     Stream* find_stream(uint64_t id);
+    // What a sender must prove to resume `session_id` of stream `id`, open
+    // or not (retired streams keep it in their record).
+    std::optional<session::ResumeTicket> resume_ticket(uint64_t id, uint64_t session_id) const;
+    // Room for one more open stream under --max-streams: closes the
+    // longest-idle stream without a sender if needed; false when every open
+    // stream has one.
+    bool make_room_for_stream();
+    // Closes an open stream without a sender, keeping its record.
+    void retire(uint64_t id);
+    void retire_idle(uint64_t now);
+    // Every stream, open or not, in id order: for the stats and the summary.
+    std::vector<StreamRecord> stream_records() const;
     friend class StreamHandler;
 
     CollectorOptions opt_;
@@ -199,7 +240,9 @@ class Collector {
     CollectorCounters counters_;
     std::unique_ptr<ZstdCompressor> zstd_;
     Workspace ws_;
-    std::map<uint64_t, std::unique_ptr<Stream>> streams_;
+    std::map<uint64_t, std::unique_ptr<Stream>> streams_;  // open
+    std::map<uint64_t, StreamRecord> retired_;             // known, not open
+    uint64_t next_retire_check_ns_ = 0;
     std::unique_ptr<StreamHandler> handler_;
     std::unique_ptr<tcp::TcpListener> tcp_;
     std::unique_ptr<rdma::RdmaListener> rdma_;

@@ -74,6 +74,26 @@ struct HelloVerdict {
     uint64_t previous_next_sequence = 0;
 };
 
+// A stream that is not open (closed after an idle period or to make room,
+// or recovered at start and not written since): what the summary and a
+// resume need, in a few hundred bytes. Its state stays on disk; a sender's
+// hello opens it again.
+struct StreamRecord {
+    uint64_t id = 0;
+    StreamTotals run;       // this process's share
+    StreamTotals all_runs;  // as saved
+    uint64_t files_opened = 0;
+    uint64_t next_sequence = 0;
+    uint64_t session_id = 0;
+    bool has_secret = false;
+    session::SessionSecret secret{};
+    session::KeyName key_name;
+    std::string file;  // the current file's path, or empty
+    bool connected = false;
+
+    std::optional<session::ResumeTicket> resume_ticket(uint64_t session) const;
+};
+
 class Stream {
   public:
     Stream(uint64_t id, const StreamSettings& settings, Workspace& ws);
@@ -92,6 +112,11 @@ class Stream {
     // What a sender must prove to resume `session_id`; nullopt when that is
     // not this stream's current session or it has no secret.
     std::optional<session::ResumeTicket> resume_ticket(uint64_t session_id) const;
+
+    // The stream's record, and carrying a previous opening's share of this
+    // process's totals over into this one.
+    StreamRecord record() const;
+    void carry_over(const StreamRecord& r);
 
     // Adds a verified frame to the batch (see FrameOutcome).
     FrameOutcome add(const wire::FrameView& frame);
@@ -122,6 +147,8 @@ class Stream {
     // The connection writing this stream now, if any (the collector's
     // handler keeps it; at most one at a time).
     Peer* connection = nullptr;
+    // When the last connection went (monotonic ns): for --stream-idle-timeout.
+    uint64_t idle_since_ns = 0;
 
   private:
     bool ensure_file();

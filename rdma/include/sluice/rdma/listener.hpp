@@ -42,6 +42,9 @@ struct ListenerConfig {
     // busiest source goes; beyond the second, the newcomer is refused.
     uint32_t max_pending = 64;
     uint32_t max_pending_per_source = 8;
+    // Rings of all connections together, in bytes (0: no bound): a sender
+    // that proved its key is refused (busy) when its ring does not fit.
+    uint64_t max_memory = 0;
 };
 
 class RdmaListener final : public session::ReceiverTransport {

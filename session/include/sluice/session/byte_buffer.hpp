@@ -27,11 +27,18 @@ class ByteBuffer {
         reserve(n);
         size_ = n;
     }
-    void reserve(std::size_t n) {
+    void reserve(std::size_t n) {  // doubles from 4 KiB: few reallocations
         if (n <= cap_) return;
         std::size_t c = cap_ ? cap_ : 4096;
         while (c < n)
             c *= 2;
+        reserve_exact(c);
+    }
+    // Exactly n bytes (when more than now): for a caller that accounts for
+    // the memory it holds.
+    void reserve_exact(std::size_t n) {
+        if (n <= cap_) return;
+        const std::size_t c = n;
         std::unique_ptr<std::byte[]> q(new std::byte[c]);
         if (size_) std::memcpy(q.get(), p_.get(), size_);
         p_ = std::move(q);
@@ -56,6 +63,11 @@ class ByteBuffer {
     }
     void truncate(std::size_t n) {
         if (n < size_) size_ = n;
+    }
+    // Frees the memory (an empty buffer gives it back).
+    void release() {
+        p_.reset();
+        size_ = cap_ = 0;
     }
 
   private:

@@ -46,6 +46,8 @@ enum class CloseCause : uint8_t {
     Limit,         // a frame over one of the handler's bounds (it can never be written)
     ResumeUnknown,  // a resume the handler cannot prove: no such session, or another secret
     Tls,            // refused: TLS failed (certificate, name, no client certificate, no TLS)
+    StreamLimit,    // refused: the handler holds its maximum of open streams, all connected
+    Memory,         // refused: what the connection needs does not fit the memory budget
 };
 std::string_view to_string(CloseCause c);
 // The reason a sender is told for each cause.
@@ -112,6 +114,10 @@ class ReceiverHandler {
     // a device event): for the counters and the log (each failure is
     // reported; a persistent one must not flood the log).
     virtual void on_listener_error(std::string_view what) = 0;
+    // A connection was not read (TCP) because the listener's receive
+    // buffers reached their memory budget (--max-memory): it waits, and
+    // its sender with it, until another connection gives memory back.
+    virtual void on_memory_wait() {}
 };
 
 }  // namespace sluice::session

@@ -45,6 +45,12 @@ struct ListenerConfig {
     uint32_t max_pending = 64;
     // ... and from one source address: beyond, the newcomer is refused.
     uint32_t max_pending_per_source = 8;
+    // Receive buffers of all connections together, in bytes (0: no bound).
+    // A connection whose next frame does not fit is not read (TCP pushes
+    // back on its sender) until others give memory back; one that waits
+    // keeps its connection. At least max_frame_bytes + 2 MiB, so that one
+    // frame always fits.
+    uint64_t max_memory = 0;
     // TLS 1.3 when tls.cert is set (tls.hpp): the CHALLENGE follows the TLS
     // handshake; a peer that starts none is told in plaintext, once.
     TlsSettings tls;
@@ -65,6 +71,10 @@ class TcpListener final : public session::ReceiverTransport {
     uint16_t port() const;
     std::size_t connections() const;
     const TlsCounters& tls_stats() const;
+    // Bytes the receive buffers hold now (charged against max_memory), and
+    // connections waiting for memory.
+    uint64_t memory_bytes() const;
+    std::size_t memory_waiting() const;
 
     // session::ReceiverTransport
     void close(session::ConnectionId conn, session::CloseCause cause, session::RejectReason reason,
