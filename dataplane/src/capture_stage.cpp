@@ -46,7 +46,7 @@ CaptureStage::CaptureStage(Params p)
 }
 
 bool CaptureStage::begin_frame() {
-    std::byte* b = p_.pool->get();
+    std::byte* b = p_.pool->get(*p_.cache);
     if (!b) return false;
     buffer_ = b;
     builder_.begin({b, p_.pool->object_bytes()}, p_.stream_id, ++sequence_, packet_index_);
@@ -64,7 +64,7 @@ bool CaptureStage::emit(const FrameHandle& h, bool draining) {
     }
     p_.counters->ring_full.add(h.packets);
     p_.counters->ring_full_frames.inc();
-    p_.pool->put(h.data);
+    p_.pool->put(*p_.cache, h.data);
     return true;
 }
 
@@ -174,7 +174,7 @@ bool CaptureStage::poll() {
         }
         if (builder_.active()) {  // never filled: give the buffer back
             builder_.finish();
-            p_.pool->put(buffer_);
+            p_.pool->put(*p_.cache, buffer_);
             buffer_ = nullptr;
         }
         // release pairs with the acquire in drained(): everything this stage

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include <rte_cycles.h>
+#include <rte_eal.h>
 #include <rte_ethdev.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
@@ -75,13 +76,19 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
     const uint32_t object_bytes = static_cast<uint32_t>(
         (wire::FrameEncoder::max_sealed_size(cfg.batch.frame_size) + 63) & ~std::size_t{63});
     const unsigned egress_lcore = pipeline_mode ? lc.egress.at(0) : 0;
+    // Huge pages when EAL has them; with --no-huge the pools take small pages
+    // from the start instead of warning about a fallback.
+    const bool huge_pages = rte_eal_has_hugepages() != 0;
     for (std::size_t i = 0; i < nstreams; ++i) {
         const uint64_t id = cfg.egress.stream_id + i;
         const unsigned home = pipeline_mode ? egress_lcore : lc.rx[i];
         const int socket = static_cast<int>(rte_lcore_to_socket_id(home));
-        auto pool = FramePool::create(fmt::format("sluice_frames_{}", id),
-                                      cfg.mempool.frame_buffers, object_bytes, socket, error);
+        auto pool =
+            FramePool::create(fmt::format("sluice_frames_{}", id), cfg.mempool.frame_buffers,
+                              object_bytes, socket, huge_pages, error);
         if (!pool) return nullptr;
+        log_info("frame pool {}: {} buffers of {} KiB on NUMA node {}, {} pages", pool->name(),
+                 pool->count(), pool->object_bytes() / 1024, socket, pool->page_size());
         pl->pools_.push_back(std::move(pool));
         auto sink = make_sink(static_cast<uint32_t>(i), id, error);
         if (!sink) return nullptr;
@@ -148,6 +155,17 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
         }
     }
 
+    // The cache of stream `s`'s pool that lcore `lcore` uses (one per pair).
+    std::vector<std::pair<std::pair<std::size_t, unsigned>, FramePool::Cache*>> cache_index;
+    auto cache_for = [&](std::size_t s, unsigned lcore) {
+        for (const auto& [key, c] : cache_index) {
+            if (key.first == s && key.second == lcore) return c;
+        }
+        pl->caches_.push_back(pl->pools_[s]->make_cache());
+        cache_index.push_back({{s, lcore}, pl->caches_.back().get()});
+        return pl->caches_.back().get();
+    };
+
     auto work_for = [&](unsigned lcore) -> LcoreWork& {
         for (auto& w : pl->work_) {
             if (w.lcore == lcore) return w;
@@ -199,6 +217,7 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
         cp.stream = static_cast<uint32_t>(i);
         cp.stream_id = cfg.egress.stream_id + i;
         cp.pool = pl->pools_[i].get();
+        cp.cache = cache_for(i, lc.rx[i]);
         cp.out = new_ring(fmt::format("capture{}->codec", i));
         cp.clock = &pl->clock_;
         cp.phase = &pl->phase_;
@@ -214,7 +233,7 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
         ep.inputs = std::move(inputs);
         ep.streams.resize(nstreams);
         for (std::size_t s : streams) {
-            ep.streams[s] = {pl->sinks_[s].get(), pl->pools_[s].get(),
+            ep.streams[s] = {pl->sinks_[s].get(), pl->pools_[s].get(), cache_for(s, lcore),
                              pl->egress_counters_[s].get()};
         }
         ep.overflow = cfg.capture.overflow;
@@ -229,6 +248,8 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
             CodecStage::Params cp;
             cp.inputs = {{capture_out[i], captures[i]}};
             cp.pools = pool_ptrs;
+            cp.caches.assign(nstreams, nullptr);
+            cp.caches[i] = cache_for(i, lc.rx[i]);
             cp.out = new_ring(fmt::format("codec{}->egress", i));
             cp.encoder = enc;
             cp.phase = &pl->phase_;
@@ -242,8 +263,10 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
         for (std::size_t c = 0; c < lc.codec.size(); ++c) {
             pl->codec_counters_.push_back(std::make_unique<CodecCounters>());
             CodecStage::Params cp;
+            cp.caches.assign(nstreams, nullptr);
             for (std::size_t i = c; i < nstreams; i += lc.codec.size()) {
                 cp.inputs.push_back({capture_out[i], captures[i]});
+                cp.caches[i] = cache_for(i, lc.codec[c]);
             }
             if (cp.inputs.empty()) {
                 error = fmt::format(

@@ -93,6 +93,7 @@ int pools_cmd(const char*, const char*, rte_tel_data* d) {
         rte_tel_data_add_dict_u64(c, "size", p->count());
         rte_tel_data_add_dict_u64(c, "object_bytes", p->object_bytes());
         rte_tel_data_add_dict_u64(c, "in_use", p->in_use());
+        rte_tel_data_add_dict_string(c, "page_size", p->page_size().c_str());
         rte_tel_data_add_dict_container(d, p->name().c_str(), c, 0);
     }
     for (rte_mempool* mp : src.mbuf_pools) {

@@ -128,7 +128,45 @@ TEST_P(PipelineExact, EveryPacketOnceInOrderByteExact) {
     EXPECT_EQ(s.total("egress", "frames"), frames.size());
     EXPECT_EQ(s.total("egress", "frames_done"), frames.size());
     EXPECT_EQ(s.dropped(), 0u);
+    // Every frame buffer is back (those in lcore caches count as free).
+    for (const FramePool* pool : pl->pools())
+        EXPECT_EQ(pool->in_use(), 0u) << pool->name();
     std::remove(pcap.c_str());
+}
+
+// Frame buffers from a mempool::ObjectPool: one region (what RDMA
+// registers), per-lcore caches, in_use() counting what is handed out.
+TEST(FramePool, OneRegionCachesAndInUse) {
+    ASSERT_TRUE(init_eal_for_tests());
+    std::string error;
+    auto pool = FramePool::create("test", 40, 65536, 0, rte_eal_has_hugepages() != 0, error);
+    ASSERT_TRUE(pool) << error;
+    EXPECT_EQ(pool->page_size(), "4 KB");  // the tests' EAL runs without huge pages
+    EXPECT_EQ(pool->region_bytes(), 40u * 65536u);
+    EXPECT_EQ(FramePool::cache_size_for(40), 2u);
+    EXPECT_EQ(FramePool::cache_size_for(64), 4u);
+    EXPECT_EQ(FramePool::cache_size_for(4096), 8u);
+    EXPECT_EQ(FramePool::cache_size_for(15), 0u);
+    auto capture = pool->make_cache();
+    auto egress = pool->make_cache();
+    std::vector<std::byte*> got;
+    while (std::byte* b = pool->get(*capture)) {
+        ASSERT_GE(b, pool->base());
+        ASSERT_LE(b + pool->object_bytes(), pool->base() + pool->region_bytes());
+        ASSERT_EQ(static_cast<std::size_t>(b - pool->base()) % pool->object_bytes(), 0u);
+        got.push_back(b);
+    }
+    EXPECT_EQ(got.size(), 40u);
+    EXPECT_EQ(pool->in_use(), 40u);
+    for (std::byte* b : got)
+        pool->put(*egress, b);
+    EXPECT_EQ(pool->in_use(), 0u);
+    EXPECT_GT(egress->size(), 0u);  // kept for this lcore ...
+    pool->flush(*egress);           // ... until it hands them back
+    EXPECT_EQ(egress->size(), 0u);
+    std::byte* again = pool->get(*capture);
+    ASSERT_NE(again, nullptr);
+    pool->put(*capture, again);
 }
 
 INSTANTIATE_TEST_SUITE_P(

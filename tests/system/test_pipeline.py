@@ -247,3 +247,20 @@ def test_memif_from_testpmd_counts_match(tmp_path, pcapgen):
     pkts = tmp_path / "out.pcap"
     decode(frames, pkts)
     assert len(records(pkts)) == sent
+
+
+@pytest.mark.parametrize("memory,pages", [(["--in-memory"], "2 MB"),
+                                          (["--no-huge", "-m", "512"], "4 KB")])
+def test_frame_buffers_take_their_pages_from_the_eal_mode(tmp_path, pcapgen, memory, pages):
+    # Frame buffers come from a mempool region: huge pages when EAL has them,
+    # small pages from the start without them, and no fallback warning either way.
+    pcap = pcapgen(packets=500, seed=4)
+    frames = tmp_path / "frames.bin"
+    eal = ["--lcores", "0@0,1@1", "-n", "1", "--no-pci", "--log-level", "lib.eal:notice"] + memory
+    r = run_capture(tmp_path, eal, pipeline_config(f"net_pcap0,rx_pcap={pcap}", frames).replace(
+        "mtu = 9000", "mtu = 1500"))
+    assert "frame pool sluice_frames_1: 64 buffers of " in r.stderr
+    assert f"{pages} pages" in r.stderr, r.stderr
+    assert "warning" not in r.stderr.lower(), r.stderr
+    s = json.loads((tmp_path / "frames.bin.json").read_text())
+    assert s["totals"]["egress"]["packets"] == 500

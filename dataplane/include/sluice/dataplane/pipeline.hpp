@@ -89,6 +89,7 @@ class CaptureStage final : public Stage {
         uint32_t stream = 0;     // index
         uint64_t stream_id = 0;  // on the wire
         FramePool* pool = nullptr;
+        FramePool::Cache* cache = nullptr;  // this lcore's cache of `pool`
         FrameRing* out = nullptr;
         const TscClock* clock = nullptr;
         const std::atomic<Phase>* phase = nullptr;
@@ -139,7 +140,8 @@ class CodecStage final : public Stage {
     };
     struct Params {
         std::vector<Input> inputs;
-        std::vector<FramePool*> pools;  // by stream index
+        std::vector<FramePool*> pools;          // by stream index
+        std::vector<FramePool::Cache*> caches;  // by stream index: this lcore's (null: not served)
         FrameRing* out = nullptr;
         wire::EncoderConfig encoder;
         const std::atomic<Phase>* phase = nullptr;
@@ -169,6 +171,7 @@ class EgressStage final : public Stage {
     struct Stream {
         FrameSink* sink = nullptr;
         FramePool* pool = nullptr;
+        FramePool::Cache* cache = nullptr;  // this lcore's cache of `pool`
         EgressCounters* counters = nullptr;
     };
     struct Params {
@@ -247,6 +250,9 @@ class Pipeline {
     std::vector<std::unique_ptr<CodecCounters>> codec_counters_;
     std::vector<std::unique_ptr<EgressCounters>> egress_counters_;
     std::vector<std::unique_ptr<FramePool>> pools_;
+    // One cache per (pool, lcore that uses it), shared by that lcore's stages;
+    // declared after pools_ so that they go first.
+    std::vector<std::unique_ptr<FramePool::Cache>> caches_;
     std::vector<std::unique_ptr<FrameSink>> sinks_;
     std::vector<std::unique_ptr<FrameRing>> rings_;
     std::vector<RingInfo> ring_info_;
