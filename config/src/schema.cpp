@@ -102,6 +102,12 @@ const std::vector<Section>& sections() {
             "When a ring or pool downstream is full: \"drop\" counts the packet and goes on; "
             "\"backpressure\" stops polling the NIC so the NIC counts imissed instead.",
             [](Config& c) -> auto& { return c.capture.overflow; }));
+        cap.push_back(boolean<Config>("verify_checksums",
+            "Check the IPv4 header, TCP and UDP checksums of every captured packet (with the NIC's "
+            "checksum offload where the port has it, else in software) and count the failures per "
+            "queue (ipv4_checksum_bad, tcp_checksum_bad, udp_checksum_bad); each record carries "
+            "the verdicts. Packets are kept as they are.",
+            [](Config& c) -> auto& { return c.capture.verify_checksums; }));
 
         v.push_back({"batch", "How packets are grouped into frames.", {}});
         auto& b = v.back().fields;

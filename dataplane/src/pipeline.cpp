@@ -222,6 +222,7 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
         cp.clock = &pl->clock_;
         cp.phase = &pl->phase_;
         cp.counters = pl->capture_counters_.back().get();
+        cp.verify_checksums = cfg.capture.verify_checksums;
         capture_out.push_back(cp.out);
         captures.push_back(add_stage(lc.rx[i], std::make_unique<CaptureStage>(std::move(cp)),
                                      {{"stream", std::to_string(cfg.egress.stream_id + i)}}));

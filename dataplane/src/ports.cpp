@@ -162,6 +162,21 @@ std::optional<PortError> start_port(PortState& port, const config::Config& cfg, 
                 port.name, port.driver, room, frame_max + RTE_PKTMBUF_HEADROOM, pc.mtu);
         }
     }
+    if (cfg.capture.verify_checksums) {
+        // The NIC's own checksum verdicts, where it gives them: the capture
+        // stage then verifies only what the NIC left unknown.
+        const uint64_t cksum = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_TCP_CKSUM |
+                               RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+        const uint64_t offered = info.rx_offload_capa & cksum;
+        if (offered != 0) {
+            conf.rxmode.offloads |= offered;
+            port.rx_checksum_offload = true;
+        }
+        log_info("port '{}' ({}): checksums verified {}", port.name, port.driver,
+                 offered == cksum ? "by the NIC (RX checksum offload)"
+                 : offered != 0   ? "by the NIC where it can, the rest in software"
+                                  : "in software (no RX checksum offload)");
+    }
     if (pc.timestamps == config::Timestamps::Hardware) {
         if (port.driver == "net_pcap") {
             // net_pcap stamps every mbuf with the pcap record's time, in

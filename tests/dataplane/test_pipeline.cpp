@@ -134,6 +134,121 @@ TEST_P(PipelineExact, EveryPacketOnceInOrderByteExact) {
     std::remove(pcap.c_str());
 }
 
+// capture.verify_checksums: corrupted IPv4 headers, TCP segments and UDP
+// datagrams are counted per kind and flagged in their records; every packet
+// is delivered as it came. Jumbo packets arrive as mbuf chains.
+TEST(VerifyChecksums, CountsFailuresFlagsRecordsKeepsPackets) {
+    ASSERT_TRUE(init_eal_for_tests());
+    const std::string source =
+        make_pcap("ck-src", "--packets 3000 --seed 31 --jumbo-percent 3 --ipv6-percent 30");
+    ASSERT_FALSE(source.empty());
+    auto recs = read_pcap(source);
+    ASSERT_EQ(recs.size(), 3000u);
+    auto u8 = [](const std::string& d, std::size_t i) { return static_cast<uint8_t>(d[i]); };
+    auto be16 = [&](const std::string& d, std::size_t i) { return u8(d, i) << 8 | u8(d, i + 1); };
+    enum Bad { None, Ip, L4 };
+    std::vector<Bad> bad(recs.size(), None);
+    std::size_t ip_bad = 0, tcp_bad = 0, udp_bad = 0, jumbo_bad = 0;
+    for (std::size_t i = 0; i < recs.size(); ++i) {
+        std::string& d = recs[i].data;
+        if (d.size() < 54 || recs[i].caplen != recs[i].origlen) continue;
+        const uint16_t type = be16(d, 12);
+        const bool v4 = type == 0x0800, v6 = type == 0x86dd;
+        if (!v4 && !v6) continue;
+        const std::size_t l3 = 14;
+        const std::size_t l4 = v4 ? l3 + (u8(d, l3) & 15) * 4 : l3 + 40;
+        const uint8_t proto = v4 ? u8(d, l3 + 9) : u8(d, l3 + 6);
+        const std::size_t end = v4 ? l3 + be16(d, l3 + 2) : l3 + 40 + be16(d, l3 + 4);
+        const bool l4_checked = (proto == 6 || (proto == 17 && (v6 || be16(d, l4 + 6) != 0))) &&
+                                end <= d.size() && end > l4;
+        const bool jumbo = d.size() > 2000;
+        if (v4 && i % 7 == 1 && !jumbo) {
+            d[l3 + 8] = static_cast<char>(u8(d, l3 + 8) ^ 1);  // TTL: not in any L4 checksum
+            bad[i] = Ip;
+            ++ip_bad;
+        } else if (l4_checked && (i % 7 == 3 || jumbo)) {
+            d[end - 1] = static_cast<char>(u8(d, end - 1) ^ 0x40);  // the segment's last byte
+            bad[i] = L4;
+            ++(proto == 6 ? tcp_bad : udp_bad);
+            jumbo_bad += jumbo;
+        }
+    }
+    ASSERT_GT(ip_bad, 100u);
+    ASSERT_GT(tcp_bad, 20u);
+    ASSERT_GT(udp_bad, 20u);
+    ASSERT_GT(jumbo_bad, 5u);
+    const std::string pcap = "/tmp/ck-" + std::to_string(getpid()) + ".pcap";
+    {
+        std::ifstream in(source, std::ios::binary);
+        char header[24];
+        in.read(header, sizeof header);
+        std::ofstream out(pcap, std::ios::binary);
+        out.write(header, sizeof header);
+        for (const auto& r : recs) {
+            const uint32_t h[4] = {static_cast<uint32_t>(r.ts_ns / 1000000000u),
+                                   static_cast<uint32_t>(r.ts_ns % 1000000000u / 1000u), r.caplen,
+                                   r.origlen};
+            out.write(reinterpret_cast<const char*>(h), sizeof h);
+            out.write(r.data.data(), static_cast<std::streamsize>(r.data.size()));
+        }
+    }
+    std::remove(source.c_str());
+
+    const auto cfg = parse("[[ports]]\nname = \"net_pcap90,rx_pcap=" + pcap +
+                           "\"\nmtu = 9000\n[lcores]\nrx = [1]\n[codec]\ntype = \"lz4\"\n"
+                           "[batch]\nframe_size = 32768\n[mempool]\nmbufs = 4095\n"
+                           "[capture]\noverflow = \"backpressure\"\nverify_checksums = true\n"
+                           "[egress]\ntype = \"null\"\n");
+    StartedPorts ports(cfg);
+    ASSERT_EQ(ports.error, "");
+    std::vector<std::string> frames;
+    std::mutex m;
+    std::string error;
+    auto pl = Pipeline::build(
+        cfg, ports.ports,
+        [&](uint32_t, uint64_t, std::string&) {
+            return std::make_unique<RecordingSink>(&frames, &m);
+        },
+        error);
+    ASSERT_TRUE(pl) << error;
+    ASSERT_TRUE(pl->launch(error)) << error;
+    ASSERT_TRUE(wait_for([&] { return pl->received() >= recs.size(); }, 60));
+    pl->drain_and_stop(30);
+
+    const Snapshot s = pl->snapshot(0, ports.ports);
+    EXPECT_EQ(s.total("queue", "ipv4_checksum_bad"), ip_bad);
+    EXPECT_EQ(s.total("queue", "tcp_checksum_bad"), tcp_bad);
+    EXPECT_EQ(s.total("queue", "udp_checksum_bad"), udp_bad);
+    EXPECT_EQ(s.dropped(), 0u);
+    wire::FrameReader reader;
+    std::vector<std::byte> scratch(64 << 20);
+    std::size_t i = 0;
+    for (const auto& f : frames) {
+        auto view = reader.open({reinterpret_cast<const std::byte*>(f.data()), f.size()}, scratch);
+        ASSERT_TRUE(view.ok());
+        for (const auto& r : *view) {
+            ASSERT_LT(i, recs.size());
+            ASSERT_EQ(std::string(reinterpret_cast<const char*>(r.data.data()), r.data.size()),
+                      recs[i].data)
+                << i;
+            const uint32_t ip = r.flags & 3, l4 = (r.flags >> 2) & 3;
+            if (bad[i] == Ip) {
+                EXPECT_EQ(ip, 2u) << i;
+            }
+            if (bad[i] == L4) {
+                EXPECT_EQ(l4, 2u) << i;
+            }
+            if (bad[i] == None) {
+                EXPECT_NE(ip, 2u) << i;
+                EXPECT_NE(l4, 2u) << i;
+            }
+            ++i;
+        }
+    }
+    EXPECT_EQ(i, recs.size());
+    std::remove(pcap.c_str());
+}
+
 // Frame buffers from a mempool::ObjectPool: one region (what RDMA
 // registers), per-lcore caches, in_use() counting what is handed out.
 TEST(FramePool, OneRegionCachesAndInUse) {

@@ -32,7 +32,17 @@ using lockfree::CounterInfo;
     _(captured_bytes, "Packet bytes written into frames (after snaplen).")                 \
     _(truncated,                                                                           \
       "Captured packets longer than capture.snaplen, kept cut to snaplen; the "            \
-      "original length is recorded.")
+      "original length is recorded.")                                                      \
+    _(ipv4_checksum_bad,                                                                   \
+      "With capture.verify_checksums: captured packets whose IPv4 header checksum is "     \
+      "wrong (or whose IPv4 header is malformed). They are kept as they are; their "       \
+      "records carry the verdict.")                                                        \
+    _(tcp_checksum_bad,                                                                    \
+      "With capture.verify_checksums: captured TCP segments whose checksum is wrong. "     \
+      "Kept as they are.")                                                                 \
+    _(udp_checksum_bad,                                                                    \
+      "With capture.verify_checksums: captured UDP datagrams whose checksum is wrong "     \
+      "(over IPv6, also a checksum of 0). Kept as they are.")
 SLUICE_COUNTER_BLOCK(QueueCounters, SLUICE_QUEUE_COUNTERS);
 
 // Per capture stage (one per rx lcore; one frame stream each).

@@ -27,6 +27,7 @@
 #include "sluice/dataplane/stats.hpp"
 #include "sluice/dataplane/tsc_clock.hpp"
 #include "sluice/lockfree/spsc_ring.hpp"
+#include "sluice/simd/checksum.hpp"
 #include "sluice/wire/builder.hpp"
 #include "sluice/wire/codec.hpp"
 
@@ -94,6 +95,9 @@ class CaptureStage final : public Stage {
         const TscClock* clock = nullptr;
         const std::atomic<Phase>* phase = nullptr;
         CaptureCounters* counters = nullptr;
+        // capture.verify_checksums: verdicts into the record flags, failures
+        // counted per queue.
+        bool verify_checksums = false;
     };
     explicit CaptureStage(Params p);
     bool poll() override;
@@ -105,6 +109,8 @@ class CaptureStage final : public Stage {
     static constexpr std::size_t kMaxSegments = 64;
 
   private:
+    // Checksum verdicts of pending_[0..n) into pending_flags_; failures counted.
+    void verify_checksums(const CaptureQueue& q, uint16_t n);
     bool process_pending(bool draining);
     bool begin_frame();
     // Finishes the frame being filled and hands it on. False if it is held
@@ -130,6 +136,13 @@ class CaptureStage final : public Stage {
     int ts_offset_ = -1;
     uint64_t ts_flag_ = 0;
     std::array<wire::Segment, kMaxSegments> segs_;  // a chain's segments, per packet
+
+    // Checksum verification of one burst.
+    uint32_t pending_flags_[config::kMaxBurst];  // record flags (verdicts), by burst index
+    std::array<simd::PacketView, config::kMaxBurst> views_;
+    std::array<simd::ChecksumResult, config::kMaxBurst> results_;
+    std::array<uint16_t, config::kMaxBurst> view_packet_;  // burst index of views_[k]
+    std::vector<std::byte> linear_;  // a chain's bytes in one piece, for verification
 };
 
 class CodecStage final : public Stage {

@@ -23,6 +23,9 @@ struct PortState {
     int socket = 0;
     std::string pci;  // PCI address ("0000:3b:00.0") when the port is a PCI device
     uint16_t rx_queues = 1;
+    // capture.verify_checksums and the port checks IPv4/TCP/UDP checksums
+    // itself: the mbufs carry its verdicts.
+    bool rx_checksum_offload = false;
     bool started = false;
     bool hw_timestamps = false;  // the NIC stamps packets (config asked and port offers it)
     TscClock hw_clock;           // the NIC's timestamp units -> UTC ns
