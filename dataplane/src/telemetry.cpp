@@ -74,8 +74,8 @@ int rings_cmd(const char*, const char*, rte_tel_data* d) {
         rte_tel_data* c = rte_tel_data_alloc();
         rte_tel_data_start_dict(c);
         rte_tel_data_add_dict_string(c, "name", r.name.c_str());
-        rte_tel_data_add_dict_u64(c, "capacity", r.ring->capacity());
-        rte_tel_data_add_dict_u64(c, "used", r.ring->size());
+        rte_tel_data_add_dict_u64(c, "capacity", r.capacity());
+        rte_tel_data_add_dict_u64(c, "used", r.used());
         rte_tel_data_add_dict_container(d, fmt::format("ring{}", i++).c_str(), c, 0);
     }
     return 0;

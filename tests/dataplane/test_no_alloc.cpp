@@ -136,6 +136,18 @@ TEST(NoAllocation, VerifyChecksumsOnPcapTraffic) {
     std::remove(pcap.c_str());
 }
 
+// Software RSS: net_pcap has no RSS, so with rx_queues = 2 one lcore polls
+// and deals, the other takes its share over a ring.
+TEST(NoAllocation, SoftwareRssOnPcapTraffic) {
+    const std::string pcap = make_pcap("noalloc-rss", "--packets 2000 --seed 6 --flows 50");
+    ASSERT_FALSE(pcap.empty());
+    steady_state_allocates_nothing(
+        "rx = [1, 2]", "lz4", "",
+        "net_pcap121,rx_pcap=" + pcap + ",infinite_rx=1\"\nrx_queues = 2\nrx_descriptors = 256",
+        "verify_checksums = true");
+    std::remove(pcap.c_str());
+}
+
 TEST(NoAllocation, PipelineLz4) {
     steady_state_allocates_nothing("mode = \"pipeline\"\nrx = [1]\ncodec = [2]\negress = [3]",
                                    "lz4", "");

@@ -1,12 +1,15 @@
 // The pipeline in-process, in both lcore modes, checked frame by frame. Runs
 // in the ASan+UBSan and TSan builds too (the stages' rings, counters and
 // drain handshakes cross lcores).
+#include <algorithm>
+#include <map>
 #include <mutex>
 
 #include "harness.hpp"
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "sluice/dataplane/soft_rss.hpp"
 #include "sluice/wire/reader.hpp"
 
 using namespace sluice;
@@ -290,6 +293,142 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"RtcNone", "rx = [1]", "none"}, Case{"RtcLz4", "rx = [1]", "lz4"},
         Case{"PipelineLz4", "mode = \"pipeline\"\nrx = [1]\ncodec = [2]\negress = [3]", "lz4"},
         Case{"PipelineZstd", "mode = \"pipeline\"\nrx = [1]\ncodec = [2]\negress = [2]", "zstd"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+// Software RSS: a port without RSS (net_pcap) with rx_queues = 2. Every
+// packet is captured exactly once, each flow's packets land in one stream
+// (the one the Toeplitz hash and the redirection table name) in their
+// original order, and the counters account for every packet.
+struct SoftRssCase {
+    const char* name;
+    const char* lcores;
+    const char* overflow;
+    bool symmetric;
+};
+
+class SoftRssPipeline : public ::testing::TestWithParam<SoftRssCase> {};
+
+TEST_P(SoftRssPipeline, EveryPacketOnceEachFlowInOneStream) {
+    ASSERT_TRUE(init_eal_for_tests());
+    static int run = 0;
+    const std::string pcap = make_pcap("rss" + std::to_string(run),
+                                       "--packets 4000 --seed 23 --flows 60 --ipv6-percent 25");
+    ASSERT_FALSE(pcap.empty());
+    const auto cfg =
+        parse("[[ports]]\nname = \"net_pcap" + std::to_string(40 + run++) + ",rx_pcap=" + pcap +
+              "\"\nrx_queues = 2\nrx_descriptors = 64\nrss_symmetric = " +
+              (GetParam().symmetric ? "true" : "false") + "\n[lcores]\n" + GetParam().lcores +
+              "\n[codec]\ntype = \"none\"\n[batch]\nframe_size = 16384\n[mempool]\nmbufs = 4095\n"
+              "[capture]\noverflow = \"" +
+              GetParam().overflow + "\"\n[egress]\ntype = \"null\"\n");
+    StartedPorts ports(cfg);
+    ASSERT_EQ(ports.error, "");
+    ASSERT_TRUE(ports.ports[0].soft_rss);
+    EXPECT_EQ(ports.ports[0].nic_rx_queues, 1u);
+    std::vector<std::string> frames;
+    std::mutex m;
+    std::string error;
+    auto pl = Pipeline::build(
+        cfg, ports.ports,
+        [&](uint32_t, uint64_t, std::string&) {
+            return std::make_unique<RecordingSink>(&frames, &m);
+        },
+        error);
+    ASSERT_TRUE(pl) << error;
+    ASSERT_TRUE(pl->launch(error)) << error;
+    const auto want = read_pcap(pcap);
+    // Packets the dealer dropped (drop mode, a full ring) never reach a queue.
+    auto seen = [&] {
+        const Snapshot s = pl->snapshot(0, ports.ports);
+        return s.total("rss", "packets") >= want.size();
+    };
+    ASSERT_TRUE(wait_for(seen, 60));
+    pl->drain_and_stop(30);
+    ASSERT_TRUE(pl->all_drained());
+    const Snapshot s = pl->snapshot(0, ports.ports);
+
+    // Decode: the packets of each queue (records say which) in stream order,
+    // and the stream each queue went to.
+    wire::FrameReader reader;
+    std::vector<std::byte> scratch(64 << 20);
+    struct Packet {
+        uint64_t sequence;
+        uint16_t queue;
+        std::string data;
+    };
+    std::map<uint64_t, std::vector<Packet>> by_stream;
+    for (const auto& f : frames) {
+        auto view = reader.open({reinterpret_cast<const std::byte*>(f.data()), f.size()}, scratch);
+        ASSERT_TRUE(view.ok());
+        for (const auto& r : *view) {
+            by_stream[view->info().stream_id].push_back(
+                {view->info().sequence, r.queue,
+                 std::string(reinterpret_cast<const char*>(r.data.data()), r.data.size())});
+        }
+    }
+    std::map<uint16_t, std::vector<std::string>> queues;
+    std::map<uint16_t, uint64_t> stream_of;
+    std::size_t got = 0;
+    for (auto& [id, v] : by_stream) {
+        std::stable_sort(v.begin(), v.end(),
+                         [](const auto& a, const auto& b) { return a.sequence < b.sequence; });
+        for (auto& p : v) {
+            EXPECT_EQ(stream_of.emplace(p.queue, id).first->second, id)
+                << "queue " << p.queue << " in two streams";
+            queues[p.queue].push_back(std::move(p.data));
+            ++got;
+        }
+    }
+    const uint64_t dealer_dropped = s.total("rss", "ring_full");
+    const uint64_t dropped = s.dropped();
+    if (std::string(GetParam().overflow) == "backpressure") {
+        EXPECT_EQ(dropped, 0u);
+    }
+    EXPECT_EQ(got + dropped, want.size()) << summary_text(s);
+    // Queue q belongs to the rx lcore it is dealt to, round-robin.
+    for (const auto& [q, id] : stream_of)
+        EXPECT_EQ(id, cfg.egress.stream_id + q % cfg.lcores.rx.size());
+
+    // Where each packet must go: the same hash, key and table as a NIC.
+    const SoftRss rss(2, GetParam().symmetric);
+    std::map<uint16_t, std::vector<std::string>> expected;
+    for (const auto& r : want) {
+        const auto* d = reinterpret_cast<const std::byte*>(r.data.data());
+        expected[rss.queue_of_hash(rss.hash(d, r.data.size()))].push_back(r.data);
+    }
+    ASSERT_EQ(expected.size(), 2u);  // both queues got flows
+    if (dropped == 0) {
+        // Exactly the packets of their queue, in the order they arrived.
+        EXPECT_EQ(queues, expected);
+    } else {
+        // Drops only: every delivered packet is in its queue, in order.
+        for (const auto& [q, v] : queues) {
+            const auto& e = expected[q];
+            std::size_t k = 0;
+            for (const auto& d : v) {
+                while (k < e.size() && e[k] != d)
+                    ++k;
+                ASSERT_LT(k, e.size()) << "a packet in the wrong queue or out of order";
+                ++k;
+            }
+        }
+    }
+    EXPECT_EQ(s.total("rss", "packets"), want.size());
+    EXPECT_EQ(s.total("rss", "handed_over") + dealer_dropped, expected[1].size());
+    EXPECT_EQ(s.total("queue", "rx_packets") + dealer_dropped, want.size());
+    for (const FramePool* pool : pl->pools())
+        EXPECT_EQ(pool->in_use(), 0u);
+    std::remove(pcap.c_str());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Layouts, SoftRssPipeline,
+    ::testing::Values(SoftRssCase{"TwoLcores", "rx = [1, 2]", "backpressure", false},
+                      SoftRssCase{"TwoLcoresSymmetricDrop", "rx = [1, 2]", "drop", true},
+                      SoftRssCase{"OneLcoreBothQueues", "rx = [1]", "backpressure", false},
+                      SoftRssCase{"Pipeline",
+                                  "mode = \"pipeline\"\nrx = [1, 2]\ncodec = [3]\negress = [3]",
+                                  "backpressure", true}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

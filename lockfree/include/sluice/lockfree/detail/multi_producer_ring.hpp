@@ -206,7 +206,7 @@ class MultiProducerRing {
         check_region(region, bytes, sizeof(Control), region_alignment, Consumer::kName);
         auto* ctl = std::launder(static_cast<Control*>(region));
         check_header(ctl->header, Consumer::kMagic, Consumer::kLayoutVersion, Slots::kSlotSize,
-                     sizeof(T), bytes, &bytes_for, Consumer::kName);
+                     kElementSize<T>, bytes, &bytes_for, Consumer::kName);
         MultiProducerRing r;
         r.bind(region, ctl->header.capacity);
         return r;
@@ -300,7 +300,7 @@ class MultiProducerRing {
     void init(void* region, std::size_t cap) {
         auto* ctl = ::new (region) Control{};
         ctl->header = RingHeader{Consumer::kMagic, Consumer::kLayoutVersion, Slots::kSlotSize, cap,
-                                 sizeof(T)};
+                                 kElementSize<T>};
         bind(region, cap);
         ring_.construct();
     }
