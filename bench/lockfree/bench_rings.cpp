@@ -1,9 +1,13 @@
-// SpscRing vs rte_ring (SP/SC) vs a mutex-protected deque, side by side in one process.
+// SpscRing vs rte_ring (SP/SC) vs a mutex-protected deque, side by side in one process; and the
+// multi-producer rings, MpscRing and MpmcRing, vs rte_ring in the same modes (MP/SC, MP/MC).
 //
 // one_thread:  enqueue a burst, dequeue it, on one core (cost of the calls themselves).
 // two_threads: producer pinned to CPU 0, consumer to CPU 1, a fixed count of elements through a
 //              ring of 1024 (what crosses between the cores).
 // Bursts of 1, 8 and 32 elements (pointers, as the pipeline passes mbufs and frames).
+// mpsc_* and mpmc_* groups: the same two measurements through the multi-producer (and
+// multi-consumer) code paths, one thread on each side (a third thread would share a CPU with
+// one of them on the 2-CPU machines these figures come from).
 //
 // Cross-core figures on shared machines swing by up to 3x from one second to the next, so every
 // run is short and the queues run back to back in pairs (A, B, A, B, ...; the order alternates
@@ -28,6 +32,8 @@
 #include <rte_lcore.h>
 #include <rte_ring.h>
 
+#include "sluice/lockfree/mpmc_ring.hpp"
+#include "sluice/lockfree/mpsc_ring.hpp"
 #include "sluice/lockfree/spsc_ring.hpp"
 
 namespace {
@@ -46,34 +52,76 @@ class SluiceSpsc {
     sluice::lockfree::SpscRing<void*> r_{kCapacity};
 };
 
-class RteRing {
+template <class Ring>
+class SluiceMulti {
+  public:
+    bool enq1(void* v) { return r_.try_enqueue(v); }
+    bool deq1(void*& v) { return r_.try_dequeue(v); }
+    std::size_t enq(void* const* v, std::size_t n) { return r_.enqueue_burst({v, n}); }
+    std::size_t deq(void** v, std::size_t n) { return r_.dequeue_burst({v, n}); }
+
+  private:
+    Ring r_{kCapacity};
+};
+
+class SluiceMpsc : public SluiceMulti<sluice::lockfree::MpscRing<void*>> {
+  public:
+    static constexpr const char* kName = "MpscRing";
+};
+
+class SluiceMpmc : public SluiceMulti<sluice::lockfree::MpmcRing<void*>> {
+  public:
+    static constexpr const char* kName = "MpmcRing";
+};
+
+// Which sides of an rte_ring are single-threaded.
+enum class RteMode { SpSc, MpSc, MpMc };
+
+template <RteMode Mode>
+class RteRingOf {
   public:
     static constexpr const char* kName = "rte_ring";
-    RteRing() {
+    RteRingOf() {
         static std::atomic<int> serial{0};
         const std::string name = "bench" + std::to_string(serial++);
-        r_ = rte_ring_create(name.c_str(), kCapacity, SOCKET_ID_ANY,
-                             RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
+        unsigned flags = RING_F_EXACT_SZ;
+        if (Mode == RteMode::SpSc) flags |= RING_F_SP_ENQ;
+        if (Mode != RteMode::MpMc) flags |= RING_F_SC_DEQ;
+        r_ = rte_ring_create(name.c_str(), kCapacity, SOCKET_ID_ANY, flags);
         if (r_ == nullptr) {
             std::fprintf(stderr, "rte_ring_create failed: %s\n", rte_strerror(rte_errno));
             std::abort();
         }
     }
-    RteRing(const RteRing&) = delete;
-    RteRing& operator=(const RteRing&) = delete;
-    ~RteRing() { rte_ring_free(r_); }
-    bool enq1(void* v) { return rte_ring_sp_enqueue(r_, v) == 0; }
-    bool deq1(void*& v) { return rte_ring_sc_dequeue(r_, &v) == 0; }
+    RteRingOf(const RteRingOf&) = delete;
+    RteRingOf& operator=(const RteRingOf&) = delete;
+    ~RteRingOf() { rte_ring_free(r_); }
+    // The mode's own calls (rte_ring_enqueue() would pick them from the flags at run time).
+    bool enq1(void* v) {
+        if constexpr (Mode == RteMode::SpSc) return rte_ring_sp_enqueue(r_, v) == 0;
+        return rte_ring_mp_enqueue(r_, v) == 0;
+    }
+    bool deq1(void*& v) {
+        if constexpr (Mode == RteMode::MpMc) return rte_ring_mc_dequeue(r_, &v) == 0;
+        return rte_ring_sc_dequeue(r_, &v) == 0;
+    }
     std::size_t enq(void* const* v, std::size_t n) {
-        return rte_ring_sp_enqueue_burst(r_, v, static_cast<unsigned>(n), nullptr);
+        if constexpr (Mode == RteMode::SpSc) {
+            return rte_ring_sp_enqueue_burst(r_, v, static_cast<unsigned>(n), nullptr);
+        }
+        return rte_ring_mp_enqueue_burst(r_, v, static_cast<unsigned>(n), nullptr);
     }
     std::size_t deq(void** v, std::size_t n) {
+        if constexpr (Mode == RteMode::MpMc) {
+            return rte_ring_mc_dequeue_burst(r_, v, static_cast<unsigned>(n), nullptr);
+        }
         return rte_ring_sc_dequeue_burst(r_, v, static_cast<unsigned>(n), nullptr);
     }
 
   private:
     rte_ring* r_ = nullptr;
 };
+using RteRing = RteRingOf<RteMode::SpSc>;
 
 // The queue a first attempt would use: one lock per call, bounded like the rings.
 class MutexQueue {
@@ -295,7 +343,7 @@ void register_pair_member(const std::string& group, std::size_t burst, int pair,
                           std::uint64_t total) {
     const std::string prefix = group + "/burst:" + std::to_string(burst) +
                                "/pair:" + std::to_string(pair) + "/" + Q::kName;
-    if (group == "one_thread") {
+    if (group.ends_with("one_thread")) {
         benchmark::RegisterBenchmark(prefix.c_str(), [burst](benchmark::State& s) {
             one_thread<Q>(s, burst);
         })->MinTime(0.02);
@@ -334,6 +382,26 @@ int main(int argc, char** argv) {
             }
         }
     }
+    // The multi-producer rings against rte_ring in the same mode.
+    const auto register_multi = [&]<class Sluice, class Rte>(const std::string& prefix) {
+        for (const char* kind : {"one_thread", "two_threads"}) {
+            const std::string group = prefix + kind;
+            for (const std::size_t burst : {1, 8, 32}) {
+                const std::uint64_t total = burst == 1 ? 1 << 20 : 1 << 22;
+                for (int p = 0; p < pairs; ++p) {
+                    if (p % 2 == 0) {
+                        register_pair_member<Sluice>(group, burst, p, total);
+                        register_pair_member<Rte>(group, burst, p, total);
+                    } else {
+                        register_pair_member<Rte>(group, burst, p, total);
+                        register_pair_member<Sluice>(group, burst, p, total);
+                    }
+                }
+            }
+        }
+    };
+    register_multi.operator()<SluiceMpsc, RteRingOf<RteMode::MpSc>>("mpsc_");
+    register_multi.operator()<SluiceMpmc, RteRingOf<RteMode::MpMc>>("mpmc_");
     benchmark::Initialize(&argc, argv);
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();

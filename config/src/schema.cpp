@@ -15,14 +15,18 @@ const std::vector<Field<Port>>& port_fields() {
             "string (\"net_pcap0,rx_pcap=/tmp/in.pcap\", \"net_null0\", \"net_memif0,role=client\").",
             [](Port& p) -> auto& { return p.name; }, true));
         v.push_back(integer<Port>("rx_queues", 1, 64,
-            "Receive queues on this port. More than one spreads flows across rx lcores with RSS.",
+            "Receive queues on this port. More than one spreads flows across rx lcores with RSS "
+            "(in software where the port has none: see rss).",
             [](Port& p) -> auto& { return p.rx_queues; }));
         v.push_back(integer<Port>("rx_descriptors", 64, 16384,
             "Descriptors per receive queue: the NIC's buffer for bursts the lcore has not yet polled. "
             "Raise it when imissed grows during short bursts.",
             [](Port& p) -> auto& { return p.rx_descriptors; }, true));
         v.push_back(boolean<Port>("rss",
-            "Spread flows across rx_queues by the NIC's RSS hash (only with rx_queues > 1).",
+            "Spread flows across rx_queues by the NIC's RSS hash (only with rx_queues > 1). A port "
+            "without RSS, or with fewer queues, is polled on one queue and its packets dealt by a "
+            "software Toeplitz hash of their 5-tuple. false: each queue gets what the driver gives "
+            "it.",
             [](Port& p) -> auto& { return p.rss; }));
         v.push_back(boolean<Port>("rss_symmetric",
             "Use a symmetric RSS key so both directions of a flow land on the same queue.",
@@ -102,6 +106,12 @@ const std::vector<Section>& sections() {
             "When a ring or pool downstream is full: \"drop\" counts the packet and goes on; "
             "\"backpressure\" stops polling the NIC so the NIC counts imissed instead.",
             [](Config& c) -> auto& { return c.capture.overflow; }));
+        cap.push_back(boolean<Config>("verify_checksums",
+            "Check the IPv4 header, TCP and UDP checksums of every captured packet (with the NIC's "
+            "checksum offload where the port has it, else in software) and count the failures per "
+            "queue (ipv4_checksum_bad, tcp_checksum_bad, udp_checksum_bad); each record carries "
+            "the verdicts. Packets are kept as they are.",
+            [](Config& c) -> auto& { return c.capture.verify_checksums; }));
 
         v.push_back({"batch", "How packets are grouped into frames.", {}});
         auto& b = v.back().fields;

@@ -23,6 +23,7 @@
 #include "sluice/dataplane/ports.hpp"
 #include "sluice/dataplane/stats.hpp"
 #include "sluice/dataplane/telemetry.hpp"
+#include "sluice/mempool/huge_region.hpp"
 #include "sluice/report/log.hpp"
 
 namespace sluice::dataplane {
@@ -135,6 +136,8 @@ int run_sluice(const Options& o) {
     std::signal(SIGTERM, on_signal);
 
     if (auto failure = init_eal(o.eal_args)) return fail(failure->exit_code, failure->message);
+    // mempool's warnings (a frame pool falling back to small pages) go to the log.
+    mempool::set_warning_sink([](std::string_view message) { log_warning("{}", message); });
 
     int rc = kExitOk;
     std::vector<PortState> ports;

@@ -18,27 +18,28 @@ CodecStage::CodecStage(Params p)
 
 void CodecStage::seal(FrameHandle& h) {
     FramePool* pool = p_.pools[h.stream];
+    FramePool::Cache& cache = *p_.caches[h.stream];
     const std::span<std::byte> raw(h.data, h.len);
     std::byte* out = nullptr;
     const bool wants_compression = p_.encoder.codec != wire::Codec::None &&
                                    h.len - wire::kHeaderSize >= p_.encoder.min_compress_bytes;
-    if (wants_compression) out = pool->get();
+    if (wants_compression) out = pool->get(cache);
     auto sealed = out ? encoder_.seal(raw, {out, pool->object_bytes()}) : store_raw_.seal(raw, {});
     if (wants_compression && !out) p_.counters->no_buffer.inc();
     // A raw frame from the builder always seals (the output buffer has the
     // codec's worst-case size); should it not, its packets are counted.
     if (!sealed) {
         p_.counters->seal_failed.add(h.packets);
-        if (out) pool->put(out);
-        pool->put(h.data);
+        if (out) pool->put(cache, out);
+        pool->put(cache, h.data);
         h.data = nullptr;
         return;
     }
     if (sealed->in_out_buffer) {
-        pool->put(h.data);
+        pool->put(cache, h.data);
         h.data = out;
     } else if (out) {
-        pool->put(out);
+        pool->put(cache, out);
     }
     p_.counters->frames.inc();
     p_.counters->packets.add(h.packets);
@@ -69,6 +70,11 @@ bool CodecStage::poll() {
         return true;
     }
     if (p_.phase->load(std::memory_order_acquire) != Phase::Running) {
+        // Buffers this lcore's caches hold go back to the shared store: a
+        // capture stage on another lcore may need one for its last frame.
+        for (std::size_t s = 0; s < p_.caches.size(); ++s) {
+            if (p_.caches[s]) p_.pools[s]->flush(*p_.caches[s]);
+        }
         // Drained once every producer is drained and nothing is left in its
         // ring: check producers first, then rings (the producer's release of
         // drained_ orders its last enqueue before our ring check).

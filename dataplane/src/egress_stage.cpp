@@ -21,7 +21,7 @@ bool EgressStage::submit(const FrameHandle& h, bool draining) {
         case FrameSink::Submit::Failed:
             s.counters->egress_errors.add(h.packets);
             s.counters->egress_errors_frames.inc();
-            s.pool->put(h.data);
+            s.pool->put(*s.cache, h.data);
             return true;
         case FrameSink::Submit::Full:
             break;
@@ -29,7 +29,7 @@ bool EgressStage::submit(const FrameHandle& h, bool draining) {
     if (draining || p_.overflow == config::Overflow::Backpressure) return false;
     s.counters->retransmit_overflow.add(h.packets);
     s.counters->retransmit_overflow_frames.inc();
-    s.pool->put(h.data);
+    s.pool->put(*s.cache, h.data);
     return true;
 }
 
@@ -44,7 +44,7 @@ bool EgressStage::poll() {
         std::size_t n;
         while ((n = s.sink->reclaim(done)) != 0) {
             for (std::size_t i = 0; i < n; ++i)
-                s.pool->put(static_cast<std::byte*>(done[i]));
+                s.pool->put(*s.cache, static_cast<std::byte*>(done[i]));
             s.counters->frames_done.add(n);
             work = true;
         }
@@ -64,6 +64,11 @@ bool EgressStage::poll() {
         return true;
     }
     if (draining && !work) {
+        // Buffers this lcore's caches hold go back to the shared store: a
+        // capture stage on another lcore may need one for its last frame.
+        for (Stream& s : p_.streams) {
+            if (s.sink) s.pool->flush(*s.cache);
+        }
         bool done_all = true;
         for (const Input& in : p_.inputs)
             done_all = done_all && in.producer->drained();

@@ -5,12 +5,15 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <optional>
 #include <thread>
 
 #include <fmt/format.h>
 
 #include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
@@ -65,7 +68,7 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
 
     auto new_ring = [&](const std::string& name) {
         pl->rings_.push_back(std::make_unique<FrameRing>(lc.ring_size));
-        pl->ring_info_.push_back({name, pl->rings_.back().get()});
+        pl->ring_info_.push_back({name, pl->rings_.back().get(), nullptr});
         return pl->rings_.back().get();
     };
 
@@ -75,13 +78,19 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
     const uint32_t object_bytes = static_cast<uint32_t>(
         (wire::FrameEncoder::max_sealed_size(cfg.batch.frame_size) + 63) & ~std::size_t{63});
     const unsigned egress_lcore = pipeline_mode ? lc.egress.at(0) : 0;
+    // Huge pages when EAL has them; with --no-huge the pools take small pages
+    // from the start instead of warning about a fallback.
+    const bool huge_pages = rte_eal_has_hugepages() != 0;
     for (std::size_t i = 0; i < nstreams; ++i) {
         const uint64_t id = cfg.egress.stream_id + i;
         const unsigned home = pipeline_mode ? egress_lcore : lc.rx[i];
         const int socket = static_cast<int>(rte_lcore_to_socket_id(home));
-        auto pool = FramePool::create(fmt::format("sluice_frames_{}", id),
-                                      cfg.mempool.frame_buffers, object_bytes, socket, error);
+        auto pool =
+            FramePool::create(fmt::format("sluice_frames_{}", id), cfg.mempool.frame_buffers,
+                              object_bytes, socket, huge_pages, error);
         if (!pool) return nullptr;
+        log_info("frame pool {}: {} buffers of {} KiB on NUMA node {}, {} pages", pool->name(),
+                 pool->count(), pool->object_bytes() / 1024, socket, pool->page_size());
         pl->pools_.push_back(std::move(pool));
         auto sink = make_sink(static_cast<uint32_t>(i), id, error);
         if (!sink) return nullptr;
@@ -111,20 +120,52 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
                         t.error().message);
         }
     }
+    // Ports dealt in software: a ring per queue beyond the first, as deep as
+    // a NIC queue (the mbuf pool is sized for that), and an mbuf field for
+    // the time the dealer received each packet it hands over.
+    int rx_time_offset = -1;
+    for (const PortState& p : ports) {
+        if (!p.soft_rss) continue;
+        pl->soft_rss_.push_back(
+            std::make_unique<SoftRssPort>(p.rx_queues, p.cfg.rss_symmetric, p.cfg.rx_descriptors));
+        if (rx_time_offset < 0) {
+            rte_mbuf_dynfield field{};
+            std::snprintf(field.name, sizeof field.name, "%s", "sluice_dynfield_rx_time_ns");
+            field.size = sizeof(uint64_t);
+            field.align = alignof(uint64_t);
+            rx_time_offset = rte_mbuf_dynfield_register(&field);
+            if (rx_time_offset < 0) {
+                error = fmt::format("cannot register an mbuf field for software RSS: {}",
+                                    rte_strerror(rte_errno));
+                return nullptr;
+            }
+        }
+    }
     // Queues: (port, queue) pairs dealt to rx lcores round-robin, port-major.
     std::vector<std::vector<CaptureQueue>> queues(nstreams);
     std::size_t next = 0;
+    std::size_t dealt_ports = 0;
     for (std::size_t pi = 0; pi < ports.size(); ++pi) {
+        SoftRssPort* rss = ports[pi].soft_rss ? pl->soft_rss_[dealt_ports++].get() : nullptr;
         for (uint16_t q = 0; q < ports[pi].rx_queues; ++q) {
             const std::size_t w = next++ % nstreams;
             pl->queue_counters_.push_back(std::make_unique<QueueCounters>());
             queues[w].push_back(
                 CaptureQueue{ports[pi].port_id, q, static_cast<uint16_t>(pi),
                              ports[pi].hw_timestamps ? &ports[pi].hw_clock : nullptr,
-                             pl->queue_counters_.back().get()});
+                             pl->queue_counters_.back().get(), rss,
+                             rss && q > 0 ? rss->rings[q - 1u].get() : nullptr});
             pl->queue_labels_.push_back({{"port", std::to_string(pi)},
                                          {"queue", std::to_string(q)},
                                          {"lcore", std::to_string(lc.rx[w])}});
+            if (rss && q == 0) {
+                pl->rss_labels_.push_back(
+                    {{"port", std::to_string(pi)}, {"lcore", std::to_string(lc.rx[w])}});
+            }
+            if (rss && q > 0) {
+                pl->ring_info_.push_back(
+                    {fmt::format("port{}-rss->queue{}", pi, q), nullptr, rss->rings[q - 1u].get()});
+            }
             if (!ports[pi].pci.empty() && topology) {
                 // A PCI NIC: ask the machine's topology (hwloc) which node it
                 // hangs off and where the lcore's CPUs are.
@@ -147,6 +188,17 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
             }
         }
     }
+
+    // The cache of stream `s`'s pool that lcore `lcore` uses (one per pair).
+    std::vector<std::pair<std::pair<std::size_t, unsigned>, FramePool::Cache*>> cache_index;
+    auto cache_for = [&](std::size_t s, unsigned lcore) {
+        for (const auto& [key, c] : cache_index) {
+            if (key.first == s && key.second == lcore) return c;
+        }
+        pl->caches_.push_back(pl->pools_[s]->make_cache());
+        cache_index.push_back({{s, lcore}, pl->caches_.back().get()});
+        return pl->caches_.back().get();
+    };
 
     auto work_for = [&](unsigned lcore) -> LcoreWork& {
         for (auto& w : pl->work_) {
@@ -199,10 +251,13 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
         cp.stream = static_cast<uint32_t>(i);
         cp.stream_id = cfg.egress.stream_id + i;
         cp.pool = pl->pools_[i].get();
+        cp.cache = cache_for(i, lc.rx[i]);
         cp.out = new_ring(fmt::format("capture{}->codec", i));
         cp.clock = &pl->clock_;
         cp.phase = &pl->phase_;
         cp.counters = pl->capture_counters_.back().get();
+        cp.verify_checksums = cfg.capture.verify_checksums;
+        cp.rx_time_offset = rx_time_offset;
         capture_out.push_back(cp.out);
         captures.push_back(add_stage(lc.rx[i], std::make_unique<CaptureStage>(std::move(cp)),
                                      {{"stream", std::to_string(cfg.egress.stream_id + i)}}));
@@ -214,7 +269,7 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
         ep.inputs = std::move(inputs);
         ep.streams.resize(nstreams);
         for (std::size_t s : streams) {
-            ep.streams[s] = {pl->sinks_[s].get(), pl->pools_[s].get(),
+            ep.streams[s] = {pl->sinks_[s].get(), pl->pools_[s].get(), cache_for(s, lcore),
                              pl->egress_counters_[s].get()};
         }
         ep.overflow = cfg.capture.overflow;
@@ -229,6 +284,8 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
             CodecStage::Params cp;
             cp.inputs = {{capture_out[i], captures[i]}};
             cp.pools = pool_ptrs;
+            cp.caches.assign(nstreams, nullptr);
+            cp.caches[i] = cache_for(i, lc.rx[i]);
             cp.out = new_ring(fmt::format("codec{}->egress", i));
             cp.encoder = enc;
             cp.phase = &pl->phase_;
@@ -242,8 +299,10 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
         for (std::size_t c = 0; c < lc.codec.size(); ++c) {
             pl->codec_counters_.push_back(std::make_unique<CodecCounters>());
             CodecStage::Params cp;
+            cp.caches.assign(nstreams, nullptr);
             for (std::size_t i = c; i < nstreams; i += lc.codec.size()) {
                 cp.inputs.push_back({capture_out[i], captures[i]});
+                cp.caches[i] = cache_for(i, lc.codec[c]);
             }
             if (cp.inputs.empty()) {
                 error = fmt::format(
@@ -370,6 +429,9 @@ Snapshot Pipeline::snapshot(double seconds, const std::vector<PortState>& ports)
     }
     for (std::size_t i = 0; i < queue_counters_.size(); ++i) {
         s.blocks.push_back(snapshot_of(view_of("queue", *queue_counters_[i]), queue_labels_[i]));
+    }
+    for (std::size_t i = 0; i < soft_rss_.size(); ++i) {
+        s.blocks.push_back(snapshot_of(view_of("rss", soft_rss_[i]->counters), rss_labels_[i]));
     }
     std::size_t capture = 0, codec = 0;
     for (std::size_t i = 0; i < stages_.size(); ++i) {

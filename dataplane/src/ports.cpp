@@ -25,6 +25,9 @@ namespace {
 // Ethernet header + two VLAN tags + FCS on top of the MTU.
 constexpr uint32_t kL2Overhead = 14 + 8 + 4;
 
+// The flows RSS must spread: by addresses, and by ports for TCP and UDP.
+constexpr uint64_t kRssFlows = RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP;
+
 std::string device_hint(const std::string& name) {
     if (config::is_pci_address(name)) {
         return fmt::format(
@@ -77,17 +80,24 @@ std::optional<PortError> find_ports(const config::Config& cfg, std::vector<PortS
             std::strcmp(rte_bus_name(rte_dev_bus(info.device)), "pci") == 0) {
             ps.pci = rte_dev_name(info.device);
         }
-        if (pc.rx_queues > info.max_rx_queues) {
+        // RSS in software when the port cannot spread flows over the queues
+        // asked for: no RSS on IP/TCP/UDP, or fewer queues than that.
+        ps.soft_rss =
+            pc.rss && pc.rx_queues > 1 &&
+            ((info.flow_type_rss_offloads & kRssFlows) == 0 || pc.rx_queues > info.max_rx_queues);
+        if (!ps.soft_rss && pc.rx_queues > info.max_rx_queues) {
             return PortError{
                 fmt::format("port '{}' ({}) supports at most {} rx queues, config asks for {}: "
-                            "lower ports.rx_queues{}",
-                            pc.name, ps.driver, info.max_rx_queues, pc.rx_queues,
+                            "lower ports.rx_queues, or set ports.rss = true to deal packets to "
+                            "{} queues in software{}",
+                            pc.name, ps.driver, info.max_rx_queues, pc.rx_queues, pc.rx_queues,
                             ps.driver == "net_pcap"
                                 ? " (net_pcap has one rx queue per rx_pcap= argument)"
                                 : ""),
                 4};
         }
         ps.rx_queues = static_cast<uint16_t>(pc.rx_queues);
+        ps.nic_rx_queues = ps.soft_rss ? 1 : ps.rx_queues;
         out.push_back(ps);
     }
     return std::nullopt;
@@ -132,23 +142,26 @@ std::optional<PortError> start_port(PortState& port, const config::Config& cfg, 
     }
     rte_eth_conf conf{};
     conf.rxmode.mtu = pc.mtu;
-    if (pc.rss && port.rx_queues > 1) {
-        const uint64_t want = RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP;
-        const uint64_t hf = want & info.flow_type_rss_offloads;
-        if (hf == 0) {
-            log_warning(
-                "port '{}' ({}) does not offer RSS: its {} queues receive whatever the "
-                "driver gives them",
-                port.name, port.driver, port.rx_queues);
-        } else {
-            conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
-            conf.rx_adv_conf.rss_conf.rss_hf = hf;
-            if (pc.rss_symmetric) {
-                conf.rx_adv_conf.rss_conf.rss_key = const_cast<uint8_t*>(symmetric_rss_key());
-                conf.rx_adv_conf.rss_conf.rss_key_len =
-                    info.hash_key_size ? info.hash_key_size : 40;
-            }
+    if (port.soft_rss) {
+        log_info(
+            "port '{}' ({}) cannot spread flows over {} queues itself ({}): polling one queue "
+            "and dealing packets to {} queues by a software Toeplitz hash{}",
+            port.name, port.driver, port.rx_queues,
+            (info.flow_type_rss_offloads & kRssFlows) == 0
+                ? "no RSS"
+                : fmt::format("at most {} rx queues", info.max_rx_queues),
+            port.rx_queues, pc.rss_symmetric ? " (symmetric key)" : "");
+    } else if (pc.rss && port.rx_queues > 1) {
+        conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+        conf.rx_adv_conf.rss_conf.rss_hf = kRssFlows & info.flow_type_rss_offloads;
+        if (pc.rss_symmetric) {
+            conf.rx_adv_conf.rss_conf.rss_key = const_cast<uint8_t*>(symmetric_rss_key());
+            conf.rx_adv_conf.rss_conf.rss_key_len = info.hash_key_size ? info.hash_key_size : 40;
         }
+    } else if (port.rx_queues > 1) {
+        log_info(
+            "port '{}' ({}): rss = false, its {} queues receive whatever the driver gives them",
+            port.name, port.driver, port.rx_queues);
     }
     const uint32_t frame_max = pc.mtu + kL2Overhead;
     const uint32_t room = cfg.mempool.mbuf_size - RTE_PKTMBUF_HEADROOM;
@@ -161,6 +174,21 @@ std::optional<PortError> start_port(PortState& port, const config::Config& cfg, 
                 "by the NIC (ierrors). Raise mempool.mbuf_size to {} for mtu {}",
                 port.name, port.driver, room, frame_max + RTE_PKTMBUF_HEADROOM, pc.mtu);
         }
+    }
+    if (cfg.capture.verify_checksums) {
+        // The NIC's own checksum verdicts, where it gives them: the capture
+        // stage then verifies only what the NIC left unknown.
+        const uint64_t cksum = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_TCP_CKSUM |
+                               RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+        const uint64_t offered = info.rx_offload_capa & cksum;
+        if (offered != 0) {
+            conf.rxmode.offloads |= offered;
+            port.rx_checksum_offload = true;
+        }
+        log_info("port '{}' ({}): checksums verified {}", port.name, port.driver,
+                 offered == cksum ? "by the NIC (RX checksum offload)"
+                 : offered != 0   ? "by the NIC where it can, the rest in software"
+                                  : "in software (no RX checksum offload)");
     }
     if (pc.timestamps == config::Timestamps::Hardware) {
         if (port.driver == "net_pcap") {
@@ -178,11 +206,11 @@ std::optional<PortError> start_port(PortState& port, const config::Config& cfg, 
     }
 
     // One tx queue: some drivers refuse to start without one. sluice never transmits.
-    int rc = rte_eth_dev_configure(pid, port.rx_queues, 1, &conf);
+    int rc = rte_eth_dev_configure(pid, port.nic_rx_queues, 1, &conf);
     if (rc != 0) {
         return PortError{
             fmt::format("port '{}' ({}): configure failed: {} (queues {}, mtu {})", port.name,
-                        port.driver, rte_strerror(-rc), port.rx_queues, pc.mtu),
+                        port.driver, rte_strerror(-rc), port.nic_rx_queues, pc.mtu),
             4};
     }
     uint16_t nb_rx = static_cast<uint16_t>(pc.rx_descriptors), nb_tx = 64;
@@ -193,7 +221,7 @@ std::optional<PortError> start_port(PortState& port, const config::Config& cfg, 
     }
     rte_eth_rxconf rxconf = info.default_rxconf;
     rxconf.offloads = conf.rxmode.offloads;
-    for (uint16_t q = 0; q < port.rx_queues; ++q) {
+    for (uint16_t q = 0; q < port.nic_rx_queues; ++q) {
         rc = rte_eth_rx_queue_setup(pid, q, nb_rx, static_cast<unsigned>(port.socket), &rxconf,
                                     pool);
         if (rc != 0) {

@@ -47,9 +47,9 @@ uint64_t Snapshot::total(std::string_view scope, std::string_view counter) const
 }
 
 uint64_t Snapshot::dropped() const {
-    return total("queue", "frame_pool_empty") + total("capture", "ring_full") +
-           total("codec", "seal_failed") + total("egress", "retransmit_overflow") +
-           total("egress", "egress_errors");
+    return total("rss", "ring_full") + total("queue", "frame_pool_empty") +
+           total("capture", "ring_full") + total("codec", "seal_failed") +
+           total("egress", "retransmit_overflow") + total("egress", "egress_errors");
 }
 
 std::string counter_reference_markdown() {
@@ -69,7 +69,14 @@ std::string counter_reference_markdown() {
         "| `rx_nombuf` | Packets the NIC DROPPED because the mbuf pool was empty. Raise "
         "mempool.mbufs. |\n"
         "| `ierrors` | Erroneous frames the NIC DROPPED (bad FCS, too long for the MTU). |\n";
-    table("queue", "Per NIC queue, written by the rx lcore that polls it.", QueueCounters::info);
+    table("queue",
+          "Per NIC queue (or software queue of a port dealt by software RSS), written by the rx "
+          "lcore that polls it.",
+          QueueCounters::info);
+    table("rss",
+          "Per port dealt by software RSS (ports.rx_queues > 1 on a port that cannot spread flows "
+          "itself), written by the rx lcore that polls its one NIC queue.",
+          RssCounters::info);
     table("capture", "Per capture stage (one per rx lcore, one frame stream each).",
           CaptureCounters::info);
     table("codec", "Per codec stage.", CodecCounters::info);
@@ -141,6 +148,12 @@ std::string summary_text(const Snapshot& s) {
         s.total("capture", "ring_full") + s.total("codec", "seal_failed") +
             s.total("egress", "retransmit_overflow") + s.total("egress", "egress_errors"),
         sealed ? static_cast<double>(raw) / static_cast<double>(sealed) : 1.0);
+    if (const uint64_t dealt = s.total("rss", "packets")) {
+        // Packets a software-RSS dealer could not hand over never reach a
+        // queue's rx count.
+        out += fmt::format("; software RSS dealt {} = rx of the dealt queues + dropped {}", dealt,
+                           s.total("rss", "ring_full"));
+    }
     const uint64_t out_frames = s.total("egress", "frames"),
                    done = s.total("egress", "frames_done");
     if (out_frames > done) {

@@ -74,8 +74,8 @@ int rings_cmd(const char*, const char*, rte_tel_data* d) {
         rte_tel_data* c = rte_tel_data_alloc();
         rte_tel_data_start_dict(c);
         rte_tel_data_add_dict_string(c, "name", r.name.c_str());
-        rte_tel_data_add_dict_u64(c, "capacity", r.ring->capacity());
-        rte_tel_data_add_dict_u64(c, "used", r.ring->size());
+        rte_tel_data_add_dict_u64(c, "capacity", r.capacity());
+        rte_tel_data_add_dict_u64(c, "used", r.used());
         rte_tel_data_add_dict_container(d, fmt::format("ring{}", i++).c_str(), c, 0);
     }
     return 0;
@@ -93,6 +93,7 @@ int pools_cmd(const char*, const char*, rte_tel_data* d) {
         rte_tel_data_add_dict_u64(c, "size", p->count());
         rte_tel_data_add_dict_u64(c, "object_bytes", p->object_bytes());
         rte_tel_data_add_dict_u64(c, "in_use", p->in_use());
+        rte_tel_data_add_dict_string(c, "page_size", p->page_size().c_str());
         rte_tel_data_add_dict_container(d, p->name().c_str(), c, 0);
     }
     for (rte_mempool* mp : src.mbuf_pools) {

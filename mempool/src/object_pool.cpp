@@ -168,6 +168,16 @@ void ObjectPool::put_slow(Cache& c, void* const* objs, std::size_t n) noexcept {
     c.len_.store(c.target_, std::memory_order_relaxed);  // Relaxed: single writer.
 }
 
+void ObjectPool::flush(Cache& c) noexcept {
+    // Relaxed: len_ has a single writer, this thread.
+    const std::uint32_t len = c.len_.load(std::memory_order_relaxed);
+    if (len == 0) return;
+    store_put(c.objs_.data(), len);
+    Cache::bump(c.flushed_, len);
+    Cache::bump(c.flushes_, 1);
+    c.len_.store(0, std::memory_order_relaxed);  // Relaxed: single writer.
+}
+
 void* ObjectPool::get() noexcept {
     void* obj = nullptr;
     if (!store_.try_dequeue(obj)) {

@@ -80,14 +80,18 @@ uint64_t rte_heap_allocations() {
     return n;
 }
 
+// `port`: the [[ports]] table's keys after the name (default: net_null,
+// zero-filled packets); `capture`: more [capture] keys.
 void steady_state_allocates_nothing(const std::string& lcores, const std::string& codec,
-                                    const std::string& filter) {
+                                    const std::string& filter, const std::string& port = "",
+                                    const std::string& capture = "") {
     ASSERT_TRUE(init_eal_for_tests());
     static int run = 0;
+    const std::string name = port.empty() ? "net_null" + std::to_string(100 + run++) + "\"" : port;
     const auto cfg =
-        parse("[[ports]]\nname = \"net_null" + std::to_string(100 + run++) + "\"\n[lcores]\n" +
-              lcores + "\n[codec]\ntype = \"" + codec + "\"\n[capture]\nfilter = \"" + filter +
-              "\"\n[mempool]\nmbufs = 4095\n[egress]\ntype = \"null\"\n");
+        parse("[[ports]]\nname = \"" + name + "\n[lcores]\n" + lcores + "\n[codec]\ntype = \"" +
+              codec + "\"\n[capture]\nfilter = \"" + filter + "\"\n" + capture +
+              "\n[mempool]\nmbufs = 4095\n[egress]\ntype = \"null\"\n");
     StartedPorts ports(cfg);
     ASSERT_EQ(ports.error, "");
     std::string error;
@@ -119,6 +123,29 @@ TEST(NoAllocation, RunToCompletionLz4) {
 
 TEST(NoAllocation, RunToCompletionZstdWithFilter) {
     steady_state_allocates_nothing("rx = [1]", "zstd", "not tcp");
+}
+
+// Checksum verification on capture-like traffic (net_pcap replaying a
+// generated capture in a loop: IPv4 and IPv6, TCP and UDP).
+TEST(NoAllocation, VerifyChecksumsOnPcapTraffic) {
+    const std::string pcap = make_pcap("noalloc-ck", "--packets 2000 --seed 5");
+    ASSERT_FALSE(pcap.empty());
+    steady_state_allocates_nothing("rx = [1]", "lz4", "",
+                                   "net_pcap120,rx_pcap=" + pcap + ",infinite_rx=1\"",
+                                   "verify_checksums = true");
+    std::remove(pcap.c_str());
+}
+
+// Software RSS: net_pcap has no RSS, so with rx_queues = 2 one lcore polls
+// and deals, the other takes its share over a ring.
+TEST(NoAllocation, SoftwareRssOnPcapTraffic) {
+    const std::string pcap = make_pcap("noalloc-rss", "--packets 2000 --seed 6 --flows 50");
+    ASSERT_FALSE(pcap.empty());
+    steady_state_allocates_nothing(
+        "rx = [1, 2]", "lz4", "",
+        "net_pcap121,rx_pcap=" + pcap + ",infinite_rx=1\"\nrx_queues = 2\nrx_descriptors = 256",
+        "verify_checksums = true");
+    std::remove(pcap.c_str());
 }
 
 TEST(NoAllocation, PipelineLz4) {

@@ -137,6 +137,31 @@ TEST(ObjectPool, FlushKeepsTheCacheBounded) {
     EXPECT_EQ(pool->available_in_store() + cache.size(), 4096u);
 }
 
+TEST(ObjectPool, FlushReturnsEverythingTheCacheHolds) {
+    auto pool = make_pool(128, 64, 16);
+    ObjectPool::Cache putter(*pool), getter(*pool);
+    std::vector<void*> objs(20);
+    ASSERT_TRUE(pool->get_bulk(getter, objs));
+    for (void* obj : objs)
+        pool->put(putter, obj);  // flushes down to 16 once past 24: all 20 stay
+    EXPECT_EQ(putter.size(), 20u);
+    const std::uint64_t flushes = pool->counters().flushes;
+    pool->flush(putter);
+    EXPECT_EQ(putter.size(), 0u);
+    EXPECT_EQ(pool->available_in_store() + getter.size(), 64u);
+    const auto k = pool->counters();
+    EXPECT_EQ(k.flushes, flushes + 1);
+    EXPECT_EQ(k.gets, 20u);
+    EXPECT_EQ(k.puts, 20u);
+    EXPECT_EQ(k.in_use, 0u);
+    pool->flush(putter);  // an empty cache: nothing happens
+    EXPECT_EQ(pool->counters().flushes, flushes + 1);
+    // The getter can have every object now.
+    std::vector<void*> all(64 - getter.size());
+    EXPECT_TRUE(pool->get_bulk(getter, all));
+    pool->put_bulk(getter, all);
+}
+
 TEST(ObjectPool, DestroyedCacheGivesItsObjectsBack) {
     auto pool = make_pool(128, 64, 16);
     {

@@ -5,6 +5,7 @@ import json
 import subprocess
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -247,3 +248,129 @@ def test_memif_from_testpmd_counts_match(tmp_path, pcapgen):
     pkts = tmp_path / "out.pcap"
     decode(frames, pkts)
     assert len(records(pkts)) == sent
+
+
+@pytest.mark.parametrize("memory,pages", [(["--in-memory"], "2 MB"),
+                                          (["--no-huge", "-m", "512"], "4 KB")])
+def test_frame_buffers_take_their_pages_from_the_eal_mode(tmp_path, pcapgen, memory, pages):
+    # Frame buffers come from a mempool region: huge pages when EAL has them,
+    # small pages from the start without them, and no fallback warning either way.
+    pcap = pcapgen(packets=500, seed=4)
+    frames = tmp_path / "frames.bin"
+    eal = ["--lcores", "0@0,1@1", "-n", "1", "--no-pci", "--log-level", "lib.eal:notice"] + memory
+    r = run_capture(tmp_path, eal, pipeline_config(f"net_pcap0,rx_pcap={pcap}", frames).replace(
+        "mtu = 9000", "mtu = 1500"))
+    assert "frame pool sluice_frames_1: 64 buffers of " in r.stderr
+    assert f"{pages} pages" in r.stderr, r.stderr
+    assert "warning" not in r.stderr.lower(), r.stderr
+    s = json.loads((tmp_path / "frames.bin.json").read_text())
+    assert s["totals"]["egress"]["packets"] == 500
+
+
+# --- software RSS -------------------------------------------------------------------------
+
+DEFAULT_RSS_KEY = bytes([
+    0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
+    0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
+    0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa])
+SYMMETRIC_RSS_KEY = bytes([0x6d, 0x5a] * 20)
+
+
+def rss_tuple(frame):
+    """The bytes a NIC hashes (as sluice's software RSS takes them), b"" for non-IP."""
+    off = 12
+    for _ in range(3):
+        if len(frame) < off + 2:
+            return b""
+        etype = int.from_bytes(frame[off:off + 2], "big")
+        if etype in (0x0800, 0x86DD):
+            break
+        if etype not in (0x8100, 0x88A8):
+            return b""
+        off += 4
+    else:
+        return b""
+    ip = frame[off + 2:]
+    if etype == 0x0800 and len(ip) >= 20 and ip[0] >> 4 == 4:
+        ihl = (ip[0] & 15) * 4
+        fragment = ((ip[6] & 0x3F) | ip[7]) != 0
+        if ip[9] in (6, 17) and not fragment and ihl >= 20 and len(ip) >= ihl + 4:
+            return ip[12:20] + ip[ihl:ihl + 4]
+        return ip[12:20]
+    if etype == 0x86DD and len(ip) >= 40 and ip[0] >> 4 == 6:
+        if ip[6] in (6, 17) and len(ip) >= 44:
+            return ip[8:40] + ip[40:44]
+        return ip[8:40]
+    return b""
+
+
+def toeplitz(key, data):
+    """The Toeplitz hash, bit by bit (an implementation independent of sluice's)."""
+    k, klen = int.from_bytes(key, "big"), len(key) * 8
+    bits, n = int.from_bytes(data, "big"), len(data) * 8
+    h = 0
+    for i in range(n):
+        if bits >> (n - 1 - i) & 1:
+            h ^= (k >> (klen - 32 - i)) & 0xFFFFFFFF
+    return h
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_software_rss_spreads_flows_over_queues(tmp_path, pcapgen, symmetric):
+    """net_pcap has no RSS: with rx_queues = 2 sluice polls its one queue and deals the packets
+    to two capture streams by the Toeplitz hash. Every packet is captured exactly once, in the
+    stream the hash names (the NIC's default redirection table: hash % 128, round-robin over the
+    queues), so each flow (with a symmetric key, each conversation) is in one stream, in order."""
+    pcap = pcapgen(packets=6000, seed=29, flows=80, ipv6_percent=25)
+    frames = tmp_path / "frames.bin"
+    cfg = textwrap.dedent(f"""\
+        [[ports]]
+        name = "net_pcap0,rx_pcap={pcap}"
+        rx_queues = 2
+        rss_symmetric = {str(symmetric).lower()}
+        [lcores]
+        rx = [1, 2]
+        [capture]
+        overflow = "backpressure"
+        [egress]
+        type = "file"
+        path = "{frames}"
+        [stats]
+        interval_s = 0
+        summary_json = "{frames}.json"
+        """)
+    r = run_capture(tmp_path, EAL_PIPE, cfg)
+    assert "software Toeplitz hash" in r.stderr
+    key = SYMMETRIC_RSS_KEY if symmetric else DEFAULT_RSS_KEY
+    want = [d for _, _, _, _, d in read_pcap(pcap)]
+    expected = {1: [], 2: []}
+    for d in want:
+        t = rss_tuple(d)
+        expected[1 + (toeplitz(key, t) if t else 0) % 128 % 2].append(d)
+    assert expected[1] and expected[2]
+    got = {}
+    for stream in (1, 2):
+        out = tmp_path / f"out{stream}.pcap"
+        summary = decode(Path(f"{frames}.{stream}"), out)
+        assert "0 sequence gap(s)" in summary
+        got[stream] = [d for _, _, _, _, d in read_pcap(out)]
+    assert sorted(got[1] + got[2]) == sorted(want)  # every packet exactly once
+    assert got == expected                          # in its hash's stream, in order
+    # A flow (a conversation, with the symmetric key) never spans both streams.
+    where = {}
+    for stream, packets in got.items():
+        for d in packets:
+            t = rss_tuple(d)
+            if not t:
+                continue
+            a, b = (t[:4], t[4:8]) if len(t) in (8, 12) else (t[:16], t[16:32])
+            ports = (t[8:10], t[10:12]) if len(t) == 12 else (t[32:34], t[34:36]) if len(t) == 36 else (b"", b"")
+            flow = (a, ports[0], b, ports[1])
+            if symmetric:
+                flow = tuple(sorted([(a, ports[0]), (b, ports[1])]))
+            assert where.setdefault(flow, stream) == stream
+    s = json.loads(Path(f"{frames}.json").read_text())
+    assert s["totals"]["rss"]["packets"] == len(want)
+    assert s["totals"]["rss"]["handed_over"] == len(expected[2])
+    assert s["totals"]["queue"]["rx_packets"] == len(want)
+    assert s["dropped"] == 0

@@ -58,6 +58,7 @@ struct Capture {
     std::string filter;
     uint32_t snaplen = 65535;
     Overflow overflow = Overflow::Drop;
+    bool verify_checksums = false;
 };
 
 struct Batch {

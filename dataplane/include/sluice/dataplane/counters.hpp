@@ -32,8 +32,34 @@ using lockfree::CounterInfo;
     _(captured_bytes, "Packet bytes written into frames (after snaplen).")                 \
     _(truncated,                                                                           \
       "Captured packets longer than capture.snaplen, kept cut to snaplen; the "            \
-      "original length is recorded.")
+      "original length is recorded.")                                                      \
+    _(ipv4_checksum_bad,                                                                   \
+      "With capture.verify_checksums: captured packets whose IPv4 header checksum is "     \
+      "wrong (or whose IPv4 header is malformed). They are kept as they are; their "       \
+      "records carry the verdict.")                                                        \
+    _(tcp_checksum_bad,                                                                    \
+      "With capture.verify_checksums: captured TCP segments whose checksum is wrong. "     \
+      "Kept as they are.")                                                                 \
+    _(udp_checksum_bad,                                                                    \
+      "With capture.verify_checksums: captured UDP datagrams whose checksum is wrong "     \
+      "(over IPv6, also a checksum of 0). Kept as they are.")
 SLUICE_COUNTER_BLOCK(QueueCounters, SLUICE_QUEUE_COUNTERS);
+
+// Per port dealt by software RSS (see soft_rss.hpp), written by the rx lcore
+// that polls the port's one receive queue.
+#define SLUICE_RSS_COUNTERS(_)                                                                \
+    _(packets,                                                                                \
+      "Packets polled from the port's receive queue and dealt to its rx_queues software "     \
+      "queues by the Toeplitz hash of their 5-tuple.")                                        \
+    _(handed_over,                                                                            \
+      "Packets passed to the rx lcore of another queue over its ring (the rest stay with "    \
+      "queue 0, on the polling lcore).")                                                      \
+    _(not_ip, "Packets without an IPv4 or IPv6 header, dealt to queue 0 (hash 0, as a NIC).") \
+    _(ring_full,                                                                              \
+      "Packets DROPPED because the ring to their queue's rx lcore was full: that lcore is "   \
+      "slower than the one polling the port. Spread queues over more rx lcores, or set "      \
+      "capture.overflow = \"backpressure\" to let the NIC count the drops (imissed).")
+SLUICE_COUNTER_BLOCK(RssCounters, SLUICE_RSS_COUNTERS);
 
 // Per capture stage (one per rx lcore; one frame stream each).
 #define SLUICE_CAPTURE_COUNTERS(_)                                                 \
@@ -94,7 +120,7 @@ SLUICE_COUNTER_BLOCK(EgressCounters, SLUICE_EGRESS_COUNTERS);
 
 // A counter block of any kind, type-erased for stats and telemetry.
 struct CounterBlockView {
-    const char* scope;  // "queue", "capture", "codec", "egress"
+    const char* scope;  // "queue", "rss", "capture", "codec", "egress"
     std::span<const CounterInfo> info;
     std::size_t (*read)(const void* block, uint64_t* out);  // fills info.size() values
     const void* block;

@@ -24,9 +24,11 @@
 #include "sluice/dataplane/frame_pool.hpp"
 #include "sluice/dataplane/ports.hpp"
 #include "sluice/dataplane/sink.hpp"
+#include "sluice/dataplane/soft_rss.hpp"
 #include "sluice/dataplane/stats.hpp"
 #include "sluice/dataplane/tsc_clock.hpp"
 #include "sluice/lockfree/spsc_ring.hpp"
+#include "sluice/simd/checksum.hpp"
 #include "sluice/wire/builder.hpp"
 #include "sluice/wire/codec.hpp"
 
@@ -74,6 +76,11 @@ struct CaptureQueue {
     uint16_t port_index = 0;
     const TscClock* hw_clock = nullptr;  // null: software timestamps
     QueueCounters* counters = nullptr;
+    // Software RSS (soft_rss.hpp): set on every queue of a port dealt in
+    // software. Queue 0 polls the NIC and deals; the others take their share
+    // from `ring` (rss->rings[queue_id - 1]).
+    SoftRssPort* rss = nullptr;
+    MbufRing* ring = nullptr;
 };
 
 class CaptureStage final : public Stage {
@@ -89,10 +96,17 @@ class CaptureStage final : public Stage {
         uint32_t stream = 0;     // index
         uint64_t stream_id = 0;  // on the wire
         FramePool* pool = nullptr;
+        FramePool::Cache* cache = nullptr;  // this lcore's cache of `pool`
         FrameRing* out = nullptr;
         const TscClock* clock = nullptr;
         const std::atomic<Phase>* phase = nullptr;
         CaptureCounters* counters = nullptr;
+        // capture.verify_checksums: verdicts into the record flags, failures
+        // counted per queue.
+        bool verify_checksums = false;
+        // The mbuf field where a software-RSS dealer leaves the receive time
+        // (ns) of the packets it hands over; -1 when no port is dealt.
+        int rx_time_offset = -1;
     };
     explicit CaptureStage(Params p);
     bool poll() override;
@@ -104,6 +118,26 @@ class CaptureStage final : public Stage {
     static constexpr std::size_t kMaxSegments = 64;
 
   private:
+    // Software RSS dealing state of one queue 0 of a dealt port: the mbufs
+    // for queue q wait in out[(q - 1) * burst ...], n[q - 1] of them.
+    struct Deal {
+        std::vector<rte_mbuf*> out;
+        std::vector<uint16_t> n;
+        bool held = false;  // some could not be handed over yet
+    };
+
+    // Polls queue `qi` (the NIC, or the ring a dealer feeds) and copies what
+    // it got into frames. Returns whether anything was received.
+    bool receive(std::size_t qi, bool draining);
+    // Deals a burst polled from a dealt port's queue 0: queue 0's packets
+    // stay at the front of pending_, the others go to their rings. Returns
+    // how many stay.
+    uint16_t deal(Deal& d, const CaptureQueue& q, uint16_t n, uint64_t now_ns);
+    // Hands dealt mbufs to their rings; what does not fit is kept (`hold`)
+    // or dropped and counted. Returns whether some are still kept.
+    bool push_deals(Deal& d, SoftRssPort& port, bool hold);
+    // Checksum verdicts of pending_[0..n) into pending_flags_; failures counted.
+    void verify_checksums(const CaptureQueue& q, uint16_t n);
     bool process_pending(bool draining);
     bool begin_frame();
     // Finishes the frame being filled and hands it on. False if it is held
@@ -129,6 +163,19 @@ class CaptureStage final : public Stage {
     int ts_offset_ = -1;
     uint64_t ts_flag_ = 0;
     std::array<wire::Segment, kMaxSegments> segs_;  // a chain's segments, per packet
+
+    std::vector<Deal> deal_;        // by index into p_.queues (empty unless a dealer)
+    bool dealing_held_ = false;     // some Deal is held
+    bool dealt_ = false;            // draining: every dealt port told it has its last packet
+    bool has_ring_queues_ = false;  // some queue is fed by a dealer's ring
+    std::size_t next_ring_queue_ = 0;
+
+    // Checksum verification of one burst.
+    uint32_t pending_flags_[config::kMaxBurst];  // record flags (verdicts), by burst index
+    std::array<simd::PacketView, config::kMaxBurst> views_;
+    std::array<simd::ChecksumResult, config::kMaxBurst> results_;
+    std::array<uint16_t, config::kMaxBurst> view_packet_;  // burst index of views_[k]
+    std::vector<std::byte> linear_;  // a chain's bytes in one piece, for verification
 };
 
 class CodecStage final : public Stage {
@@ -139,7 +186,8 @@ class CodecStage final : public Stage {
     };
     struct Params {
         std::vector<Input> inputs;
-        std::vector<FramePool*> pools;  // by stream index
+        std::vector<FramePool*> pools;          // by stream index
+        std::vector<FramePool::Cache*> caches;  // by stream index: this lcore's (null: not served)
         FrameRing* out = nullptr;
         wire::EncoderConfig encoder;
         const std::atomic<Phase>* phase = nullptr;
@@ -169,6 +217,7 @@ class EgressStage final : public Stage {
     struct Stream {
         FrameSink* sink = nullptr;
         FramePool* pool = nullptr;
+        FramePool::Cache* cache = nullptr;  // this lcore's cache of `pool`
         EgressCounters* counters = nullptr;
     };
     struct Params {
@@ -216,7 +265,10 @@ class Pipeline {
 
     struct RingInfo {
         std::string name;
-        const FrameRing* ring;
+        const FrameRing* ring = nullptr;  // frames between stages, or
+        const MbufRing* mbufs = nullptr;  // packets a software-RSS dealer hands over
+        std::size_t capacity() const { return ring ? ring->capacity() : mbufs->capacity(); }
+        std::size_t used() const { return ring ? ring->size() : mbufs->size(); }
     };
     const std::vector<RingInfo>& rings() const { return ring_info_; }
     std::vector<const FramePool*> pools() const;
@@ -246,13 +298,18 @@ class Pipeline {
     std::vector<std::unique_ptr<CaptureCounters>> capture_counters_;
     std::vector<std::unique_ptr<CodecCounters>> codec_counters_;
     std::vector<std::unique_ptr<EgressCounters>> egress_counters_;
+    std::vector<std::unique_ptr<SoftRssPort>> soft_rss_;  // ports dealt in software
     std::vector<std::unique_ptr<FramePool>> pools_;
+    // One cache per (pool, lcore that uses it), shared by that lcore's stages;
+    // declared after pools_ so that they go first.
+    std::vector<std::unique_ptr<FramePool::Cache>> caches_;
     std::vector<std::unique_ptr<FrameSink>> sinks_;
     std::vector<std::unique_ptr<FrameRing>> rings_;
     std::vector<RingInfo> ring_info_;
     std::vector<std::unique_ptr<Stage>> stages_;
     std::vector<std::vector<std::pair<std::string, std::string>>> stage_labels_;
     std::vector<std::vector<std::pair<std::string, std::string>>> queue_labels_;
+    std::vector<std::vector<std::pair<std::string, std::string>>> rss_labels_;
     std::vector<std::vector<std::pair<std::string, std::string>>> egress_labels_;
     std::vector<LcoreWork> work_;
     std::vector<unsigned> lcore_ids_;

@@ -21,8 +21,16 @@ struct PortState {
     std::string device;  // EAL device name
     std::string driver;
     int socket = 0;
-    std::string pci;  // PCI address ("0000:3b:00.0") when the port is a PCI device
-    uint16_t rx_queues = 1;
+    std::string pci;         // PCI address ("0000:3b:00.0") when the port is a PCI device
+    uint16_t rx_queues = 1;  // as configured: the queues capture stages poll
+    // The port cannot spread flows over rx_queues itself (no RSS offload, or
+    // fewer queues): one NIC queue is configured, and its packets are dealt to
+    // the rx_queues queues in software (soft_rss.hpp).
+    bool soft_rss = false;
+    uint16_t nic_rx_queues = 1;  // receive queues configured on the device
+    // capture.verify_checksums and the port checks IPv4/TCP/UDP checksums
+    // itself: the mbufs carry its verdicts.
+    bool rx_checksum_offload = false;
     bool started = false;
     bool hw_timestamps = false;  // the NIC stamps packets (config asked and port offers it)
     TscClock hw_clock;           // the NIC's timestamp units -> UTC ns

@@ -132,8 +132,8 @@ class SpscRing {
     static SpscRing attach(void* region, std::size_t bytes) {
         detail::check_region(region, bytes, sizeof(Control), region_alignment, "SpscRing");
         auto* ctl = std::launder(static_cast<Control*>(region));
-        detail::check_header(ctl->header, kMagic, kLayoutVersion, Slots::kSlotSize, sizeof(T),
-                             bytes, &bytes_for, "SpscRing");
+        detail::check_header(ctl->header, kMagic, kLayoutVersion, Slots::kSlotSize,
+                             detail::kElementSize<T>, bytes, &bytes_for, "SpscRing");
         SpscRing r;
         r.bind(region, ctl->header.capacity);
         return r;
@@ -255,7 +255,8 @@ class SpscRing {
 
     void init(void* region, std::size_t cap) {
         auto* ctl = ::new (region) Control{};
-        ctl->header = detail::RingHeader{kMagic, kLayoutVersion, Slots::kSlotSize, cap, sizeof(T)};
+        ctl->header = detail::RingHeader{kMagic, kLayoutVersion, Slots::kSlotSize, cap,
+                                         detail::kElementSize<T>};
         bind(region, cap);
         ring_.construct();
     }

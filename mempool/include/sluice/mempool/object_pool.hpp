@@ -173,6 +173,12 @@ class ObjectPool {
         put_slow(c, objs.data(), n);
     }
 
+    // Returns every object the cache holds to the shared store (one bulk enqueue), so other
+    // threads can have them. For a thread that mostly puts (objects flow from it to a thread
+    // that gets), when it goes idle or stops: its cache otherwise keeps up to cache_size of
+    // them out of everyone else's reach.
+    void flush(Cache& c) noexcept;
+
     // ---- without a cache: straight to the shared store -------------------------------------
     // Cost: one compare-and-swap on the shared store and one atomic add per call.
 

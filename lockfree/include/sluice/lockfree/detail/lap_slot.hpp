@@ -40,6 +40,11 @@ constexpr std::uint64_t lap_flag(std::uint64_t pos, unsigned lap_shift) noexcept
     return ~(pos >> lap_shift) & 1u;
 }
 
+// Bytes of one element. Rings hold pointers (rte_mbuf*, void*) as often as handles, and then
+// the size of the pointer is what is meant.
+template <class T>
+inline constexpr std::size_t kElementSize = sizeof(T);  // NOLINT(bugprone-sizeof-expression)
+
 // Element and flag share one 64-bit word, stored and loaded as a single atomic: a burst of n
 // pointers costs exactly n * 8 bytes of cache lines, like a plain pointer array.
 // Pointers keep the flag in bit 63, which is zero in every x86-64 user-space address (the

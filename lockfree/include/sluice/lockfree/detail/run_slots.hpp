@@ -202,16 +202,16 @@ struct RunSlots {
     // through memcpy, which uses the widest vectors the CPU has.
     static constexpr std::size_t kMemcpyFrom = 16;
     static void copy_in(std::uint64_t* dst, const T* src, std::size_t n) noexcept {
-        if (sizeof(T) == sizeof(std::uint64_t) && n >= kMemcpyFrom) {
-            std::memcpy(dst, src, n * sizeof(T));
+        if (kElementSize<T> == sizeof(std::uint64_t) && n >= kMemcpyFrom) {
+            std::memcpy(dst, src, n * kElementSize<T>);
             return;
         }
         for (std::size_t i = 0; i < n; ++i)
             dst[i] = to_word(src[i]);
     }
     static void copy_out(T* dst, const std::uint64_t* src, std::size_t n) noexcept {
-        if (sizeof(T) == sizeof(std::uint64_t) && n >= kMemcpyFrom) {
-            std::memcpy(dst, src, n * sizeof(T));
+        if (kElementSize<T> == sizeof(std::uint64_t) && n >= kMemcpyFrom) {
+            std::memcpy(dst, src, n * kElementSize<T>);
             return;
         }
         for (std::size_t i = 0; i < n; ++i)
