@@ -3,23 +3,15 @@
 #include <fmt/format.h>
 
 #include "sluice/collector/collector.hpp"
+#include "sluice/report/format.hpp"
 #include "sluice/report/json.hpp"
 #include "sluice/report/log.hpp"
 #include "sluice/session/clock.hpp"
 #include "sluice/tcp/listener.hpp"
 
 namespace sluice::collector {
-namespace {
 
-std::string si(double v) {
-    const char* units[] = {"", "K", "M", "G", "T"};
-    int u = 0;
-    while (v >= 1000 && u < 4)
-        v /= 1000, ++u;
-    return u == 0 ? fmt::format("{:.0f} ", v) : fmt::format("{:.2f} {}", v, units[u]);
-}
-
-}  // namespace
+using report::si;
 
 void Collector::stats_line(uint64_t now) {
     uint64_t packets = 0, bytes = 0, dup = 0, lost = 0, gaps = 0, connected = 0;

@@ -92,14 +92,6 @@ std::string counter_reference_markdown() {
     return out;
 }
 
-std::string si(double v) {
-    const char* units[] = {"", "K", "M", "G", "T"};
-    int u = 0;
-    while (v >= 1000 && u < 4)
-        v /= 1000, ++u;
-    return u == 0 ? fmt::format("{:.0f} ", v) : fmt::format("{:.2f} {}", v, units[u]);
-}
-
 std::string stats_line(const Snapshot& prev, const Snapshot& now) {
     const double dt = now.seconds - prev.seconds;
     auto rate = [&](const char* scope, const char* c) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "sluice/dataplane/counters.hpp"
+#include "sluice/report/format.hpp"
 
 namespace sluice::dataplane {
 
@@ -54,7 +55,6 @@ std::string summary_json(const Snapshot& s);
 // embeds it; a test keeps the two identical).
 std::string counter_reference_markdown();
 
-// 1234567 -> "1.23 M"
-std::string si(double v);
+using report::si;  // 1234567 -> "1.23 M"
 
 }  // namespace sluice::dataplane
