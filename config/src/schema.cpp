@@ -112,6 +112,13 @@ const std::vector<Section>& sections() {
             "queue (ipv4_checksum_bad, tcp_checksum_bad, udp_checksum_bad); each record carries "
             "the verdicts. Packets are kept as they are.",
             [](Config& c) -> auto& { return c.capture.verify_checksums; }));
+        cap.push_back(boolean<Config>("pdump",
+            "Let dpdk-dumpcap and dpdk-pdump attach to sluice's ports as secondary processes "
+            "(rte_pdump_init) to copy what a port receives, as with any DPDK application. Costs "
+            "nothing until one attaches; then each copied packet costs a copy on the receiving "
+            "lcore. Needs EAL's shared files: not with --in-memory (give the tool the same "
+            "--file-prefix as sluice).",
+            [](Config& c) -> auto& { return c.capture.pdump; }));
 
         v.push_back({"batch", "How packets are grouped into frames.", {}});
         auto& b = v.back().fields;

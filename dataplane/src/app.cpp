@@ -13,8 +13,10 @@
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
+#include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
+#include <rte_pdump.h>
 
 #include "sluice/config/config.hpp"
 #include "sluice/dataplane/eal.hpp"
@@ -144,9 +146,29 @@ int run_sluice(const Options& o) {
     std::map<int, rte_mempool*> pools;
     std::unique_ptr<Pipeline> pipeline;
 
+    // dpdk-dumpcap / dpdk-pdump attach through EAL's multi-process channel,
+    // which --in-memory does without: then say so once, and run on.
+    bool pdump = false;
+    if (cfg.capture.pdump) {
+        const bool private_memory = std::any_of(o.eal_args.begin(), o.eal_args.end(), [](auto& a) {
+            return a == "--in-memory" || a == "--no-shconf";
+        });
+        if (private_memory) {
+            log_info(
+                "capture.pdump: dpdk-dumpcap cannot attach to this process: it runs "
+                "without EAL's shared files (--in-memory); run it with --file-prefix NAME "
+                "instead and give dumpcap the same --file-prefix");
+        } else if (rte_pdump_init() == 0) {
+            pdump = true;
+        } else {
+            log_warning("capture.pdump: rte_pdump_init: {}: dpdk-dumpcap cannot attach",
+                        rte_strerror(rte_errno));
+        }
+    }
     auto cleanup = [&] {
         set_telemetry_source(nullptr, nullptr, {});
         pipeline.reset();
+        if (pdump) rte_pdump_uninit();
         stop_ports(ports);
         rte_eal_cleanup();
     };

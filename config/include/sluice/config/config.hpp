@@ -59,6 +59,7 @@ struct Capture {
     uint32_t snaplen = 65535;
     Overflow overflow = Overflow::Drop;
     bool verify_checksums = false;
+    bool pdump = true;  // dpdk-dumpcap / dpdk-pdump may attach (rte_pdump_init)
 };
 
 struct Batch {
