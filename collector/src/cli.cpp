@@ -379,8 +379,9 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
     if (!o.group.user.empty() != !o.group.password_file.empty())
         return usage_error("--nats-user and --nats-password-file go together");
     if (group && tls)
-        return usage_error("--tls-cert is for a collector that listens; a group member reads "
-                           "from NATS: use --nats-tls-ca, --nats-tls-cert and --nats-tls-key");
+        return usage_error(
+            "--tls-cert is for a collector that listens; a group member reads "
+            "from NATS: use --nats-tls-ca, --nats-tls-cert and --nats-tls-key");
     if (!key_file.empty()) {
         try {
             o.keys =
