@@ -78,8 +78,9 @@ GroupSource::GroupSource(Collector& collector, StreamHandler& handler, const Gro
     // A commit this collector made but did not see confirmed before it
     // stopped: the group's records say whether it counts (settled before
     // the stream is written again).
-    for (const auto& [id, s] : c_.streams_) {
-        if (s->pending()) unsettled_.insert(id);
+    // Streams are closed again once recovered: their records say which.
+    for (const StreamRecord& r : c_.stream_records()) {
+        if (r.pending) unsettled_.insert(r.id);
     }
     connect(session::monotonic_ns(), true);
 }

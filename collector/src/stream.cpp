@@ -405,6 +405,7 @@ StreamRecord Stream::record() const {
     r.key_name = st_.key_name;
     r.file = current_path();
     r.connected = connection != nullptr;
+    r.pending = pending();
     return r;
 }
 

@@ -94,6 +94,7 @@ struct StreamRecord {
     session::KeyName key_name;
     std::string file;  // the current file's path, or empty
     bool connected = false;
+    bool pending = false;  // a group's commit not yet confirmed (Stream::pending)
 
     std::optional<session::ResumeTicket> resume_ticket(uint64_t session) const;
 };
