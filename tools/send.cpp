@@ -1,8 +1,9 @@
 // sluice-send: replays a pcap to a sluice-collector the way sluice's egress
 // stage does: packets become frames (FrameBuilder, FrameEncoder), frames go
-// through a TcpSender or an RdmaSender (the same session logic over either
-// transport), buffers come back when the collector acknowledges them. For
-// tests, demos and checking a collector without a DPDK host.
+// through a TcpSender, an RdmaSender or a JetStreamSender (the same session
+// logic over each transport), buffers come back when the collector (or
+// JetStream) acknowledges them. For tests, demos and checking a collector
+// without a DPDK host.
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -16,6 +17,7 @@
 #include <fmt/format.h>
 #include <pcap/pcap.h>
 
+#include "sluice/jetstream/sender.hpp"
 #include "sluice/rdma/sender.hpp"
 #include "sluice/report/json.hpp"
 #include "sluice/session/clock.hpp"
@@ -37,7 +39,11 @@ exactly as sluice's egress does (frames, sequence numbers, retransmission,
 replay after a reconnect), then waits for every frame to be acknowledged.
 
   --to HOST:PORT           the collector: HOST:PORT or tcp://HOST:PORT over TCP,
-                           rdma://HOST:PORT over RDMA ([V6]:PORT for IPv6)
+                           rdma://HOST:PORT over RDMA ([V6]:PORT for IPv6);
+                           jetstream://HOST:PORT[,HOST:PORT...] publishes to
+                           NATS JetStream for a collector group to read
+                           (docs/scale-out.md), waiting for JetStream to
+                           store every frame
   --pcap FILE              packets to send (pcap; timestamps kept to the ns)
   --stream-id N            default 1
   --key-file F             pre-shared key (the collector's --key-file)
@@ -72,6 +78,21 @@ replay after a reconnect), then waits for every frame to be acknowledged.
   --report FILE            write counts, dropped frames, sender counters and
                            the seconds from the first packet to the last
                            acknowledgement as JSON
+JetStream (--to jetstream://...):
+  --jetstream-stream NAME  the JetStream stream (default SLUICE; created when
+                           missing, checked when it exists)
+  --subject TEMPLATE       default sluice.frames.{stream_id}
+  --jetstream-replicas N   the stream's replicas (default 1; 3 survives the
+                           loss of one server)
+  --jetstream-max-age S    keep frames S seconds (default 86400; 0: no limit)
+  --jetstream-max-bytes N  the stream holds at most N bytes (default: no limit)
+  --jetstream-duplicate-window S
+                           replays within S seconds are stored once (default 120)
+  --jetstream-discard old|new
+                           at a limit, drop the oldest frames (default) or
+                           refuse new ones
+  --nats-creds F  --nats-user U --nats-password-file F  --nats-token-file F
+  --nats-tls  --nats-tls-ca F  --nats-tls-cert F  --nats-tls-key F
 Exit codes: 0 every frame acknowledged; 1 not (timeout, gave up; the last
 error is printed); 2 bad command line or unreadable file.
 )";
@@ -86,6 +107,8 @@ struct Options {
     uint32_t retransmit = 48, heartbeat_ms = 1000, timeout_ms = 5000, rmin = 100, rmax = 5000;
     bool drop = false, zerocopy = false;
     uint64_t drain_ms = 60000, give_up_ms = 0;
+    jetstream::StreamSpec js;
+    jetstream::ClientOptions nats;
 };
 
 struct Packet {
@@ -367,6 +390,10 @@ int main(int argc, char** argv) {
             o.zerocopy = true;
             continue;
         }
+        if (k == "--nats-tls") {
+            o.nats.tls = true;
+            continue;
+        }
         if (i + 1 >= a.size()) return usage_error(k + " needs a value");
         const std::string& v = a[++i];
         const auto n = number(v);
@@ -387,6 +414,29 @@ int main(int argc, char** argv) {
             o.tls_server_name = v;
         else if (k == "--report")
             o.report = v;
+        else if (k == "--jetstream-stream")
+            o.js.name = v;
+        else if (k == "--subject") {
+            if (const std::string bad = jetstream::check_subject(v); !bad.empty())
+                return usage_error("--subject: " + bad);
+            o.js.subject = v;
+        } else if (k == "--jetstream-discard") {
+            if (v != "old" && v != "new") return usage_error("--jetstream-discard: old or new");
+            o.js.discard_new = v == "new";
+        } else if (k == "--nats-creds")
+            o.nats.creds_file = v;
+        else if (k == "--nats-user")
+            o.nats.user = v;
+        else if (k == "--nats-password-file")
+            o.nats.password_file = v;
+        else if (k == "--nats-token-file")
+            o.nats.token_file = v;
+        else if (k == "--nats-tls-ca")
+            o.nats.tls_ca = v;
+        else if (k == "--nats-tls-cert")
+            o.nats.tls_cert = v;
+        else if (k == "--nats-tls-key")
+            o.nats.tls_key = v;
         else if (k == "--codec") {
             const auto c = wire::parse_codec(v);
             if (!c) return usage_error("--codec: none, lz4 or zstd");
@@ -427,6 +477,14 @@ int main(int argc, char** argv) {
             o.drain_ms = *n;
         else if (k == "--give-up-ms")
             o.give_up_ms = *n;
+        else if (k == "--jetstream-replicas" && need(1, 5))
+            o.js.replicas = uint32_t(*n);
+        else if (k == "--jetstream-max-age")
+            o.js.max_age_s = *n;
+        else if (k == "--jetstream-max-bytes" && need(1, INT64_MAX))
+            o.js.max_bytes = int64_t(*n);
+        else if (k == "--jetstream-duplicate-window" && need(1, 86400))
+            o.js.duplicate_window_s = uint32_t(*n);
         else
             return usage_error(fmt::format("unknown option or value out of range: {} {}", k, v));
     }
@@ -434,6 +492,33 @@ int main(int argc, char** argv) {
     if (o.snaplen == 0) {
         const uint32_t room = o.frame_size - wire::kHeaderSize - wire::kRecordHeaderSize;
         o.snaplen = std::min<uint32_t>(65535, room & ~7u);
+    }
+    if (session::is_jetstream_url(o.to)) {
+        auto urls = session::parse_nats_servers(o.to);
+        if (!urls) return usage_error("--to " + urls.error().message);
+        if (!o.key_file.empty())
+            return usage_error(
+                "--key-file is for a collector's own transport; JetStream "
+                "authenticates with --nats-creds, --nats-user or --nats-token-file");
+        try {
+            const auto pkts = read_pcap(o.pcap);
+            jetstream::SenderConfig cfg;
+            cfg.client = o.nats;
+            cfg.client.servers = std::move(*urls);
+            cfg.stream = o.js;
+            cfg.stream_id = o.stream_id;
+            cfg.max_frame_bytes =
+                static_cast<uint32_t>(wire::FrameEncoder::max_sealed_size(o.frame_size));
+            cfg.retransmit_frames = o.retransmit;
+            cfg.timeout_ms = o.timeout_ms;
+            cfg.reconnect_min_ms = o.rmin;
+            cfg.reconnect_max_ms = std::max(o.rmax, o.rmin);
+            jetstream::JetStreamSender tx(cfg);
+            return send_all(o, tx, pkts);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "sluice-send: %s\n", e.what());
+            return kExitUsage;
+        }
     }
     const auto ep = session::parse_endpoint(o.to);
     if (!ep) return usage_error("--to " + ep.error().message);

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "sluice/jetstream/group.hpp"
+#include "sluice/jetstream/stream_spec.hpp"
 #include "sluice/rdma/protocol.hpp"
 #include "sluice/session/keyring.hpp"
 #include "sluice/tcp/tls.hpp"
@@ -23,8 +25,10 @@ std::optional<uint64_t> parse_uint(std::string_view s) {
 
 std::string usage() {
     return R"(usage: sluice-collector --out DIR [options]
+       sluice-collector --source jetstream://HOST:PORT[,...] --group NAME --out DIR [options]
 
-Receives sluice frame streams over TCP or RDMA, verifies every frame, and writes
+Receives sluice frame streams over TCP or RDMA, or reads them from NATS
+JetStream as a member of a collector group, verifies every frame, and writes
 pcapng files (nanosecond timestamps, one interface per stream/port/queue).
 Every frame is acknowledged only once written; a restarted collector
 resumes where its files end, so senders replay exactly what is missing.
@@ -98,6 +102,25 @@ resumes where its files end, so senders replay exactly what is missing.
                             senders wait (backpressure), RDMA ones are
                             refused (busy)
   --summary-json F          also write the exit summary to F as JSON
+
+A collector group (docs/scale-out.md): every member reads the same JetStream
+stream; each sluice stream is written by one member at a time (a lease in
+the group's key-value bucket), taken over within --lease-ms when its writer
+dies, from the last frame it durably wrote.
+  --source jetstream://HOST:PORT[,HOST:PORT...]
+                            the NATS servers (any reachable one is enough)
+  --group NAME              the group ([A-Za-z0-9_-], at most 64 characters)
+  --jetstream-stream NAME   the JetStream stream (default SLUICE)
+  --subject TEMPLATE        the senders' subject (default
+                            sluice.frames.{stream_id})
+  --lease-ms MS             a stream whose writer did not renew its lease
+                            for MS ms is taken over (default 3000)
+  --fetch-frames N          frames read (and committed) at once (default 64)
+  --reorder-frames N        frames that may wait for a late one (default 1024)
+  --nats-creds F  --nats-user U  --nats-password-file F  --nats-token-file F
+                            NATS credentials
+  --nats-tls  --nats-tls-ca F  --nats-tls-cert F  --nats-tls-key F
+                            TLS to the NATS servers
   --help                    this text
   --version                 the version
 
@@ -139,6 +162,7 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
     CliResult r;
     CollectorOptions o;
     std::string key_file;
+    bool listen_given = false;
     auto usage_error = [&](const std::string& msg) {
         r.exit_code = kExitUsage;
         r.message = "sluice-collector: " + msg + " (see --help)\n";
@@ -162,6 +186,10 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
             o.index = false;
             continue;
         }
+        if (a == "--nats-tls") {
+            o.group.tls = true;
+            continue;
+        }
         if (a.rfind("--", 0) != 0) return usage_error(fmt::format("unexpected argument '{}'", a));
         if (i + 1 >= args.size()) return usage_error(fmt::format("{} needs a value", a));
         const std::string& v = args[++i];
@@ -171,6 +199,7 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
             return n;
         };
         if (a == "--listen") {
+            listen_given = true;
             auto e = session::parse_endpoint(v);
             if (!e) return usage_error("--listen " + e.error().message);
             o.listen = std::move(*e);
@@ -278,6 +307,49 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
             o.rdma_slots = static_cast<uint32_t>(*n);
         } else if (a == "--summary-json") {
             o.summary_json = v;
+        } else if (a == "--source") {
+            if (!session::is_jetstream_url(v))
+                return usage_error(
+                    fmt::format("--source '{}': write jetstream://HOST:PORT[,HOST:PORT...]", v));
+            auto urls = session::parse_nats_servers(v);
+            if (!urls) return usage_error("--source " + urls.error().message);
+            o.group.servers = std::move(*urls);
+        } else if (a == "--group") {
+            if (const std::string bad = jetstream::check_group_name(v); !bad.empty())
+                return usage_error(fmt::format("--group '{}': {}", v, bad));
+            o.group.group = v;
+        } else if (a == "--jetstream-stream") {
+            o.group.stream = v;
+        } else if (a == "--subject") {
+            if (const std::string bad = jetstream::check_subject(v); !bad.empty())
+                return usage_error(fmt::format("--subject '{}': {}", v, bad));
+            o.group.subject = v;
+        } else if (a == "--lease-ms") {
+            const auto n = number(300, 600000);
+            if (!n) return usage_error(fmt::format("--lease-ms '{}': give ms, 300..600000", v));
+            o.group.lease_ms = static_cast<uint32_t>(*n);
+        } else if (a == "--fetch-frames") {
+            const auto n = number(1, 100000);
+            if (!n) return usage_error(fmt::format("--fetch-frames '{}': give 1..100000", v));
+            o.group.fetch_frames = static_cast<uint32_t>(*n);
+        } else if (a == "--reorder-frames") {
+            const auto n = number(1, 1000000);
+            if (!n) return usage_error(fmt::format("--reorder-frames '{}': give 1..1000000", v));
+            o.group.reorder_frames = static_cast<uint32_t>(*n);
+        } else if (a == "--nats-creds") {
+            o.group.creds_file = v;
+        } else if (a == "--nats-user") {
+            o.group.user = v;
+        } else if (a == "--nats-password-file") {
+            o.group.password_file = v;
+        } else if (a == "--nats-token-file") {
+            o.group.token_file = v;
+        } else if (a == "--nats-tls-ca") {
+            o.group.tls_ca = v;
+        } else if (a == "--nats-tls-cert") {
+            o.group.tls_cert = v;
+        } else if (a == "--nats-tls-key") {
+            o.group.tls_key = v;
         } else {
             return usage_error(fmt::format("unknown option '{}'", a));
         }
@@ -296,6 +368,20 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
         r.message = fmt::format("sluice-collector: {}\n", e.what());
         return r;
     }
+    const bool group = !o.group.servers.empty();
+    if (group && o.group.group.empty())
+        return usage_error("--source needs --group NAME (the members of one group share streams)");
+    if (!group && !o.group.group.empty()) return usage_error("--group needs --source");
+    if (group && listen_given)
+        return usage_error(
+            "--listen and --source exclude each other: a collector either "
+            "listens for senders or reads from JetStream");
+    if (!o.group.user.empty() != !o.group.password_file.empty())
+        return usage_error("--nats-user and --nats-password-file go together");
+    if (group && tls)
+        return usage_error(
+            "--tls-cert is for a collector that listens; a group member reads "
+            "from NATS: use --nats-tls-ca, --nats-tls-cert and --nats-tls-key");
     if (!key_file.empty()) {
         try {
             o.keys =
@@ -308,7 +394,7 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
     }
     try {
         const session::ResolvedAddress addr = session::resolve(o.listen, true);
-        if (!session::is_loopback(addr) && !o.has_keys() && !(tls && !o.tls.ca.empty())) {
+        if (!group && !session::is_loopback(addr) && !o.has_keys() && !(tls && !o.tls.ca.empty())) {
             return usage_error(fmt::format(
                 "listening on {} (not loopback) needs --key-file{}: without it anyone who "
                 "reaches the port could write captures to {}. Give both ends the same key file, "

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "group_source.hpp"
 #include "handler.hpp"
 #include <dirent.h>
 #include <fcntl.h>
@@ -76,10 +77,11 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
         zstd_ = std::make_unique<ZstdCompressor>(opt_.zstd_level);
     ws_.zstd = zstd_.get();
 
+    const bool group = !opt_.group.servers.empty();
     const session::ResolvedAddress addr = session::resolve(opt_.listen, true);
     const bool client_certificates =
         tcp::tls_enabled(opt_.tls, tcp::TlsRole::Server) && !opt_.tls.ca.empty();
-    if (!session::is_loopback(addr) && !opt_.has_keys() && !client_certificates) {
+    if (!group && !session::is_loopback(addr) && !opt_.has_keys() && !client_certificates) {
         throw std::invalid_argument(fmt::format(
             "listening on {} (not loopback) needs --key-file, or TLS with client certificates "
             "(--tls-cert, --tls-key, --tls-ca): without either, anyone who reaches the port "
@@ -101,7 +103,21 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
 
     handler_ = std::make_unique<StreamHandler>(*this);
     int listener_fd = -1;
-    if (opt_.listen.transport == session::Transport::Rdma) {
+    if (group) {
+        group_ = std::make_unique<GroupSource>(*this, *handler_, opt_.group);
+    } else {
+        for (const auto& [id, s] : streams_) {
+            if (s->pending())
+                throw std::runtime_error(fmt::format(
+                    "stream {}'s last commit awaits the confirmation of the collector group "
+                    "this directory belonged to: run sluice-collector on it once with that "
+                    "group's --source and --group",
+                    id));
+        }
+    }
+    if (group) {
+        // No listener: the group source is polled by run().
+    } else if (opt_.listen.transport == session::Transport::Rdma) {
         rdma::ListenerConfig lc;
         lc.host = opt_.listen.host;
         lc.port = opt_.listen.port;
@@ -140,7 +156,7 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = kTagListener;
-    ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, listener_fd, &ev);
+    if (listener_fd >= 0) ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, listener_fd, &ev);
     ev.data.u64 = kTagStop;
     ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, stop_fd_.get(), &ev);
 }
@@ -234,6 +250,7 @@ void Collector::recover_streams() {
 
 // The listeners go before the streams and the handler they call.
 Collector::~Collector() {
+    group_.reset();
     rdma_.reset();
     tcp_.reset();
 }
@@ -339,19 +356,24 @@ int Collector::run() {
     next_timer_ns_ = started_ns_ + kTimerNs;
     next_stats_ns_ =
         opt_.stats_interval_s ? started_ns_ + opt_.stats_interval_s * 1'000'000'000ull : UINT64_MAX;
-    const bool tls = tcp::tls_enabled(opt_.tls, tcp::TlsRole::Server);
-    log_info("listening on {}{} ({}{}), writing to {}{}{}", rdma_ ? "rdma://" : "",
-             opt_.listen.host + ":" + std::to_string(port_),
-             !opt_.has_keys()     ? std::string("no key")
-             : opt_.keys->named() ? fmt::format("{} named keys", opt_.keys->size())
-                                  : std::string("key required"),
-             !tls                  ? ""
-             : opt_.tls.ca.empty() ? ", TLS"
-                                   : ", TLS with client certificates",
-             settings_.dir, opt_.compression == Compression::Zstd ? " (zstd)" : "",
-             opt_.sync ? " (sync)" : "");
+    if (group_) {
+        run_group();
+    } else {
+        const bool tls = tcp::tls_enabled(opt_.tls, tcp::TlsRole::Server);
+        log_info("listening on {}{} ({}{}), writing to {}{}{}", rdma_ ? "rdma://" : "",
+                 opt_.listen.host + ":" + std::to_string(port_),
+                 !opt_.has_keys()     ? std::string("no key")
+                 : opt_.keys->named() ? fmt::format("{} named keys", opt_.keys->size())
+                                      : std::string("key required"),
+                 !tls                  ? ""
+                 : opt_.tls.ca.empty() ? ", TLS"
+                                       : ", TLS with client certificates",
+                 settings_.dir, opt_.compression == Compression::Zstd ? " (zstd)" : "",
+                 opt_.sync ? " (sync)" : "");
+    }
     std::array<epoll_event, 8> events;
-    while (!stopping_.load(std::memory_order_relaxed)) {  // relaxed: set and read by this thread
+    while (!group_ &&
+           !stopping_.load(std::memory_order_relaxed)) {  // relaxed: set and read by this thread
         uint64_t now = session::monotonic_ns();
         const uint64_t wait_ns = next_timer_ns_ > now ? next_timer_ns_ - now : 0;
         const int n = ::epoll_wait(epoll_fd_.get(), events.data(), static_cast<int>(events.size()),
@@ -378,7 +400,9 @@ int Collector::run() {
 
     if (hooks_.stopping) hooks_.stopping();
     // Stop: every batch is committed and acknowledged already (each turn
-    // ends with a commit); tell the senders why the connection ends.
+    // ends with a commit); tell the senders why the connection ends, or hand
+    // the group's streams back to it.
+    if (group_) group_->stop();
     const std::string why = "sluice-collector is stopping; reconnect when it is back";
     if (rdma_) rdma_->close_all(why);
     if (tcp_) tcp_->close_all(why);
@@ -397,6 +421,32 @@ int Collector::run() {
         }
     }
     return 0;
+}
+
+void Collector::run_group() {
+    log_info("writing to {}{}{} as a member of collector group {}", settings_.dir,
+             opt_.compression == Compression::Zstd ? " (zstd)" : "", opt_.sync ? " (sync)" : "",
+             opt_.group.group);
+    std::array<epoll_event, 8> events;
+    while (!stopping_.load(std::memory_order_relaxed)) {  // relaxed: set and read by this thread
+        uint64_t now = session::monotonic_ns();
+        const bool work = group_->poll(now);
+        // Idle: wait a little for a stop request, then look again.
+        const int n = ::epoll_wait(epoll_fd_.get(), events.data(), static_cast<int>(events.size()),
+                                   work ? 0 : 5);
+        if (n < 0 && errno != EINTR) {
+            log_error("epoll_wait: {}", std::strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; ++i) {
+            if (events[i].data.u64 == kTagStop) stopping_.store(true, std::memory_order_relaxed);
+        }
+        now = session::monotonic_ns();
+        if (now >= next_timer_ns_) {
+            timers(now);
+            next_timer_ns_ = now + kTimerNs;
+        }
+    }
 }
 
 void Collector::timers(uint64_t now) {

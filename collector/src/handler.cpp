@@ -86,8 +86,9 @@ session::HelloAnswer StreamHandler::on_hello(session::ConnectionId conn,
     p.stream = s;
     s->connection = &p;
     c_.counters_.handshakes.inc();
+    // TCP and JetStream peers say what they are in their address.
     const std::string_view over =
-        p.transport->name() == "tcp" ? std::string_view() : std::string_view(" over RDMA");
+        p.transport->name() == "rdma" ? std::string_view(" over RDMA") : std::string_view();
     if (v->new_session && v->had_session) {
         log_info(
             "stream {} connected{} from {}: new sender session {:016x} (the previous one ended "
@@ -106,40 +107,58 @@ session::HelloAnswer StreamHandler::on_hello(session::ConnectionId conn,
 
 bool StreamHandler::on_frame(session::ConnectionId conn, const wire::FrameView& frame,
                              session::Refusal& r) {
+    switch (frame_outcome(conn, frame, r)) {
+        case FrameOutcome::Written:
+        case FrameOutcome::Duplicate:
+        case FrameOutcome::Gap:
+            return true;
+        case FrameOutcome::StorageError:
+        case FrameOutcome::TooManyInterfaces:
+        case FrameOutcome::CommitFirst:
+            break;
+    }
+    return false;
+}
+
+FrameOutcome StreamHandler::frame_outcome(session::ConnectionId conn, const wire::FrameView& frame,
+                                          session::Refusal& r) {
     auto it = peers_.find(conn);
     if (it == peers_.end() || !it->second.stream) {
         r = refusal(CloseCause::Protocol, "a frame on a connection without a stream");
-        return false;
+        return FrameOutcome::StorageError;
     }
     Peer& p = it->second;
     Stream& s = *p.stream;
     const wire::FrameInfo& info = frame.info();
     // Formatted only on the error paths: nothing is allocated per frame.
-    switch (s.add(frame)) {
+    const FrameOutcome outcome = s.add(frame);
+    switch (outcome) {
         case FrameOutcome::Written:
         case FrameOutcome::Duplicate:
-            return true;
+        case FrameOutcome::CommitFirst:
+            break;
         case FrameOutcome::Gap:
             if (p.gap_logs++ < kMaxGapLogsPerConnection) {
                 log_warning(
-                    "stream {} from {}: frames {}..{} never arrived: {} packets lost at the "
-                    "sender (its retransmit buffer overflowed: see submit_full there){}",
+                    "stream {} from {}: frames {}..{} never arrived: {} packets lost before "
+                    "the collector (a sender's retransmit buffer overflowed: see submit_full "
+                    "there; or JetStream's limits removed them unread){}",
                     s.id(), p.address, info.sequence - s.last_gap_frames(), info.sequence - 1,
                     s.last_gap_packets(),
                     p.gap_logs == kMaxGapLogsPerConnection
                         ? "; further gaps on this connection are only counted"
                         : "");
             }
-            return true;
+            break;
         case FrameOutcome::StorageError:
             r = refusal(CloseCause::Storage,
                         fmt::format("the collector cannot write: {}", s.last_error()));
-            return false;
+            break;
         case FrameOutcome::TooManyInterfaces:
             r = refusal(CloseCause::Limit, too_many_interfaces(info.sequence));
-            return false;
+            break;
     }
-    return true;
+    return outcome;
 }
 
 std::optional<uint64_t> StreamHandler::on_batch_done(session::ConnectionId conn,

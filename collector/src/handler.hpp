@@ -46,6 +46,12 @@ class StreamHandler final : public session::ReceiverHandler {
     // connection writing it.
     void drop_for_storage(Stream& s);
 
+    // on_frame() with the outcome itself, for a source that acts on it (a
+    // collector group's CommitFirst: group_source.cpp); false outcomes fill
+    // `refusal` as on_frame() would.
+    FrameOutcome frame_outcome(session::ConnectionId conn, const wire::FrameView& frame,
+                               session::Refusal& refusal);
+
   private:
     Collector& c_;
     std::unordered_map<session::ConnectionId, Peer> peers_;

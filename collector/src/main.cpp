@@ -51,9 +51,12 @@ int main(int argc, char** argv) {
         ServiceNotifier notifier;
         collector.set_hooks({[&] { notifier.tick(); }, [&] { notifier.stopping(); }});
         const CollectorOptions& o = *cli.options;
-        notifier.ready(fmt::format("listening on {}://{}:{}, writing to {}",
-                                   sluice::session::to_string(o.listen.transport), o.listen.host,
-                                   collector.port(), o.out_dir));
+        notifier.ready(o.group.servers.empty()
+                           ? fmt::format("listening on {}://{}:{}, writing to {}",
+                                         sluice::session::to_string(o.listen.transport),
+                                         o.listen.host, collector.port(), o.out_dir)
+                           : fmt::format("member of collector group {}, writing to {}",
+                                         o.group.group, o.out_dir));
         return collector.run();
     } catch (const std::invalid_argument& e) {
         log_error("{}", e.what());

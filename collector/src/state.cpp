@@ -35,8 +35,36 @@ constexpr std::size_t magic = 0, version = 4, flags = 6, generation = 8, stream_
     secret = 416,                        // 32 bytes, with flag::secret
     key_name_len = 448, key_name = 449;  // up to kMaxKeyName bytes
 }
+// A collector group's fields, after the interface table.
+namespace group {
+constexpr std::size_t source_position = 3712, undo_session_id = 3720, undo_next_sequence = 3728,
+                      undo_next_packet_index = 3736, undo_file_offset = 3744,
+                      undo_source_position = 3752, undo_interface_count = 3760,
+                      undo_totals = 3768;  // 7 x u64, to 3824
+}
 namespace flag {
-constexpr uint16_t position_known = 1, zstd = 2, secret = 4;
+constexpr uint16_t position_known = 1, zstd = 2, secret = 4, pending = 8, undo_position_known = 16;
+}
+static_assert(kInterfacesAt + StreamState::kMaxInterfaces * 4 <= group::source_position);
+static_assert(group::undo_totals + 7 * 8 <= kCrcAt);
+
+void store_totals(std::byte* p, const StreamTotals& s) {
+    const uint64_t t[7] = {s.frames_written,
+                           s.packets_written,
+                           s.packet_bytes_written,
+                           s.frames_duplicate,
+                           s.frames_lost,
+                           s.packets_lost,
+                           s.gaps};
+    for (int i = 0; i < 7; ++i)
+        store_le<uint64_t>(p + 8 * i, t[i]);
+}
+
+StreamTotals load_totals(const std::byte* p) {
+    uint64_t t[7];
+    for (int i = 0; i < 7; ++i)
+        t[i] = load_le<uint64_t>(p + 8 * i);
+    return {t[0], t[1], t[2], t[3], t[4], t[5], t[6]};
 }
 
 }  // namespace
@@ -54,7 +82,9 @@ void encode_slot(const StreamState& s, uint64_t generation, std::byte* p) {
     store_le<uint16_t>(
         p + off::flags,
         static_cast<uint16_t>((s.position_known ? flag::position_known : 0) |
-                              (s.zstd ? flag::zstd : 0) | (s.has_secret ? flag::secret : 0)));
+                              (s.zstd ? flag::zstd : 0) | (s.has_secret ? flag::secret : 0) |
+                              (s.pending ? flag::pending : 0) |
+                              (s.undo.position_known ? flag::undo_position_known : 0)));
     store_le<uint64_t>(p + off::generation, generation);
     store_le<uint64_t>(p + off::stream_id, s.stream_id);
     store_le<uint64_t>(p + off::session_id, s.session_id);
@@ -67,15 +97,15 @@ void encode_slot(const StreamState& s, uint64_t generation, std::byte* p) {
     store_le<uint32_t>(p + off::interface_count, nif);
     const std::string_view name = s.file();
     store_le<uint32_t>(p + off::name_len, static_cast<uint32_t>(name.size()));
-    const uint64_t t[7] = {s.totals.frames_written,
-                           s.totals.packets_written,
-                           s.totals.packet_bytes_written,
-                           s.totals.frames_duplicate,
-                           s.totals.frames_lost,
-                           s.totals.packets_lost,
-                           s.totals.gaps};
-    for (int i = 0; i < 7; ++i)
-        store_le<uint64_t>(p + off::totals + 8 * i, t[i]);
+    store_totals(p + off::totals, s.totals);
+    store_le<uint64_t>(p + group::source_position, s.source_position);
+    store_le<uint64_t>(p + group::undo_session_id, s.undo.session_id);
+    store_le<uint64_t>(p + group::undo_next_sequence, s.undo.next_sequence);
+    store_le<uint64_t>(p + group::undo_next_packet_index, s.undo.next_packet_index);
+    store_le<uint64_t>(p + group::undo_file_offset, s.undo.file_offset);
+    store_le<uint64_t>(p + group::undo_source_position, s.undo.source_position);
+    store_le<uint32_t>(p + group::undo_interface_count, s.undo.interface_count);
+    store_totals(p + group::undo_totals, s.undo.totals);
     std::memcpy(p + off::name, name.data(), name.size());
     if (s.has_secret) {
         std::memcpy(p + off::secret, s.secret.data(), s.secret.size());
@@ -111,10 +141,18 @@ std::optional<StreamState> decode_slot(const std::byte* p, uint64_t* generation)
     const uint32_t name_len = load_le<uint32_t>(p + off::name_len);
     if (s.interface_count > StreamState::kMaxInterfaces || name_len > StreamState::kMaxFileName)
         return std::nullopt;
-    uint64_t t[7];
-    for (int i = 0; i < 7; ++i)
-        t[i] = load_le<uint64_t>(p + off::totals + 8 * i);
-    s.totals = {t[0], t[1], t[2], t[3], t[4], t[5], t[6]};
+    s.totals = load_totals(p + off::totals);
+    s.source_position = load_le<uint64_t>(p + group::source_position);
+    s.pending = flags & flag::pending;
+    s.undo.position_known = flags & flag::undo_position_known;
+    s.undo.session_id = load_le<uint64_t>(p + group::undo_session_id);
+    s.undo.next_sequence = load_le<uint64_t>(p + group::undo_next_sequence);
+    s.undo.next_packet_index = load_le<uint64_t>(p + group::undo_next_packet_index);
+    s.undo.file_offset = load_le<uint64_t>(p + group::undo_file_offset);
+    s.undo.source_position = load_le<uint64_t>(p + group::undo_source_position);
+    s.undo.interface_count = load_le<uint32_t>(p + group::undo_interface_count);
+    s.undo.totals = load_totals(p + group::undo_totals);
+    if (s.undo.interface_count > s.interface_count) return std::nullopt;
     s.set_file({reinterpret_cast<const char*>(p + off::name), name_len});
     if (s.has_secret) {
         const auto key_len = static_cast<std::size_t>(p[off::key_name_len]);

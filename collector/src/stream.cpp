@@ -324,6 +324,7 @@ bool Stream::rotate() {
 
 bool Stream::maybe_rotate_by_time(uint64_t wall) {
     if (!set_.rotate_ns || !out_.is_open() || st_.interface_count == 0) return true;
+    if (group_ && (uncommitted() || saved_.pending)) return true;  // after the commit
     if (wall - st_.file_created_ns < set_.rotate_ns) return true;
     return rotate();
 }
@@ -334,6 +335,25 @@ std::optional<HelloVerdict> Stream::on_hello(const session::Hello& h) {
     v.previous_session = st_.session_id;
     v.previous_next_sequence = st_.next_sequence;
     const bool has_position = h.position.known;
+    if (h.authoritative) {
+        // A group's lease: where the stream's previous owner stopped, whatever
+        // this collector wrote of it before.
+        v.new_session = h.session_id != st_.session_id;
+        st_.session_id = h.session_id;
+        st_.position_known = has_position;
+        st_.next_sequence = has_position ? h.position.sequence : 0;
+        st_.next_packet_index = has_position ? h.position.packet_index : 0;
+        // No sender proved a session secret here: none may resume it.
+        st_.has_secret = false;
+        st_.secret = {};
+        st_.key_name = {};
+        if (!write_state()) {
+            fail_storage(fmt::format("cannot save {}", state_file_->path()));
+            return std::nullopt;
+        }
+        v.resume_sequence = st_.position_known ? st_.next_sequence : 0;
+        return v;
+    }
     if (!h.resume || h.session_id != st_.session_id || !st_.has_secret) {
         // A new sender instance numbers its frames afresh: its position is
         // the truth, whatever the previous session reached.
@@ -385,6 +405,7 @@ StreamRecord Stream::record() const {
     r.key_name = st_.key_name;
     r.file = current_path();
     r.connected = connection != nullptr;
+    r.pending = pending();
     return r;
 }
 
@@ -477,6 +498,7 @@ FrameOutcome Stream::add(const wire::FrameView& frame) {
     if (has_packets && set_.rotate_ns && wall_ns() - st_.file_created_ns >= set_.rotate_ns)
         rotate_now = true;
     if (st_.interface_count + fresh > StreamState::kMaxInterfaces) rotate_now = true;
+    if (rotate_now && group_ && (uncommitted() || saved_.pending)) return FrameOutcome::CommitFirst;
     if (rotate_now && !rotate()) return FrameOutcome::StorageError;
 
     if (outcome == FrameOutcome::Gap) {
@@ -513,16 +535,30 @@ FrameOutcome Stream::add(const wire::FrameView& frame) {
     return outcome;
 }
 
+bool Stream::uncommitted() const {
+    return !ws_.batch.empty() || st_.next_sequence != saved_.next_sequence ||
+           st_.next_packet_index != saved_.next_packet_index || !(st_.totals == saved_.totals) ||
+           st_.source_position != saved_.source_position;
+}
+
+void Stream::mark_pending() {
+    if (!group_) return;
+    st_.pending = true;
+    st_.undo = CommitUndo{saved_.position_known,    saved_.session_id,  saved_.next_sequence,
+                          saved_.next_packet_index, saved_.file_offset, saved_.source_position,
+                          saved_.interface_count,   saved_.totals};
+}
+
 bool Stream::commit() {
     if (ws_.batch.empty()) {
         // No packet bytes to write, but the position or the counters may have
         // moved (duplicates; a frame with no packets that closes a gap): the
         // state must say so before anything is acknowledged.
-        const bool moved = st_.next_sequence != saved_.next_sequence ||
-                           st_.next_packet_index != saved_.next_packet_index ||
-                           !(st_.totals == saved_.totals);
-        if (moved && !write_state())
-            return fail_storage(fmt::format("cannot save {}", state_file_->path()));
+        if (uncommitted()) {
+            mark_pending();
+            if (!write_state())
+                return fail_storage(fmt::format("cannot save {}", state_file_->path()));
+        }
         return true;
     }
     const uint64_t before = out_.size();
@@ -539,9 +575,70 @@ bool Stream::commit() {
     if (!written) return fail_storage(fmt::format("cannot write {}", out_.path()));
     if (set_.sync && !out_.sync()) return fail_storage(fmt::format("cannot sync {}", out_.path()));
     st_.file_offset = out_.size();
+    mark_pending();
     if (!write_state()) return fail_storage(fmt::format("cannot save {}", state_file_->path()));
     index_committed(before, batch_bytes);
     ws_.batch.clear();
+    return true;
+}
+
+bool Stream::confirm_commit() {
+    if (!st_.pending) return true;
+    st_.pending = false;
+    // Not synced even with --sync: lost, it leaves the commit pending, and a
+    // restart asks the group, which says it counts.
+    if (!state_file_->save(st_, false)) {
+        last_error_ = fmt::format("cannot save {}: {}", state_file_->path(), std::strerror(errno));
+        return false;
+    }
+    saved_ = st_;
+    return true;
+}
+
+void Stream::discard_uncommitted() {
+    if (!uncommitted()) return;
+    ws_.batch.clear();
+    index_.rollback();
+    st_ = saved_;
+    reindex_interfaces();
+    if (out_.is_open() && out_.size() != saved_.file_offset) out_.close();
+}
+
+bool Stream::undo_commit() {
+    if (!saved_.pending) return true;
+    ws_.batch.clear();
+    close_file();
+    const CommitUndo& u = saved_.undo;
+    st_ = saved_;
+    st_.position_known = u.position_known;
+    st_.session_id = u.session_id;
+    st_.next_sequence = u.next_sequence;
+    st_.next_packet_index = u.next_packet_index;
+    st_.file_offset = u.file_offset;
+    st_.source_position = u.source_position;
+    st_.interface_count = u.interface_count;
+    st_.totals = u.totals;
+    st_.pending = false;
+    st_.undo = {};
+    // What this process counted of the undone commit goes too.
+    run_ += st_.totals - saved_.totals;
+    if (!state_file_->save(st_, set_.sync)) {
+        last_error_ = fmt::format("cannot save {}: {}", state_file_->path(), std::strerror(errno));
+        return false;
+    }
+    saved_ = st_;
+    reindex_interfaces();
+    if (!st_.file().empty()) {
+        uint64_t discarded = 0;
+        if (!out_.reopen(file_path(st_.file()), st_.file_offset, &discarded)) {
+            last_error_ = fmt::format("cannot cut {} back to {} bytes: {}", file_path(st_.file()),
+                                      st_.file_offset, std::strerror(errno));
+            return false;
+        }
+        out_.close();
+        resume_index(nullptr);
+        index_.close();
+    }
     return true;
 }
 

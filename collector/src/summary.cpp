@@ -1,5 +1,6 @@
 // What the collector tells its operator about what it wrote: the periodic
 // stats line, and the exit summary as text and JSON.
+#include "group_source.hpp"
 #include <fmt/format.h>
 
 #include "sluice/collector/collector.hpp"
@@ -71,6 +72,13 @@ std::string Collector::summary_text() const {
             out += fmt::format(" {} {}{}", tcp::TlsCounters::info[i].name, tls[i],
                                i + 1 < tls.size() ? "," : "\n");
     }
+    if (group_) {
+        out += fmt::format("  group {} (member {}):", opt_.group.group, group_->id());
+        const auto g = group_->counters().snapshot();
+        for (std::size_t i = 0; i < g.size(); ++i)
+            out += fmt::format(" {} {}{}", GroupCounters::info[i].name, g[i],
+                               i + 1 < g.size() ? "," : "\n");
+    }
     return out;
 }
 
@@ -104,6 +112,15 @@ std::string Collector::summary_json() const {
         for (std::size_t i = 0; i < tls.size(); ++i)
             out +=
                 fmt::format("{}\"{}\": {}", i ? ", " : "", tcp::TlsCounters::info[i].name, tls[i]);
+        out += "}";
+    }
+    if (group_) {
+        out +=
+            fmt::format(", \"group\": {{\"name\": {}, \"member\": {}",
+                        report::json_string(opt_.group.group), report::json_string(group_->id()));
+        const auto g = group_->counters().snapshot();
+        for (std::size_t i = 0; i < g.size(); ++i)
+            out += fmt::format(", \"{}\": {}", GroupCounters::info[i].name, g[i]);
         out += "}";
     }
     out += "}\n";

@@ -157,6 +157,9 @@ void check(Config& c, const Sink& sink, bool have_ports_key) {
                    "TLS is for egress.type = \"tcp\" only" +
                        std::string(eg.type == EgressType::Rdma
                                        ? " (RDMA has no encryption: use it on trusted fabrics)"
+                                   : eg.type == EgressType::JetStream
+                                       ? " (TLS to NATS servers is set with egress.nats_tls_ca, "
+                                         "nats_tls_cert and nats_tls_key)"
                                        : "") +
                        ": remove the egress.tls_* keys, or set egress.type = \"tcp\"");
     } else if (any_tls) {
@@ -180,6 +183,36 @@ void check(Config& c, const Sink& sink, bool have_ports_key) {
                        "MSG_ZEROCOPY does not combine with TLS (the kernel encrypts into its own "
                        "buffers): set zerocopy = false, or remove egress.tls_ca");
         }
+    }
+    if (c.egress.type == EgressType::JetStream) {
+        const auto& js = c.egress.jetstream;
+        if (js.urls.empty()) {
+            sink.error(at("egress.type"), "egress.urls",
+                       "egress.type = \"jetstream\" needs egress.urls, the NATS servers, e.g. "
+                       "urls = [\"nats1:4222\", \"nats2:4222\"]");
+        }
+        for (const auto& u : js.urls) {
+            const auto url = session::nats_server_url(u);
+            if (!url) {
+                sink.error(at("egress.urls"), "egress.urls",
+                           "expected host:port, nats://host:port or tls://host:port, found " +
+                               quote(u) + " (" + url.error().message + ")");
+            }
+        }
+        const auto id = js.subject.find("{stream_id}");
+        if (id == std::string::npos || js.subject.find("{stream_id}", id + 1) != std::string::npos)
+            sink.error(at("egress.subject"), "egress.subject",
+                       "expected a subject with {stream_id} once, such as "
+                       "\"sluice.frames.{stream_id}\", found " +
+                           quote(js.subject));
+        if (js.stream.empty() || js.stream.find_first_of(" .*>\t") != std::string::npos)
+            sink.error(at("egress.stream"), "egress.stream",
+                       "expected a JetStream stream name (no spaces, dots, * or >), found " +
+                           quote(js.stream));
+        if (js.user.empty() != js.password_file.empty())
+            sink.error(at(js.user.empty() ? "egress.nats_password_file" : "egress.nats_user"),
+                       js.user.empty() ? "egress.nats_password_file" : "egress.nats_user",
+                       "nats_user and nats_password_file go together");
     }
     if (c.egress.type == EgressType::File && c.egress.path.empty()) {
         sink.error(at("egress.type"), "egress.path",

@@ -34,6 +34,8 @@ std::string_view to_string(EgressType t) {
             return "file";
         case EgressType::Null:
             return "null";
+        case EgressType::JetStream:
+            return "jetstream";
     }
     return "?";
 }

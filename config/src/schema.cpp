@@ -162,9 +162,11 @@ const std::vector<Section>& sections() {
         auto& e = v.back().fields;
         e.push_back(choice<Config, EgressType>("type",
             {{"tcp", EgressType::Tcp}, {"rdma", EgressType::Rdma}, {"file", EgressType::File},
-             {"null", EgressType::Null}},
-            "\"tcp\" or \"rdma\" to a sluice-collector; \"file\" appends frames to egress.path "
-            "(read it with sluice-decode); \"null\" discards frames (for measuring).",
+             {"null", EgressType::Null}, {"jetstream", EgressType::JetStream}},
+            "\"tcp\" or \"rdma\" to a sluice-collector; \"jetstream\" publishes to a NATS JetStream "
+            "stream that a group of collectors reads (egress.urls, docs/scale-out.md); \"file\" "
+            "appends frames to egress.path (read it with sluice-decode); \"null\" discards frames "
+            "(for measuring).",
             [](Config& c) -> auto& { return c.egress.type; }));
         e.push_back(string<Config>("address", "host:port",
             "The collector, for tcp and rdma: \"192.0.2.10:7700\", \"[2001:db8::1]:7700\" or "
@@ -239,6 +241,67 @@ const std::vector<Section>& sections() {
             "RDMA: the local address to connect from, which picks the RDMA device (its netdev's "
             "address). Needed when several devices could reach the collector.",
             [](Config& c) -> auto& { return c.egress.rdma.source; }));
+        e.push_back(string_list<Config>("urls", "\"host:port\", \"nats://host:port\", \"tls://host:port\"",
+            "JetStream: NATS servers of the cluster, e.g. [\"nats1:4222\", \"nats2:4222\"]. Any one "
+            "reachable is enough; list several so that sluice can connect while one is down.",
+            [](Config& c) -> auto& { return c.egress.jetstream.urls; }));
+        e.push_back(string<Config>("stream", "JetStream stream name",
+            "JetStream: the stream frames go to; sluice creates it when missing and checks its "
+            "settings when it exists (a difference is an error naming it).",
+            [](Config& c) -> auto& { return c.egress.jetstream.stream; }));
+        e.push_back(string<Config>("subject", "subject with {stream_id}",
+            "JetStream: each egress stream's subject; {stream_id} (a whole token) becomes its id. "
+            "The collector group must be given the same (--subject).",
+            [](Config& c) -> auto& { return c.egress.jetstream.subject; }));
+        e.push_back(integer<Config>("jetstream_replicas", 1, 5,
+            "JetStream: copies of every frame, on different servers. A frame is released once a "
+            "majority of them stored it; 3 survives the loss of one server of three.",
+            [](Config& c) -> auto& { return c.egress.jetstream.replicas; }));
+        e.push_back(integer<Config>("jetstream_max_age_s", 0, 31536000,
+            "JetStream: frames are kept this long whether collected or not (0: no limit): how long "
+            "the whole collector group may be down without loss.",
+            [](Config& c) -> auto& { return c.egress.jetstream.max_age_s; }));
+        e.push_back(integer<Config>("jetstream_max_bytes", 0, 4611686018427387904LL,
+            "JetStream: the stream holds at most this many bytes (0: no limit but the servers' "
+            "storage); at the limit, jetstream_discard applies.",
+            [](Config& c) -> auto& { return c.egress.jetstream.max_bytes; }));
+        e.push_back(integer<Config>("jetstream_duplicate_window_s", 1, 86400,
+            "JetStream: a frame published again within this window (after a lost acknowledgement) "
+            "is stored once; beyond it the collector still discards it by sequence.",
+            [](Config& c) -> auto& { return c.egress.jetstream.duplicate_window_s; }));
+        e.push_back(choice<Config, Discard>("jetstream_discard",
+            {{"old", Discard::Old}, {"new", Discard::New}},
+            "JetStream: at max_bytes, \"old\" drops the oldest frames (collectors count them lost) "
+            "and \"new\" refuses new ones (the retransmit buffer fills and capture.overflow "
+            "applies here).",
+            [](Config& c) -> auto& { return c.egress.jetstream.discard; }));
+        e.push_back(boolean<Config>("jetstream_create",
+            "JetStream: create the stream when it does not exist (false: it must exist).",
+            [](Config& c) -> auto& { return c.egress.jetstream.create_stream; }));
+        e.push_back(string<Config>("nats_creds", "file path, empty = none",
+            "JetStream: a NATS credentials file (user JWT and NKey seed).",
+            [](Config& c) -> auto& { return c.egress.jetstream.creds; }));
+        e.push_back(string<Config>("nats_user", "user name, empty = none",
+            "JetStream: a NATS user, with its password in nats_password_file.",
+            [](Config& c) -> auto& { return c.egress.jetstream.user; }));
+        e.push_back(string<Config>("nats_password_file", "file path, empty = none",
+            "JetStream: the file holding nats_user's password.",
+            [](Config& c) -> auto& { return c.egress.jetstream.password_file; }));
+        e.push_back(string<Config>("nats_token_file", "file path, empty = none",
+            "JetStream: a file holding a NATS authentication token.",
+            [](Config& c) -> auto& { return c.egress.jetstream.token_file; }));
+        e.push_back(boolean<Config>("nats_tls",
+            "JetStream: TLS to the NATS servers (implied by tls:// URLs and by the files below).",
+            [](Config& c) -> auto& { return c.egress.jetstream.tls; }));
+        e.push_back(string<Config>("nats_tls_ca", "file path, empty = the system's",
+            "JetStream: CA certificates (PEM) the NATS servers' certificates are checked against.",
+            [](Config& c) -> auto& { return c.egress.jetstream.tls_ca; }));
+        e.push_back(string<Config>("nats_tls_cert", "file path, empty = none",
+            "JetStream: this sender's certificate chain (PEM), for servers that verify clients.",
+            [](Config& c) -> auto& { return c.egress.jetstream.tls_cert; }));
+        e.push_back(string<Config>("nats_tls_key", "file path, empty = none",
+            "JetStream: the key of nats_tls_cert (PEM).",
+            [](Config& c) -> auto& { return c.egress.jetstream.tls_key; }));
 
         v.push_back({"stats", "What sluice reports.", {}});
         auto& st = v.back().fields;

@@ -243,6 +243,43 @@ Field<Owner> integer_list(const std::string& name, int64_t lo, int64_t hi, const
     return f;
 }
 
+template <class Owner, class Get>
+Field<Owner> string_list(const std::string& name, const std::string& range, const std::string& help,
+                         Get get) {
+    Field<Owner> f;
+    f.name = name;
+    f.type = "array of strings";
+    f.range = range;
+    f.help = help;
+    f.read = [get](Owner& o, const toml::node& n, const std::string& key, const Sink& sink) {
+        const auto* arr = n.as_array();
+        if (!arr) {
+            sink.error(pos_of(n.source()), key,
+                       "expected an array of strings such as [\"a\", \"b\"], found " + describe(n));
+            return;
+        }
+        std::vector<std::string> values;
+        bool good = true;
+        for (const auto& e : *arr) {
+            const auto* v = e.as_string();
+            if (!v) {
+                sink.error(pos_of(e.source()), key, "expected strings, found " + describe(e));
+                good = false;
+                continue;
+            }
+            values.push_back(v->get());
+        }
+        if (good) get(o) = std::move(values);
+    };
+    f.show = [get](const Owner& o) {
+        std::string s = "[";
+        for (const std::string& v : get(const_cast<Owner&>(o)))
+            s += (s.size() > 1 ? ", " : "") + quote(v);
+        return s + "]";
+    };
+    return f;
+}
+
 struct Section {
     std::string name;
     std::string help;

@@ -96,6 +96,8 @@ std::unique_ptr<FrameSink> make_sink(const config::Config& cfg, uint32_t index, 
             return make_tcp_sink(cfg, stream_id, error);
         case config::EgressType::Rdma:
             return make_rdma_sink(cfg, stream_id, error);
+        case config::EgressType::JetStream:
+            return make_jetstream_sink(cfg, stream_id, error);
     }
     (void)index;
     error = fmt::format("egress.type = \"{}\" is not available in this build",

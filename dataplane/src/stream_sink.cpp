@@ -1,16 +1,19 @@
-// The stream transports as egress sinks: a tcp::TcpSender or an
-// rdma::RdmaSender (both a session::SenderCore over their transport) does the
-// work; this adapts either to FrameSink. One virtual call per frame.
+// The stream transports as egress sinks: a tcp::TcpSender, an
+// rdma::RdmaSender or a jetstream::JetStreamSender (each a
+// session::SenderCore over its transport) does the work; this adapts any of
+// them to FrameSink. One virtual call per frame.
 #include <stdexcept>
 
 #include <fmt/format.h>
 
 #include "sluice/dataplane/sink.hpp"
+#include "sluice/jetstream/sender.hpp"
 #include "sluice/rdma/sender.hpp"
 #include "sluice/report/log.hpp"
 #include "sluice/session/endpoint.hpp"
 #include "sluice/session/key.hpp"
 #include "sluice/tcp/sender.hpp"
+#include "sluice/wire/codec.hpp"
 
 namespace sluice::dataplane {
 namespace {
@@ -41,9 +44,13 @@ class StreamSink final : public FrameSink {
     bool all_done() const override { return sender_.all_acknowledged(); }
     std::string describe() const override {
         const auto& c = sender_.config();
+        std::string peer;
+        if constexpr (requires { sender_.peer(); })
+            peer = sender_.peer();
+        else
+            peer = session::Endpoint{c.host, c.port}.to_string();
         std::string s =
-            fmt::format("{} {} stream {} ({})", kind_,
-                        session::Endpoint{c.host, c.port}.to_string(), c.stream_id,
+            fmt::format("{} {} stream {} ({})", kind_, peer, c.stream_id,
                         closed_ ? std::string_view("closed") : session::to_string(sender_.state()));
         if (!sender_.stats().connected.load(std::memory_order_relaxed)) {
             const std::string err = sender_.stats().last_error.get();
@@ -132,6 +139,51 @@ std::unique_ptr<FrameSink> make_rdma_sink(const config::Config& cfg, uint64_t st
             *sc, "rdma", &rdma::RdmaSender::rdma_stats);
     } catch (const std::exception& e) {
         error = fmt::format("egress (rdma {}): {}", cfg.egress.address, e.what());
+        return nullptr;
+    }
+}
+
+std::unique_ptr<FrameSink> make_jetstream_sink(const config::Config& cfg, uint64_t stream_id,
+                                               std::string& error) {
+    const config::JetStream& js = cfg.egress.jetstream;
+    jetstream::SenderConfig sc;
+    for (const auto& u : js.urls) {
+        auto url = session::nats_server_url(u);
+        if (!url) {
+            error = fmt::format("egress.urls: {}", url.error().message);
+            return nullptr;
+        }
+        sc.client.servers.push_back(std::move(*url));
+    }
+    sc.client.creds_file = js.creds;
+    sc.client.user = js.user;
+    sc.client.password_file = js.password_file;
+    sc.client.token_file = js.token_file;
+    sc.client.tls = js.tls;
+    sc.client.tls_ca = js.tls_ca;
+    sc.client.tls_cert = js.tls_cert;
+    sc.client.tls_key = js.tls_key;
+    sc.stream.name = js.stream;
+    sc.stream.subject = js.subject;
+    sc.stream.replicas = js.replicas;
+    sc.stream.max_age_s = js.max_age_s;
+    sc.stream.max_bytes = js.max_bytes > 0 ? js.max_bytes : -1;
+    sc.stream.duplicate_window_s = js.duplicate_window_s;
+    sc.stream.discard_new = js.discard == config::Discard::New;
+    sc.create_stream = js.create_stream;
+    sc.stream_id = stream_id;
+    sc.max_frame_bytes =
+        static_cast<uint32_t>(wire::FrameEncoder::max_sealed_size(cfg.batch.frame_size));
+    sc.reconnect_min_ms = cfg.egress.reconnect_min_ms;
+    sc.reconnect_max_ms = cfg.egress.reconnect_max_ms;
+    sc.timeout_ms = cfg.egress.timeout_ms;
+    sc.retransmit_frames = cfg.egress.retransmit_frames;
+    try {
+        return std::make_unique<
+            StreamSink<jetstream::JetStreamSender, jetstream::JetStreamCounters>>(
+            sc, "jetstream", &jetstream::JetStreamSender::jetstream_stats);
+    } catch (const std::exception& e) {
+        error = fmt::format("egress (jetstream): {}", e.what());
         return nullptr;
     }
 }

@@ -20,6 +20,9 @@ SLUICE_PACKAGES=(
   libhwloc-dev libnuma-dev liblz4-dev libzstd-dev libfmt-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev libpcap-dev
   libsystemd-dev
+  # egress.type = "jetstream" and collector groups (docs/scale-out.md): the
+  # NATS C client, and the server the tests and benchmarks run a cluster of
+  libnats-dev nats-server
   # the Debian packages (debian/) and their test (tests/system/test_packaging.py)
   debhelper help2man lintian
   # tests, demo, benchmarks

@@ -119,4 +119,52 @@ std::string format_address(const sockaddr* sa, socklen_t len) {
     return "?";
 }
 
+bool is_jetstream_url(std::string_view text) {
+    return text.substr(0, kJetStreamScheme.size()) == kJetStreamScheme;
+}
+
+report::Result<std::string> nats_server_url(std::string_view entry) {
+    std::string_view scheme = "nats://";
+    std::string_view rest = entry;
+    for (std::string_view s : {std::string_view("nats://"), std::string_view("tls://")}) {
+        if (rest.substr(0, s.size()) == s) {
+            scheme = s;
+            rest.remove_prefix(s.size());
+        }
+    }
+    if (rest.find("://") != std::string_view::npos) {
+        return report::Error{EINVAL, fmt::format("'{}': a NATS server is HOST:PORT, "
+                                                 "nats://HOST:PORT or tls://HOST:PORT",
+                                                 entry)};
+    }
+    std::string text(rest);
+    // A bare host (or [v6]) takes NATS's port.
+    const bool bracketed = !text.empty() && text.front() == '[';
+    if ((bracketed && text.back() == ']') ||
+        (!bracketed && !text.empty() && text.find(':') == std::string::npos))
+        text += fmt::format(":{}", kNatsPort);
+    const auto e = parse_endpoint(text);
+    if (!e) return report::Error{EINVAL, fmt::format("'{}': {}", entry, e.error().message)};
+    return fmt::format("{}{}", scheme, e->to_string());
+}
+
+report::Result<std::vector<std::string>> parse_nats_servers(std::string_view text) {
+    if (is_jetstream_url(text)) text.remove_prefix(kJetStreamScheme.size());
+    std::vector<std::string> urls;
+    while (true) {
+        const auto comma = text.find(',');
+        const std::string_view one = text.substr(0, comma);
+        if (one.empty()) {
+            return report::Error{
+                EINVAL, "an empty server in the list: write jetstream://HOST:PORT[,HOST:PORT...]"};
+        }
+        auto url = nats_server_url(one);
+        if (!url) return url.error();
+        urls.push_back(std::move(*url));
+        if (comma == std::string_view::npos) break;
+        text.remove_prefix(comma + 1);
+    }
+    return urls;
+}
+
 }  // namespace sluice::session

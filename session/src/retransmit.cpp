@@ -22,7 +22,10 @@ bool RetransmitBuffer::push(std::span<const std::byte> frame, uint64_t sequence,
         first = load_le<uint64_t>(frame.data() + wire::offset::first_packet_index);
         count = load_le<uint32_t>(frame.data() + wire::offset::packet_count);
     }
-    at(end_) = Entry{frame.data(), static_cast<uint32_t>(frame.size()), 0, sequence, first, cookie};
+    const uint64_t gap_from = next_.known ? next_.sequence : sequence;
+    at(end_) = Entry{
+        frame.data(), static_cast<uint32_t>(frame.size()), 0, sequence, first, gap_from, cookie,
+        false};
     ++end_;
     next_ = {true, sequence + 1, first + count};
     return true;
@@ -106,6 +109,33 @@ StreamPosition RetransmitBuffer::position() const {
 
 uint64_t RetransmitBuffer::oldest_unacknowledged_sequence() const {
     return at(acked_).sequence;
+}
+
+RetransmitBuffer::FrameRef RetransmitBuffer::next_unsent() const {
+    const Entry& e = at(sent_);
+    return {{e.data, e.len}, e.sequence, e.gap_from};
+}
+
+bool RetransmitBuffer::mark_stored(uint64_t sequence) {
+    // Sequences increase through the buffer: binary search the unacknowledged part.
+    uint64_t lo = acked_, hi = end_;
+    while (lo < hi) {
+        const uint64_t mid = lo + (hi - lo) / 2;
+        if (at(mid).sequence < sequence)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == end_ || at(lo).sequence != sequence) return false;
+    at(lo).stored = true;
+    return true;
+}
+
+uint64_t RetransmitBuffer::stored_prefix_end() const {
+    for (uint64_t i = acked_; i < end_; ++i) {
+        if (!at(i).stored) return at(i).sequence;
+    }
+    return next_.sequence;
 }
 
 }  // namespace sluice::session

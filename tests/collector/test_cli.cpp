@@ -76,6 +76,44 @@ TEST(Cli, HelpAndVersionExitZero) {
     EXPECT_NE(r.message.find("sluice-collector "), std::string::npos);
 }
 
+// A collector group member (docs/scale-out.md) listens nowhere, so a
+// non-loopback --listen default does not ask it for a key.
+TEST(Cli, AGroupMemberReadsFromJetStream) {
+    auto r = parse({"--out",
+                    "d",
+                    "--source",
+                    "jetstream://127.0.0.1:4222,n2",
+                    "--group",
+                    "g-1",
+                    "--jetstream-stream",
+                    "CAP",
+                    "--subject",
+                    "cap.{stream_id}.frames",
+                    "--lease-ms",
+                    "1500",
+                    "--fetch-frames",
+                    "8",
+                    "--reorder-frames",
+                    "16",
+                    "--nats-user",
+                    "u",
+                    "--nats-password-file",
+                    "/p",
+                    "--nats-tls"});
+    ASSERT_TRUE(r.options) << r.message;
+    const GroupOptions& g = r.options->group;
+    EXPECT_EQ(g.servers, (std::vector<std::string>{"nats://127.0.0.1:4222", "nats://n2:4222"}));
+    EXPECT_EQ(g.group, "g-1");
+    EXPECT_EQ(g.stream, "CAP");
+    EXPECT_EQ(g.subject, "cap.{stream_id}.frames");
+    EXPECT_EQ(g.lease_ms, 1500u);
+    EXPECT_EQ(g.fetch_frames, 8u);
+    EXPECT_EQ(g.reorder_frames, 16u);
+    EXPECT_EQ(g.user, "u");
+    EXPECT_EQ(g.password_file, "/p");
+    EXPECT_TRUE(g.tls);
+}
+
 TEST(Cli, MistakesAreNamed) {
     struct Case {
         std::vector<std::string> args;
@@ -92,6 +130,18 @@ TEST(Cli, MistakesAreNamed) {
         {{"--out", "d", "--listen", "tcp://0.0.0.0:7700"}, "needs --key-file"},
         {{"--out", "d", "--zstd-level", "30"}, "--zstd-level '30'"},
         {{"--out", "d", "stray"}, "unexpected argument 'stray'"},
+        {{"--out", "d", "--source", "nats://a:1", "--group", "g"}, "write jetstream://HOST:PORT"},
+        {{"--out", "d", "--source", "jetstream://a:1"}, "--source needs --group NAME"},
+        {{"--out", "d", "--group", "g"}, "--group needs --source"},
+        {{"--out", "d", "--source", "jetstream://a:1", "--group", "g.h"}, "--group 'g.h'"},
+        {{"--out", "d", "--source", "jetstream://a:1,,b:2", "--group", "g"}, "empty server"},
+        {{"--out", "d", "--source", "jetstream://a:1", "--group", "g", "--listen",
+          "tcp://127.0.0.1:1"},
+         "exclude each other"},
+        {{"--out", "d", "--source", "jetstream://a:1", "--group", "g", "--subject", "x.y"},
+         "--subject 'x.y'"},
+        {{"--out", "d", "--source", "jetstream://a:1", "--group", "g", "--nats-user", "u"},
+         "go together"},
     };
     for (const auto& c : cases) {
         const auto r = parse(c.args);

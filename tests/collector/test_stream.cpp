@@ -509,6 +509,147 @@ TEST(Stream, AFailedWriteUndoesTheBatch) {
     EXPECT_EQ(read_stream(fx.dir.path(), 7), pk);
 }
 
+// ---- a collector group's stream (docs/scale-out.md) ---------------------------------
+
+// A group's commit is written and saved pending; the group's lease update
+// decides: confirmed, it counts; refused, it is cut back out of the file.
+TEST(GroupStream, ACommitCountsOnlyOnceConfirmedAndIsUndoneOtherwise) {
+    for (Compression c : {Compression::None, Compression::Zstd}) {
+        SCOPED_TRACE(c == Compression::Zstd ? "zstd" : "plain");
+        Fixture fx(c);
+        const auto pk = packets(60, 11);
+        const auto fr = make_frames(7, pk, 10);
+        auto s = fx.open();
+        s->set_group_commits(true);
+        session::Hello h = fx.hello(5, 0);
+        h.authoritative = true;
+        ASSERT_TRUE(s->on_hello(h));
+        for (int i = 0; i < 2; ++i)
+            EXPECT_EQ(fx.add(*s, fr.frames[i]), FrameOutcome::Written);
+        s->set_source_position(20);
+        ASSERT_TRUE(s->commit());
+        EXPECT_TRUE(s->pending());
+        ASSERT_TRUE(s->confirm_commit());
+        EXPECT_FALSE(s->pending());
+        const auto size = fs::file_size(s->current_path());
+        for (int i = 2; i < 4; ++i)
+            EXPECT_EQ(fx.add(*s, fr.frames[i]), FrameOutcome::Written);
+        s->set_source_position(40);
+        ASSERT_TRUE(s->commit());
+        EXPECT_GT(fs::file_size(s->current_path()), size);
+        ASSERT_TRUE(s->undo_commit()) << s->last_error();
+        EXPECT_FALSE(s->pending());
+        EXPECT_EQ(fs::file_size(s->current_path()), size);
+        EXPECT_EQ(s->saved().next_sequence, 2u);
+        EXPECT_EQ(s->saved().source_position, 20u);
+        EXPECT_EQ(s->saved().totals.packets_written, 20u);
+        EXPECT_EQ(s->run().packets_written, 20u);
+        // The stream goes on from there, in whoever's hands.
+        for (int i = 2; i < 6; ++i)
+            EXPECT_EQ(fx.add(*s, fr.frames[i]), FrameOutcome::Written);
+        ASSERT_TRUE(s->commit());
+        ASSERT_TRUE(s->confirm_commit());
+        EXPECT_EQ(read_stream(fx.dir.path(), 7), pk);
+    }
+}
+
+// Killed between saving a pending commit and hearing the group's verdict: a
+// restarted collector finds the commit pending, bytes included, and settles it.
+TEST(GroupStream, APendingCommitSurvivesACrashAndIsSettledAfterIt) {
+    for (const bool counts : {true, false}) {
+        SCOPED_TRACE(counts ? "the group took it" : "the group did not take it");
+        Fixture fx;
+        const auto pk = packets(40, 12);
+        const auto fr = make_frames(7, pk, 10);
+        uint64_t committed_size = 0;
+        {
+            auto s = fx.open();
+            s->set_group_commits(true);
+            session::Hello h = fx.hello(5, 0);
+            h.authoritative = true;
+            s->on_hello(h);
+            fx.add(*s, fr.frames[0]);
+            ASSERT_TRUE(s->commit());
+            ASSERT_TRUE(s->confirm_commit());
+            committed_size = fs::file_size(s->current_path());
+            fx.add(*s, fr.frames[1]);
+            fx.add(*s, fr.frames[2]);
+            s->set_source_position(3);
+            ASSERT_TRUE(s->commit());  // and the process dies
+        }
+        auto s = fx.open();
+        ASSERT_TRUE(s->pending());
+        EXPECT_EQ(s->saved().source_position, 3u);
+        EXPECT_EQ(s->saved().next_sequence, 3u);
+        if (counts) {
+            ASSERT_TRUE(s->confirm_commit());
+            EXPECT_EQ(read_stream(fx.dir.path(), 7),
+                      std::vector<Packet>(pk.begin(), pk.begin() + 30));
+        } else {
+            ASSERT_TRUE(s->undo_commit());
+            EXPECT_EQ(fs::file_size(s->current_path()), committed_size);
+            EXPECT_EQ(s->saved().next_sequence, 1u);
+            EXPECT_EQ(read_stream(fx.dir.path(), 7),
+                      std::vector<Packet>(pk.begin(), pk.begin() + 10));
+        }
+        // A restart after the verdict finds nothing pending.
+        s.reset();
+        s = fx.open();
+        EXPECT_FALSE(s->pending());
+    }
+}
+
+// The lease says where the previous owner stopped; this collector may have
+// written the stream before, further back or further on: the lease wins.
+TEST(GroupStream, AnAuthoritativeHelloSetsThePositionWhateverWasBefore) {
+    Fixture fx;
+    const auto pk = packets(60, 13);
+    const auto fr = make_frames(7, pk, 10);
+    auto s = fx.open();
+    s->on_hello(fx.hello(5, 0));
+    fx.add(*s, fr.frames[0]);
+    ASSERT_TRUE(s->commit());
+    session::Hello h = fx.hello(5, 4);  // another member wrote 1..3
+    h.position.packet_index = 40;
+    h.authoritative = true;
+    const auto v = s->on_hello(h);
+    ASSERT_TRUE(v);
+    EXPECT_EQ(v->resume_sequence, 4u);
+    EXPECT_EQ(fx.add(*s, fr.frames[3]), FrameOutcome::Duplicate);
+    EXPECT_EQ(fx.add(*s, fr.frames[4]), FrameOutcome::Written);
+    ASSERT_TRUE(s->commit());
+    EXPECT_EQ(s->saved().totals.frames_lost, 0u) << "no gap: the lease said where to go on";
+}
+
+// A group's commit never spans a rotation: the frame that needs a new file
+// waits until what came before is committed and confirmed.
+TEST(GroupStream, RotationWaitsForTheCommitBeforeIt) {
+    Fixture fx(Compression::None, 40000);
+    const auto pk = packets(200, 14);
+    const auto fr = make_frames(7, pk, 10);
+    auto s = fx.open();
+    s->set_group_commits(true);
+    session::Hello h = fx.hello(5, 0);
+    h.authoritative = true;
+    s->on_hello(h);
+    std::size_t commits = 0;
+    for (const auto& f : fr.frames) {
+        FrameOutcome o = fx.add(*s, f);
+        if (o == FrameOutcome::CommitFirst) {
+            ASSERT_TRUE(s->commit());
+            ASSERT_TRUE(s->confirm_commit());
+            ++commits;
+            o = fx.add(*s, f);
+        }
+        EXPECT_EQ(o, FrameOutcome::Written);
+    }
+    ASSERT_TRUE(s->commit());
+    ASSERT_TRUE(s->confirm_commit());
+    EXPECT_GT(commits, 0u);
+    EXPECT_GT(stream_files(fx.dir.path(), 7).size(), 1u);
+    EXPECT_EQ(read_stream(fx.dir.path(), 7), pk);
+}
+
 // ---- the state file ----------------------------------------------------------------
 
 TEST(StateFile, SlotsRoundTripAndTheNewestValidOneWins) {
@@ -527,6 +668,9 @@ TEST(StateFile, SlotsRoundTripAndTheNewestValidOneWins) {
     s.interfaces[0] = {0, 1};
     s.interfaces[1] = {3, 7};
     s.totals.packets_lost = 8;
+    s.source_position = 777;
+    s.pending = true;
+    s.undo = CommitUndo{true, 98, 1200, 55000, 4096, 700, 1, {1, 2, 3, 4, 5, 6, 7}};
     {
         StateFile f(path);
         ASSERT_TRUE(f.save(s, false));
@@ -543,6 +687,9 @@ TEST(StateFile, SlotsRoundTripAndTheNewestValidOneWins) {
     EXPECT_EQ(got->interfaces[1], (InterfaceKey{3, 7}));
     EXPECT_EQ(got->totals.packets_lost, 8u);
     EXPECT_TRUE(got->position_known);
+    EXPECT_EQ(got->source_position, 777u);
+    EXPECT_TRUE(got->pending);
+    EXPECT_EQ(got->undo, s.undo);
 
     // The newest slot torn by a crash: the previous one is used.
     {

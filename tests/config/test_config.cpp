@@ -329,6 +329,38 @@ TEST(Config, DocsKeyReferenceIsCurrent) {
         << "docs/configuration.md is out of date: regenerate the key reference";
 }
 
+// egress.type = "jetstream" (docs/scale-out.md): the servers, the subject
+// template and the stream name are checked before anything connects.
+TEST(Config, JetStreamEgressIsChecked) {
+    auto ok = load(std::string(kMinimal) +
+                   "[egress]\ntype = \"jetstream\"\nurls = [\"n1:4222\", \"nats://n2\", "
+                   "\"tls://[::1]:4443\"]\njetstream_replicas = 3\njetstream_discard = \"new\"\n");
+    ASSERT_TRUE(ok.ok()) << ::testing::PrintToString(messages(ok));
+    EXPECT_EQ(ok.config.egress.type, EgressType::JetStream);
+    EXPECT_EQ(ok.config.egress.jetstream.urls.size(), 3u);
+    EXPECT_EQ(ok.config.egress.jetstream.replicas, 3u);
+    EXPECT_EQ(ok.config.egress.jetstream.discard, Discard::New);
+    struct Case {
+        const char* toml;
+        const char* says;
+    } cases[] = {
+        {"type = \"jetstream\"\n", "needs egress.urls"},
+        {"type = \"jetstream\"\nurls = [\"n1:99999\"]\n", "egress.urls: expected host:port"},
+        {"type = \"jetstream\"\nurls = [\"n1\", 4]\n", "expected strings, found"},
+        {"type = \"jetstream\"\nurls = [\"n1\"]\nsubject = \"sluice.frames\"\n",
+         "with {stream_id} once"},
+        {"type = \"jetstream\"\nurls = [\"n1\"]\nstream = \"a.b\"\n", "no spaces, dots"},
+        {"type = \"jetstream\"\nurls = [\"n1\"]\nnats_user = \"u\"\n", "go together"},
+        {"type = \"jetstream\"\nurls = [\"n1\"]\njetstream_replicas = 7\n",
+         "egress.jetstream_replicas"},
+    };
+    for (const auto& c : cases) {
+        const auto r = load(std::string(kMinimal) + "[egress]\n" + c.toml);
+        EXPECT_FALSE(r.ok()) << c.toml;
+        EXPECT_THAT(::testing::PrintToString(messages(r)), HasSubstr(c.says)) << c.toml;
+    }
+}
+
 // RdmaSender needs room for two signal intervals in its send queue; say so
 // before sluice touches a device.
 TEST(Config, RdmaSignalIntervalMustFitTheQueueTwice) {

@@ -66,6 +66,23 @@ TEST(Endpoint, LoopbackIsRecognised) {
     EXPECT_FALSE(is_loopback(resolve({"::", 1})));
 }
 
+TEST(Endpoint, NatsServerListsBecomeClientUrls) {
+    const auto v = parse_nats_servers("jetstream://127.0.0.1:4222,nats2,[::1]:5222,tls://n3:4443");
+    ASSERT_TRUE(v) << v.error().message;
+    EXPECT_EQ(*v, (std::vector<std::string>{"nats://127.0.0.1:4222", "nats://nats2:4222",
+                                            "nats://[::1]:5222", "tls://n3:4443"}));
+    EXPECT_TRUE(is_jetstream_url("jetstream://a:1"));
+    EXPECT_FALSE(is_jetstream_url("tcp://a:1"));
+    EXPECT_EQ(*nats_server_url("nats://[::1]"), "nats://[::1]:4222");
+    for (const char* bad : {"jetstream://", "jetstream://a:1,,b:2", "jetstream://a:0",
+                            "jetstream://tcp://a:1", "jetstream://a:1,"}) {
+        const auto r = parse_nats_servers(bad);
+        EXPECT_FALSE(r) << bad;
+    }
+    EXPECT_NE(parse_nats_servers("jetstream://a:1,,b:2").error().message.find("empty server"),
+              std::string::npos);
+}
+
 // ---- backoff ---------------------------------------------------------------------
 
 }  // namespace

@@ -152,5 +152,45 @@ TEST(RetransmitBuffer, ZerocopyFramesWaitForTheKernel) {
     EXPECT_EQ(c.reclaim(out), 1u);
 }
 
+// JetStream acknowledges each frame on its own, in any order: a frame is
+// released only when every frame before it is stored too.
+TEST(RetransmitBuffer, FramesStoredOutOfOrderAreReleasedInOrder) {
+    Frames fr(4);
+    RetransmitBuffer b(4);
+    for (int i = 0; i < 4; ++i)
+        ASSERT_TRUE(b.push(fr.f[i], 100 + i, &fr.f[i]));
+    for (int i = 0; i < 4; ++i) {
+        const auto f = b.next_unsent();
+        EXPECT_EQ(f.sequence, 100u + i);
+        EXPECT_EQ(f.bytes.size(), fr.f[i].size());
+        b.advance(f.bytes.size());
+    }
+    EXPECT_EQ(b.stored_prefix_end(), 100u);
+    EXPECT_TRUE(b.mark_stored(101));
+    EXPECT_TRUE(b.mark_stored(103));
+    EXPECT_FALSE(b.mark_stored(104)) << "never pushed";
+    EXPECT_EQ(b.stored_prefix_end(), 100u);
+    EXPECT_TRUE(b.mark_stored(100));
+    EXPECT_EQ(b.stored_prefix_end(), 102u);
+    EXPECT_EQ(b.acknowledge(b.stored_prefix_end()), 2u);
+    EXPECT_FALSE(b.mark_stored(100)) << "already acknowledged";
+    b.rewind();  // a new connection: marks are facts about the peer, kept
+    EXPECT_TRUE(b.mark_stored(102));
+    EXPECT_EQ(b.stored_prefix_end(), 104u) << "all stored: the position after the last push";
+}
+
+TEST(RetransmitBuffer, EachFrameSaysWhichFramesBeforeItWereDropped) {
+    Frames fr(3);
+    RetransmitBuffer b(4);
+    ASSERT_TRUE(b.push(fr.f[0], 100, &fr.f[0]));
+    ASSERT_TRUE(b.push(fr.f[1], 101, &fr.f[1]));
+    ASSERT_TRUE(b.push(fr.f[2], 105, &fr.f[2]));  // 102..104 dropped by the owner
+    EXPECT_EQ(b.next_unsent().gap_from, 100u);
+    b.advance(fr.f[0].size());
+    EXPECT_EQ(b.next_unsent().gap_from, 101u);
+    b.advance(fr.f[1].size());
+    EXPECT_EQ(b.next_unsent().gap_from, 102u);
+}
+
 }  // namespace
 }  // namespace sluice::session

@@ -110,8 +110,11 @@ class Running:
 
 @pytest.fixture(autouse=True)
 def no_collector_left_behind():
-    """A failing test must not leave a sluice-collector running."""
+    """A failing test must not leave a sluice-collector or a nats-server running."""
     yield
     import collector_helpers
+    import nats_helpers
     while collector_helpers._running:
         collector_helpers._running.pop().kill()
+    while nats_helpers._running:
+        nats_helpers._running[-1].stop()

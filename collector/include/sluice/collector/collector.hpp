@@ -1,8 +1,9 @@
 // sluice-collector: one thread and one event loop over a listener (TCP or
-// RDMA: tcp::TcpListener, rdma::RdmaListener), the streams found in and
-// written to the output directory, and the handler that tells the listener
-// what a sender's hello and frames mean (handler.cpp). docs/collector.md is
-// the operator's view.
+// RDMA: tcp::TcpListener, rdma::RdmaListener) or a collector group's
+// JetStream source (group_source.cpp), the streams found in and written to
+// the output directory, and the handler that tells the source what a
+// sender's hello and frames mean (handler.cpp). docs/collector.md is the
+// operator's view; docs/scale-out.md the group's.
 #pragma once
 
 #include <array>
@@ -30,6 +31,22 @@ class RdmaListener;
 }
 
 namespace sluice::collector {
+
+// --source jetstream://...: a member of a collector group reading from NATS
+// JetStream instead of listening (docs/scale-out.md).
+struct GroupOptions {
+    std::vector<std::string> servers;  // "nats://HOST:PORT"; empty: not a group member
+    std::string group;                 // --group NAME
+    std::string stream = "SLUICE";     // the JetStream stream
+    std::string subject = "sluice.frames.{stream_id}";
+    std::string creds_file, user, password_file, token_file;  // NATS credentials
+    bool tls = false;
+    std::string tls_ca, tls_cert, tls_key;
+    uint32_t lease_ms = 3000;    // a lease not renewed for this long is taken over
+    uint32_t fetch_frames = 64;  // messages per fetch (one commit each)
+    uint64_t fetch_bytes = 32u << 20;
+    uint32_t reorder_frames = 1024;  // frames that may wait for a late one
+};
 
 struct CollectorOptions {
     // tcp://ADDR:PORT, or rdma://ADDR:PORT for the RDMA transport (docs/rdma.md).
@@ -76,6 +93,7 @@ struct CollectorOptions {
         t.names = {"--tls-ca", "--tls-cert", "--tls-key", ""};
         return t;
     }
+    GroupOptions group;  // set: read from JetStream as a group member, do not listen
 };
 
 #define SLUICE_COLLECTOR_COUNTERS(_)                                             \
@@ -151,6 +169,7 @@ struct CollectorOptions {
 SLUICE_COUNTER_BLOCK(CollectorCounters, SLUICE_COLLECTOR_COUNTERS);
 
 class StreamHandler;
+class GroupSource;
 
 // Hooks for a service manager (main.cpp: sd_notify). `tick` runs on the
 // event-loop thread every 100 ms, after the timers; `stopping` once, when
@@ -230,7 +249,9 @@ class Collector {
     void retire_idle(uint64_t now);
     // Every stream, open or not, in id order: for the stats and the summary.
     std::vector<StreamRecord> stream_records() const;
+    void run_group();  // run()'s loop for a group member
     friend class StreamHandler;
+    friend class GroupSource;
 
     CollectorOptions opt_;
     StreamSettings settings_;
@@ -246,6 +267,7 @@ class Collector {
     std::unique_ptr<StreamHandler> handler_;
     std::unique_ptr<tcp::TcpListener> tcp_;
     std::unique_ptr<rdma::RdmaListener> rdma_;
+    std::unique_ptr<GroupSource> group_;
     uint64_t started_ns_ = 0;
     uint64_t next_timer_ns_ = 0, next_stats_ns_ = 0;
     // For the stats line's rates.

@@ -38,6 +38,20 @@ struct StreamTotals {
     bool operator==(const StreamTotals&) const = default;
 };
 
+// Where a stream stood before a commit a collector group has yet to confirm
+// (StreamState::pending): what undoing that commit restores.
+struct CommitUndo {
+    bool position_known = false;
+    uint64_t session_id = 0;
+    uint64_t next_sequence = 0;
+    uint64_t next_packet_index = 0;
+    uint64_t file_offset = 0;
+    uint64_t source_position = 0;
+    uint32_t interface_count = 0;
+    StreamTotals totals;
+    bool operator==(const CommitUndo&) const = default;
+};
+
 // Plain data, copied as a whole at every commit: no allocation.
 struct StreamState {
     static constexpr std::size_t kMaxInterfaces = 800;  // per file; more: a new file
@@ -62,6 +76,14 @@ struct StreamState {
     uint32_t interface_count = 0;
     std::array<InterfaceKey, kMaxInterfaces> interfaces{};  // IDB order in the current file
     StreamTotals totals;
+    // A collector group's stream (docs/scale-out.md): the JetStream position
+    // up to which every message is written (0: none, or not a group's stream).
+    uint64_t source_position = 0;
+    // The last commit is written here but the group has not confirmed it yet
+    // (its lease update was not seen to succeed): at restart the group's
+    // records say whether it counts, else `undo` puts it back.
+    bool pending = false;
+    CommitUndo undo;
 
     std::string_view file() const { return file_name.data(); }
     void set_file(std::string_view name);

@@ -64,6 +64,10 @@ enum class FrameOutcome : uint8_t {
     // Refused, nothing of it kept: the frame names more (port, queue)
     // interfaces than a pcapng file may hold (StreamState::kMaxInterfaces).
     TooManyInterfaces,
+    // A group's stream (set_group_commits): nothing of the frame kept; the
+    // file must rotate first, and what came before must be committed (and
+    // confirmed) before: commit, then add the frame again.
+    CommitFirst,
 };
 
 struct HelloVerdict {
@@ -90,6 +94,7 @@ struct StreamRecord {
     session::KeyName key_name;
     std::string file;  // the current file's path, or empty
     bool connected = false;
+    bool pending = false;  // a group's commit not yet confirmed (Stream::pending)
 
     std::optional<session::ResumeTicket> resume_ticket(uint64_t session) const;
 };
@@ -127,6 +132,31 @@ class Stream {
     bool commit();
     bool dirty() const { return !ws_.batch.empty(); }
 
+    // ---- a collector group's stream (docs/scale-out.md) -------------------------
+    // Commits become true only when the group confirms them (its lease
+    // update): commit() saves the state marked pending, with what undoing it
+    // restores; then exactly one of confirm_commit() or undo_commit() follows.
+    void set_group_commits(bool on) { group_ = on; }
+    // The JetStream position the batch reaches (saved with the next commit).
+    void set_source_position(uint64_t p) { st_.source_position = p; }
+    // Anything added since the last commit: frames, a moved position, counts.
+    bool uncommitted() const;
+    bool pending() const { return saved_.pending; }
+    // Where the working position stands (what the next frame should carry).
+    uint64_t next_expected() const { return st_.next_sequence; }
+    bool position_known() const { return st_.position_known; }
+    // The group confirmed the pending commit. False (errno, last_error())
+    // if the state could not be saved; the commit counts anyway (a restart
+    // asks the group again).
+    bool confirm_commit();
+    // The group did not take it: the file is cut back, the state restored,
+    // the file closed. False (last_error()) when that failed; the stream must
+    // not be written then.
+    bool undo_commit();
+    // Drops what was added since the last commit (frames, position, counts):
+    // their bytes are about to go.
+    void discard_uncommitted();
+
     // Time-based rotation, from the collector's timer (commits first).
     bool maybe_rotate_by_time(uint64_t wall_ns);
 
@@ -163,6 +193,7 @@ class Stream {
     // batch when new; UINT32_MAX when the file's table is full.
     uint32_t interface_id(uint16_t port, uint16_t queue);
     void reindex_interfaces();  // after st_'s interface table was replaced or reset
+    void mark_pending();        // a group's commit: saved pending, with its undo
     // The index of the current file: started with a new file, resumed when
     // an existing one is opened (a restart, a reconnect), finished at rotation.
     void start_index();
@@ -191,6 +222,7 @@ class Stream {
     InterfaceIndex frame_ifs_;  // scratch: the distinct interfaces of one frame
     index::Writer index_;
     bool index_failing_ = false;  // the last index write failed (logged once)
+    bool group_ = false;          // set_group_commits()
 };
 
 // "stream-<id>-<index:06>-<UTC>.pcapng[.zst]" and its parser (for recovery

@@ -19,7 +19,8 @@ namespace sluice::config {
 enum class Mode : uint8_t { RunToCompletion, Pipeline };
 enum class Overflow : uint8_t { Drop, Backpressure };
 enum class CodecType : uint8_t { None, Lz4, Zstd };
-enum class EgressType : uint8_t { Tcp, Rdma, File, Null };
+enum class EgressType : uint8_t { Tcp, Rdma, File, Null, JetStream };
+enum class Discard : uint8_t { Old, New };
 enum class Timestamps : uint8_t { Software, Hardware };
 enum class SimdLevel : uint8_t { Auto, Scalar, Sse42, Avx2, Avx512 };
 
@@ -85,6 +86,23 @@ struct Rdma {
     std::string source;  // local address to bind; empty: the route's
 };
 
+// egress.type = "jetstream": the NATS servers, the JetStream stream and its
+// settings, credentials and TLS (docs/scale-out.md).
+struct JetStream {
+    std::vector<std::string> urls;  // "host:port", "nats://host:port", "tls://host:port"
+    std::string stream = "SLUICE";
+    std::string subject = "sluice.frames.{stream_id}";
+    uint32_t replicas = 1;
+    uint32_t max_age_s = 86400;  // 0: no limit
+    int64_t max_bytes = 0;       // 0: no limit
+    uint32_t duplicate_window_s = 120;
+    Discard discard = Discard::Old;
+    bool create_stream = true;
+    std::string creds, user, password_file, token_file;
+    bool tls = false;
+    std::string tls_ca, tls_cert, tls_key;
+};
+
 struct Egress {
     EgressType type = EgressType::Tcp;
     std::string address = "127.0.0.1:7700";
@@ -101,6 +119,7 @@ struct Egress {
     bool zerocopy = false;
     uint32_t shutdown_timeout_ms = 5000;
     Rdma rdma;
+    JetStream jetstream;
 };
 
 struct Stats {

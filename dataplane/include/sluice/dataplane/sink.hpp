@@ -71,6 +71,12 @@ std::unique_ptr<FrameSink> make_tcp_sink(const config::Config& cfg, uint64_t str
 std::unique_ptr<FrameSink> make_rdma_sink(const config::Config& cfg, uint64_t stream_id,
                                           std::string& error);
 
+// Publishes to NATS JetStream for a collector group (jetstream::JetStreamSender):
+// a frame is done once JetStream stored it on its replicas; frames not yet
+// stored are published again after a reconnect, recognised by message id.
+std::unique_ptr<FrameSink> make_jetstream_sink(const config::Config& cfg, uint64_t stream_id,
+                                               std::string& error);
+
 // Appends frames to a file, as they are on the wire (sluice-decode reads it).
 // A frame that cannot be written is refused with Submit::Failed.
 std::unique_ptr<FrameSink> make_file_sink(const std::string& path, std::string& error);

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <sys/socket.h>
 
@@ -51,5 +52,20 @@ bool is_loopback(const ResolvedAddress& a);
 
 // "127.0.0.1:7700" / "[::1]:7700" for logs.
 std::string format_address(const sockaddr* sa, socklen_t len);
+
+// ---- NATS servers (a JetStream cluster, docs/scale-out.md) ---------------------
+//
+//   jetstream://HOST:PORT[,HOST:PORT...]    sluice-send --to, sluice-collector --source
+//   HOST:PORT  HOST  nats://HOST:PORT  tls://HOST:PORT  [V6]:PORT    each entry of egress.urls
+//
+// Every form becomes the URL the NATS client takes ("nats://HOST:PORT"; port
+// 4222 when none is given). Any one reachable server is enough: the client
+// learns the rest of the cluster from it.
+inline constexpr std::string_view kJetStreamScheme = "jetstream://";
+inline constexpr uint16_t kNatsPort = 4222;
+bool is_jetstream_url(std::string_view text);
+report::Result<std::string> nats_server_url(std::string_view entry);
+// "jetstream://a:4222,b:4222" (or the list without the scheme) -> URLs.
+report::Result<std::vector<std::string>> parse_nats_servers(std::string_view text);
 
 }  // namespace sluice::session

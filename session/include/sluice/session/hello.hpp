@@ -30,6 +30,11 @@ struct Hello {
     SessionSecret secret{};
     // Collector: the name of the key the sender proved (empty without keys).
     KeyName key_name;
+    // The position is the truth, not a hint: the collector adopts it whatever
+    // it remembers of the stream. Only a collector group's JetStream source
+    // sets it, from the lease that says where the stream's previous owner
+    // stopped (docs/scale-out.md); a sender never does.
+    bool authoritative = false;
 };
 
 // What a collector remembers of a session so that its sender can resume it.

@@ -80,6 +80,26 @@ class RetransmitBuffer {
     StreamPosition position() const;
 
     uint64_t oldest_unacknowledged_sequence() const;  // only with unacknowledged() > 0
+
+    // ---- transports that send whole frames and hear about each on its own
+    // (JetStream: one publish acknowledgement per frame, in any order) ----
+    struct FrameRef {
+        std::span<const std::byte> bytes;
+        uint64_t sequence = 0;
+        // The first sequence not pushed before this frame: [gap_from,
+        // sequence) were dropped by the owner (full buffer); gap_from ==
+        // sequence when none were.
+        uint64_t gap_from = 0;
+    };
+    // The next frame to send; only with unsent() > 0 and !partially_sent().
+    FrameRef next_unsent() const;
+    // Marks the held, unacknowledged frame carrying `sequence` as stored by
+    // the peer; false when no such frame is held (already acknowledged, or
+    // never pushed). Marks survive rewind(): they are facts about the peer.
+    bool mark_stored(uint64_t sequence);
+    // Where a cumulative acknowledgement may go: the sequence of the oldest
+    // unmarked frame, or the position after the last push when all are marked.
+    uint64_t stored_prefix_end() const;
     // The sequence after the latest frame sent completely (0 before any):
     // an acknowledgement beyond it speaks of frames this sender never sent.
     uint64_t sent_limit() const { return sent_limit_; }
@@ -91,7 +111,9 @@ class RetransmitBuffer {
         uint32_t zc_id;  // 0: no MSG_ZEROCOPY send references it
         uint64_t sequence;
         uint64_t packet_index;
+        uint64_t gap_from;
         void* cookie;
+        bool stored;  // mark_stored()
     };
     Entry& at(uint64_t i) const { return slots_[i % capacity_]; }
 
