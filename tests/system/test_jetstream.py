@@ -190,14 +190,22 @@ def test_kill_a_nats_server_and_a_collector_mid_stream_every_packet_once(tmp_pat
             time.sleep(2)
             cluster.start(victim)
             # A collector killed mid-commit as likely as anywhere else.
-            written = count_packets(dirs, 2)
-            wait_for("progress after the server came back",
-                     lambda: count_packets(dirs, 2) > written, 60)
-            a.kill()
+            # The member writing stream 2 now (the group may have moved it
+            # while the server was away) is the one killed.
+            before = [count_packets([d], 2) for d in dirs]
+            grown = []
+
+            def progress():
+                grown[:] = [i for i, d in enumerate(dirs) if count_packets([d], 2) > before[i]]
+                return bool(grown)
+
+            wait_for("progress after the server came back", progress, 60)
+            victim, survivor = (a, b) if grown[0] == 0 else (b, a)
+            victim.kill()
             # Its lease goes silent: the other member takes its stream over.
             wait_for("the surviving member to take the stream over",
-                     lambda: "taken over from" in b.log(), 60)
-            a.start()
+                     lambda: "taken over from" in survivor.log(), 60)
+            victim.start()
             assert send.wait(timeout=180) == 0, send.stderr.read()
             rc = sluice.proc.wait(timeout=300)
         finally:
