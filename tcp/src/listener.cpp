@@ -141,7 +141,8 @@ struct TcpListener::Impl {
     bool grow_in(Connection& c, std::size_t capacity, bool reading);
     void uncharge(Connection& c);
     void wait_for_memory(Connection& c, std::size_t capacity);
-    void give_back_memory();  // empty buffers of others, when someone waits
+    // Frees the empty receive buffers of connections other than `asking`.
+    void give_back_memory(const Connection* asking);
     void serve_memory_waiters(uint64_t now);
     void arm(Connection& c);  // epoll interest: reading unless waiting, writing if needed
     void process(Connection& c, uint64_t now);
@@ -548,16 +549,16 @@ void TcpListener::Impl::process(Connection& c, uint64_t now) {
 
 bool TcpListener::Impl::grow_in(Connection& c, std::size_t capacity, bool reading) {
     if (capacity <= c.in.capacity()) return true;
-    const std::size_t more = capacity - c.in.capacity();
     if (cfg.max_memory) {
         // Reading leaves room for one largest frame (and its header).
         const uint64_t reserve = reading ? uint64_t{cfg.max_frame_bytes} + (1u << 20) : 0;
         const uint64_t limit = cfg.max_memory > reserve ? cfg.max_memory - reserve : 0;
-        if (mem_used + more > limit) {
-            give_back_memory();
-            if (mem_used + more > limit) return false;
+        if (mem_used + (capacity - c.in.capacity()) > limit) {
+            give_back_memory(&c);
+            if (mem_used + (capacity - c.in.capacity()) > limit) return false;
         }
     }
+    const std::size_t more = capacity - c.in.capacity();
     c.in.reserve_exact(capacity);
     c.charged += more;
     mem_used += more;
@@ -569,10 +570,11 @@ void TcpListener::Impl::uncharge(Connection& c) {
     c.charged = 0;
 }
 
-void TcpListener::Impl::give_back_memory() {
+void TcpListener::Impl::give_back_memory(const Connection* asking) {
     for (auto& [id, cp] : conns) {
         Connection& o = *cp;
-        if (o.closed || o.mem_waiting || !o.charged || o.in_off != o.in.size()) continue;
+        if (&o == asking || o.closed || o.mem_waiting || !o.charged || o.in_off != o.in.size())
+            continue;
         uncharge(o);
         o.in.release();
         o.in_off = 0;
