@@ -214,7 +214,11 @@ ScanResult scan(int fd, Compression c, uint64_t start, uint64_t end,
         return true;
     };
 
-    std::vector<std::byte> in(kReadChunk);
+    // Not a vector: it would zero all 4 MiB for every file, however small
+    // (most of the time sluice-query spends on a directory of small files).
+    Buffer in;
+    in.resize(
+        static_cast<std::size_t>(std::min<uint64_t>(kReadChunk, end > start ? end - start : 0)));
     uint64_t at = start;  // file offset of the next read
     if (c == Compression::None) {
         while (at < end) {
@@ -229,7 +233,7 @@ ScanResult scan(int fd, Compression c, uint64_t start, uint64_t end,
             if (n == 0) break;
             // Walk block by block so that every block end is a boundary.
             const uint64_t base = at - pc.size();  // file offset of pc[0]
-            pc.insert(pc.end(), in.begin(), in.begin() + n);
+            pc.insert(pc.end(), in.data(), in.data() + n);
             at += static_cast<uint64_t>(n);
             std::size_t off = 0;
             while (true) {
