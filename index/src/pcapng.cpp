@@ -88,7 +88,13 @@ Next block_at(std::span<const std::byte> buf, std::size_t at) {
 }
 
 std::optional<Interface> parse_interface(std::span<const std::byte> b) {
-    if (b.size() < 20) return std::nullopt;
+    // An index's Interface record carries the block as the data file had
+    // it, and a query writes it out as it is: it must be a whole block.
+    if (b.size() < 20 || b.size() % 4 != 0 || b.size() > kMaxBlockBytes ||
+        get<uint32_t>(b.data()) != kInterfaceDescriptionBlock ||
+        get<uint32_t>(b.data() + 4) != b.size() ||
+        get<uint32_t>(b.data() + b.size() - 4) != b.size())
+        return std::nullopt;
     Interface i;
     i.link_type = get<uint16_t>(b.data() + 8);
     i.snaplen = get<uint32_t>(b.data() + 12);
