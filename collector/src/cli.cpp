@@ -71,8 +71,9 @@ resumes where its files end, so senders replay exactly what is missing.
   --sync                    fdatasync data and state before acknowledging,
                             and the directory when a file appears: survives
                             power loss, not only a crash (slower)
-  --file-mode MODE          capture files' permissions, octal (default 0640:
-                            the owner writes, its group reads)
+  --file-mode MODE          permissions of capture files and their indexes,
+                            octal (default 0640: the owner writes, its group
+                            reads)
   --no-index                do not write the index (NAME.idx) beside each
                             file; sluice-query then reads whole files (see
                             docs/query.md)

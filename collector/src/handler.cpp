@@ -15,6 +15,12 @@ using session::RejectReason;
 
 constexpr uint64_t kMaxGapLogsPerConnection = 10;
 constexpr uint64_t kErrorLogIntervalNs = 10'000'000'000ull;
+// A storm of refusals (a scanner, a sender retrying a wrong key in a loop,
+// thousands of half-open connections) must not flood the log: at most this
+// many lines about ended connections per interval; the counters keep every
+// one, and the next line after the interval says how many were left out.
+constexpr uint64_t kCloseLogBurst = 20;
+constexpr uint64_t kCloseLogIntervalNs = 10'000'000'000ull;
 
 session::Refusal refusal(CloseCause cause, std::string text) {
     return {cause, session::reject_reason(cause), std::move(text)};
@@ -236,10 +242,27 @@ void StreamHandler::on_closed(session::ConnectionId conn, CloseCause cause, std:
                          cause == CloseCause::Auth || cause == CloseCause::Version ||
                          cause == CloseCause::Limit;
     if (!why.empty()) {
-        if (hostile)
-            log_warning("{}", why);
-        else
-            log_info("{}", why);
+        const uint64_t now = session::monotonic_ns();
+        if (now - close_log_window_ns_ >= kCloseLogIntervalNs) {
+            if (closes_unlogged_)
+                log_warning(
+                    "{} more connections ended in {} s than the log shows ({} lines at most "
+                    "per {} s): the counters (stats line, summary) hold every one",
+                    closes_unlogged_, (now - close_log_window_ns_) / 1'000'000'000u, kCloseLogBurst,
+                    kCloseLogIntervalNs / 1'000'000'000u);
+            close_log_window_ns_ = now;
+            close_logs_ = 0;
+            closes_unlogged_ = 0;
+        }
+        if (close_logs_ < kCloseLogBurst) {
+            ++close_logs_;
+            if (hostile)
+                log_warning("{}", why);
+            else
+                log_info("{}", why);
+        } else {
+            ++closes_unlogged_;
+        }
     }
     auto it = peers_.find(conn);
     if (it == peers_.end()) return;

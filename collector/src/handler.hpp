@@ -57,6 +57,9 @@ class StreamHandler final : public session::ReceiverHandler {
     std::unordered_map<session::ConnectionId, Peer> peers_;
     uint64_t next_error_log_ns_ = 0;  // listener errors: one log line per interval
     uint64_t errors_unlogged_ = 0;
+    // Lines about ended connections: a burst per interval (on_closed).
+    uint64_t close_log_window_ns_ = 0;
+    uint64_t close_logs_ = 0, closes_unlogged_ = 0;
 };
 
 }  // namespace sluice::collector

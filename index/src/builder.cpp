@@ -231,7 +231,7 @@ bool reindex_file(const std::string& data_path, const BuildSettings& s, DataInde
     if (r.ok) append_finish(out, f);
     const std::string final_path = index_path(data_path);
     const std::string tmp = final_path + ".tmp";
-    const int ofd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const int ofd = detail::open_index_file(tmp, data_path, O_WRONLY | O_TRUNC);
     if (ofd < 0) {
         *error = detail::errno_message("cannot create", tmp);
         return false;

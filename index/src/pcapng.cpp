@@ -88,7 +88,13 @@ Next block_at(std::span<const std::byte> buf, std::size_t at) {
 }
 
 std::optional<Interface> parse_interface(std::span<const std::byte> b) {
-    if (b.size() < 20) return std::nullopt;
+    // An index's Interface record carries the block as the data file had
+    // it, and a query writes it out as it is: it must be a whole block.
+    if (b.size() < 20 || b.size() % 4 != 0 || b.size() > kMaxBlockBytes ||
+        get<uint32_t>(b.data()) != kInterfaceDescriptionBlock ||
+        get<uint32_t>(b.data() + 4) != b.size() ||
+        get<uint32_t>(b.data() + b.size() - 4) != b.size())
+        return std::nullopt;
     Interface i;
     i.link_type = get<uint16_t>(b.data() + 8);
     i.snaplen = get<uint32_t>(b.data() + 12);
@@ -214,7 +220,11 @@ ScanResult scan(int fd, Compression c, uint64_t start, uint64_t end,
         return true;
     };
 
-    std::vector<std::byte> in(kReadChunk);
+    // Not a vector: it would zero all 4 MiB for every file, however small
+    // (most of the time sluice-query spends on a directory of small files).
+    Buffer in;
+    in.resize(
+        static_cast<std::size_t>(std::min<uint64_t>(kReadChunk, end > start ? end - start : 0)));
     uint64_t at = start;  // file offset of the next read
     if (c == Compression::None) {
         while (at < end) {
@@ -229,7 +239,7 @@ ScanResult scan(int fd, Compression c, uint64_t start, uint64_t end,
             if (n == 0) break;
             // Walk block by block so that every block end is a boundary.
             const uint64_t base = at - pc.size();  // file offset of pc[0]
-            pc.insert(pc.end(), in.begin(), in.begin() + n);
+            pc.insert(pc.end(), in.data(), in.data() + n);
             at += static_cast<uint64_t>(n);
             std::size_t off = 0;
             while (true) {

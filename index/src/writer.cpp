@@ -58,7 +58,7 @@ bool Writer::start(const std::string& data_path, Compression c, uint64_t data_st
     index_path_ = index_path(data_path);
     compression_ = c;
     error_.clear();
-    fd_ = ::open(index_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    fd_ = detail::open_index_file(index_path_, data_path_, O_WRONLY | O_TRUNC);
     if (fd_ < 0) {
         stop(detail::errno_message("cannot create", index_path_));
         return false;
@@ -170,7 +170,7 @@ std::vector<std::string> Writer::resume(const std::string& data_path, Compressio
         log.push_back("error: " + error_ + "; the file is not indexed");
         return log;
     }
-    fd_ = ::open(index_path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    fd_ = detail::open_index_file(index_path_, data_path, O_WRONLY);
     if (fd_ < 0 || ::ftruncate(fd_, static_cast<off_t>(keep_bytes)) != 0) {
         stop(detail::errno_message("cannot write", index_path_));
         log.push_back("error: " + error_ + "; the file is not indexed");

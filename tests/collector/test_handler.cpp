@@ -3,6 +3,7 @@
 // of the stream, refusals with their causes), and how closes are counted.
 #include "../../collector/src/handler.hpp"
 #include "collector_testing.hpp"
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 namespace sluice::collector {
@@ -159,6 +160,28 @@ TEST(StreamHandler, EveryCauseMovesItsCounter) {
         EXPECT_EQ((fx.col->counters().*c.counter).get(), before + 1) << session::to_string(c.cause);
     }
     EXPECT_EQ(fx.col->counters().connections_accepted.get(), std::size(cases));
+}
+
+TEST(StreamHandler, AStormOfRefusalsIsCountedInFullButLoggedInABurst) {
+    // A sender retrying a wrong key in a loop, or a scanner: every refusal
+    // counts, but the log gets a bounded number of lines (the rest are
+    // summed up in the next line after the interval).
+    HandlerFixture fx;
+    ::testing::internal::CaptureStderr();
+    session::ConnectionId id = 1000;
+    for (int i = 0; i < 500; ++i) {
+        fx.handler->on_connection(++id, fx.t, "10.0.0.9:4000");
+        fx.handler->on_closed(id, CloseCause::Auth,
+                              fmt::format("connection from 10.0.0.9:4000: refusal {}", i));
+    }
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_EQ(fx.col->counters().refused_auth.get(), 500u);
+    std::size_t lines = 0;
+    for (std::size_t at = err.find("refusal "); at != std::string::npos;
+         at = err.find("refusal ", at + 1))
+        ++lines;
+    EXPECT_EQ(lines, 20u) << err;
+    EXPECT_NE(err.find("refusal 0\n"), std::string::npos) << err;  // the first ones are shown
 }
 
 }  // namespace

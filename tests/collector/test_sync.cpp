@@ -25,7 +25,8 @@ namespace {
 
 using namespace testing;
 
-int files_created_with(bool sync, unsigned mode, mode_t* seen_mode) {
+int files_created_with(bool sync, unsigned mode, mode_t* seen_mode,
+                       mode_t* seen_index_mode = nullptr) {
     TempDir dir;
     StreamSettings set;
     set.dir = dir.str();
@@ -51,6 +52,11 @@ int files_created_with(bool sync, unsigned mode, mode_t* seen_mode) {
     struct stat st {};
     ::stat(files.at(0).c_str(), &st);
     *seen_mode = st.st_mode & 0777;
+    if (seen_index_mode) {
+        st = {};
+        EXPECT_EQ(::stat((files.at(0).string() + ".idx").c_str(), &st), 0);
+        *seen_index_mode = st.st_mode & 0777;
+    }
     return g_dir_fsyncs.load() - before;
 }
 
@@ -60,14 +66,18 @@ TEST(Sync, ANewFilesDirectoryIsSyncedWithSyncOnly) {
     EXPECT_EQ(files_created_with(false, 0640, &m), 0);
 }
 
-TEST(FileMode, CaptureFilesGetExactlyTheModeWhateverTheUmask) {
+TEST(FileMode, CaptureFilesAndTheirIndexesGetExactlyTheModeWhateverTheUmask) {
+    // The index tells which addresses and ports a capture holds: it is
+    // readable by exactly who may read the capture.
     const mode_t old = ::umask(077);
-    mode_t m = 0;
-    files_created_with(false, 0640, &m);
+    mode_t m = 0, ix = 0;
+    files_created_with(false, 0640, &m, &ix);
     EXPECT_EQ(m, 0640u) << "group-readable although the umask says otherwise";
+    EXPECT_EQ(ix, 0640u) << "the index";
     ::umask(002);
-    files_created_with(false, 0600, &m);
+    files_created_with(false, 0600, &m, &ix);
     EXPECT_EQ(m, 0600u) << "not group-readable although the umask would allow it";
+    EXPECT_EQ(ix, 0600u) << "the index is readable by others the capture is not readable by";
     ::umask(old);
 }
 

@@ -23,88 +23,18 @@
 #include <memory>
 #include <vector>
 
+#include "collector_fuzzing.hpp"
+
 #include "sluice/collector/pcapng.hpp"
 #include "sluice/session/byte_buffer.hpp"
-#include "sluice/session/key.hpp"
-#include "sluice/simd/crc32c.hpp"
 #include "sluice/tcp/receiver.hpp"
-#include "sluice/wire/wire.hpp"
 
 namespace {
 
 using namespace sluice;
+using fuzzing::check;
+using fuzzing::fuzz_key;
 using wire::load_le;
-using wire::store_le;
-
-void check(bool ok) {
-    if (!ok) __builtin_trap();
-}
-
-const std::vector<std::byte>& fuzz_key() {
-    static const std::vector<std::byte> k = [] {
-        const char* s = "fuzz-key-0123456789abcdef";
-        std::vector<std::byte> v(std::strlen(s));
-        std::memcpy(v.data(), s, v.size());
-        return v;
-    }();
-    return k;
-}
-
-tcp::Nonce server_nonce() {
-    tcp::Nonce n{};
-    for (std::size_t i = 0; i < n.size(); ++i)
-        n[i] = std::byte(static_cast<uint8_t>(i * 13));
-    return n;
-}
-
-// Walks the bytes the way the parser frames them and repairs checksums (and
-// the HELLO's proof) so mutations reach what lies behind them.
-void fix_up(std::byte* p, std::size_t n, uint8_t mode, std::span<const std::byte> key) {
-    std::size_t at = 0;
-    while (at + 8 <= n) {
-        const uint32_t magic = load_le<uint32_t>(p + at);
-        if (magic == tcp::kMessageMagic) {
-            const std::size_t body = load_le<uint16_t>(p + at + 6);
-            const std::size_t len = tcp::kMessageHeaderSize + body + tcp::kMessageTrailerSize;
-            if (at + len > n) return;
-            if (mode & 1) {
-                if (static_cast<uint8_t>(p[at + 5]) ==
-                        static_cast<uint8_t>(tcp::MessageType::Hello) &&
-                    body == tcp::kHelloBody) {
-                    const std::span<const std::byte, tcp::kHelloSigned> signed_bytes(
-                        p + at + 8, tcp::kHelloSigned);
-                    const tcp::Proof proof = tcp::hello_proof(key, server_nonce(), signed_bytes);
-                    std::memcpy(p + at + 8 + tcp::kHelloSigned, proof.data(), proof.size());
-                }
-                store_le<uint32_t>(p + at + 8 + body, simd::crc32c(p + at, 8 + body));
-            }
-            at += len;
-        } else if (magic == wire::kMagic) {
-            if (at + wire::kHeaderSize > n) return;
-            const std::size_t stored = load_le<uint32_t>(p + at + wire::offset::stored_len);
-            if (mode & 2) {
-                const std::size_t avail = std::min(stored, n - at - wire::kHeaderSize);
-                store_le<uint32_t>(p + at + wire::offset::payload_crc,
-                                   simd::crc32c(p + at + wire::kHeaderSize, avail));
-                store_le<uint32_t>(p + at + wire::offset::header_crc,
-                                   simd::crc32c(p + at, wire::offset::header_crc));
-            }
-            at += wire::kHeaderSize + stored;
-        } else {
-            return;
-        }
-    }
-}
-
-std::vector<std::byte> valid_hello(uint64_t stream, std::span<const std::byte> key) {
-    tcp::Hello h;
-    h.flags = key.empty() ? 0 : tcp::hello_flag::kHasKey;
-    h.stream_id = stream;
-    h.session_id = 1;
-    h.proof = tcp::hello_proof(key, server_nonce(), tcp::hello_signed_bytes(h));
-    std::array<std::byte, tcp::kMaxMessageSize> b;
-    return {b.begin(), b.begin() + tcp::encode(h, b)};
-}
 
 void check_epbs(const wire::FrameView& v) {
     static collector::ByteBuffer out;
@@ -128,20 +58,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
         (mode & 4) ? std::span<const std::byte>(fuzz_key()) : std::span<const std::byte>();
     std::vector<std::byte> stream(size - 1);
     if (size > 1) std::memcpy(stream.data(), data + 1, size - 1);
-    fix_up(stream.data(), stream.size(), mode, key);
+    fuzzing::fix_up(stream.data(), stream.size(), mode & 1, mode & 2, key, fuzzing::fixed_nonce());
 
     static wire::FrameReader reader(wire::ReaderLimits{1u << 20, 1u << 20, wire::kMaxSnaplen});
     static std::vector<std::byte> scratch(1u << 20);
     tcp::ReceiverSession session(
         std::make_shared<const session::Keyring>(std::vector<std::byte>(key.begin(), key.end())));
-    session.challenge(server_nonce());
+    session.challenge(fuzzing::fixed_nonce());
 
     // Starts with a frame: authenticate first, for the frame's own stream.
     std::vector<std::byte> in;
     if (stream.size() >= 4 && load_le<uint32_t>(stream.data()) == wire::kMagic) {
         const uint64_t sid =
             stream.size() >= 24 ? load_le<uint64_t>(stream.data() + wire::offset::stream_id) : 0;
-        in = valid_hello(sid, key);
+        in = fuzzing::valid_hello(sid, key, fuzzing::fixed_nonce());
     }
     const std::size_t chunk =
         (mode >> 4) ? std::size_t{1} << (mode >> 4) : stream.size() + in.size() + 1;

@@ -53,6 +53,9 @@ def test_sequence_past_the_last_one_is_refused_and_duplicates_stay_suppressed(tm
     honest = pcapgen("honest.pcap", packets=3000, nanosecond=True)
     out = tmp_path / "out"
     col = Collector(out)
+    # The honest stream of another sender, all along.
+    sender, _ = start_send(honest, col.port, stream_id=1, rate=1000)
+    assert col.wait_for("stream 1 connected", timeout=30), col.log()
     s, resume, secret = handshake(col.port, stream_id=70, session_id=99, position=(0, 0),
                                   with_secret=True)
     assert resume == 0
@@ -61,15 +64,15 @@ def test_sequence_past_the_last_one_is_refused_and_duplicates_stay_suppressed(tm
     s.sendall(frame(70, 2**64 - 1, 1, [(2, b"z" * 60)]))
     reason, text = closed_by_collector(s)
     assert reason == 5 and "2^64-1" in text, (reason, text)
-    # The honest stream of another sender, meanwhile.
-    p, _ = send(honest, col.port, stream_id=1)
-    assert p.returncode == 0, p.stderr
     s2, resume = handshake(col.port, stream_id=70, session_id=99, position=(0, 0),
                            resume_secret=secret)
     assert resume == 1
     s2.sendall(frame(70, 0, 0, [(1, b"a" * 60)]) + message(HEARTBEAT, struct.pack("<Q", 1)))
     assert ack_reaching(s2, 1) == 1
     s2.close()
+    _, err = sender.communicate(timeout=120)
+    assert sender.returncode == 0, err
+    assert col.proc.poll() is None, "the collector died:\n" + col.log()
     assert col.stop() == 0
     st = col.stream(70)["run"]
     assert st["frames_written"] == 1 and st["frames_duplicate"] == 1, st

@@ -9,6 +9,7 @@
 #include "sluice/index/bloom.hpp"
 #include "sluice/index/format.hpp"
 #include "sluice/index/keys.hpp"
+#include "sluice/index/pcapng.hpp"
 #include "sluice/simd/cpu.hpp"
 
 namespace sluice::index {
@@ -106,6 +107,24 @@ TEST(Format, AFlippedBitEndsTheIndexAtItsRecord) {
             ++before;
         EXPECT_EQ(ix->blocks.size(), before) << at;
     }
+}
+
+TEST(Format, AnInterfaceRecordMustHoldAWholeInterfaceBlock) {
+    // A query writes the block out as it is: a damaged one would make its
+    // output unreadable, so the index is not used (its data is read whole).
+    const auto idb = testing::idb();
+    ASSERT_TRUE(pcapng::parse_interface(idb));
+    const auto damaged = [&](std::size_t at, uint32_t v) {
+        auto b = idb;
+        std::memcpy(b.data() + at, &v, 4);
+        return b;
+    };
+    EXPECT_FALSE(pcapng::parse_interface(damaged(0, pcapng::kEnhancedPacketBlock)));
+    EXPECT_FALSE(pcapng::parse_interface(damaged(4, uint32_t(idb.size() + 4))));
+    EXPECT_FALSE(pcapng::parse_interface(damaged(idb.size() - 4, 0x1234)));
+    auto odd = idb;
+    odd.resize(idb.size() + 2);
+    EXPECT_FALSE(pcapng::parse_interface(odd));
 }
 
 TEST(Format, NotAnIndexOrAnotherVersionSaysSo) {

@@ -83,6 +83,8 @@ struct Interface {
     int64_t tsoffset_s = 0;      // if_tsoffset
     std::vector<std::byte> idb;  // the block as in the file
 };
+// nullopt unless `idb_block` is one whole Interface Description Block (its
+// type, both its lengths, a multiple of 4 bytes).
 std::optional<Interface> parse_interface(std::span<const std::byte> idb_block);
 
 struct Packet {
