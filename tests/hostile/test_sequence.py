@@ -6,6 +6,7 @@ or dropped in words and counted; the honest stream is written exactly."""
 import socket
 import struct
 import threading
+import time
 
 from collector_helpers import (Collector, assert_same_packets, expected_packets, read_stream,
                                send, start_send)
@@ -129,6 +130,13 @@ def test_an_ack_for_frames_never_sent_makes_the_sender_reconnect_and_lose_nothin
         in p.stderr, p.stderr
     assert rep["sender"]["disconnects"] == 1 and rep["sender"]["connects"] == 2, rep["sender"]
     assert col.proc.poll() is None, col.log()
+    # The relay passes the sender's close on to the collector by itself: stop
+    # the collector only once it has seen both connections end, or the second
+    # one would end by the shutdown instead (and count nowhere).
+    ends = ("the peer closed the connection", "connection lost", "took over")
+    deadline = time.monotonic() + 30
+    while sum(col.log().count(e) for e in ends) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert col.stop() == 0
     k = col.result()["counters"]
     # The first connection ends as the sender leaves it (or, if its new one
