@@ -92,6 +92,29 @@ TEST(Statistics, RoundTripThroughEveryCodec) {
     }
 }
 
+// The end-of-stream flag the builder sets survives sealing with every codec,
+// stored raw or compressed.
+TEST(Statistics, EndOfStreamSurvivesSealing) {
+    for (Codec c : {Codec::None, Codec::Lz4, Codec::Zstd}) {
+        for (uint32_t min : {0u, 1u << 20}) {
+            FrameBuilder b({.max_frame_bytes = kFrame, .snaplen = 2048});
+            std::vector<std::byte> buf(kFrame);
+            b.begin(buf, 42, 9, 500);
+            for (int i = 0; i < 20; ++i)
+                ASSERT_EQ(b.append_statistics(stats(0, static_cast<uint16_t>(i), "x")),
+                          AppendResult::Appended);
+            b.add_flags(flag::kEndOfStream);
+            auto f = b.finish();
+            auto o = open(
+                seal_copy({f.begin(), f.end()},
+                          {.codec = c, .min_compress_bytes = min, .max_raw_frame_bytes = kFrame}));
+            ASSERT_TRUE(o->view.ok()) << to_string(o->view.error());
+            EXPECT_TRUE(o->view->info().flags & flag::kEndOfStream) << codec_name(c) << min;
+            EXPECT_TRUE(o->view->is_statistics());
+        }
+    }
+}
+
 TEST(Statistics, MalformedEntriesAreRefused) {
     const auto good = seal_copy(statistics_frame(), {.codec = Codec::None});
     ASSERT_TRUE(open(good)->view.ok());
