@@ -30,6 +30,9 @@ wire::TunnelMeta erspan_meta(const tunnel::Erspan& e) {
 
 void CaptureStage::peel(const CaptureQueue& q, uint16_t n) {
     const bool strip = p_.decap == config::Decap::Strip;
+    // "match" with neither a filter nor a slice rule: nothing to show the
+    // inner packet to; it is only counted.
+    const bool show = !strip && (p_.filter || !p_.slices.empty());
     uint64_t peeled = 0, truncated = 0, malformed = 0, unknown = 0;
     uint64_t layers[tunnel::layer::kCount] = {};
     for (uint16_t i = 0; i < n; ++i) {
@@ -74,6 +77,7 @@ void CaptureStage::peel(const CaptureQueue& q, uint16_t n) {
             continue;
         }
         // "match": the filter sees the inner packet until unshift().
+        if (!show) continue;
         if (d.inner_ethertype != 0) {
             std::memcpy(st.head, data + at, sizeof st.head);
             st.restore_head = true;

@@ -58,7 +58,6 @@ constexpr uint32_t verdict_flags(simd::Verdict ip, simd::Verdict l4) {
 
 CaptureStage::CaptureStage(Params p)
     : p_(std::move(p)), builder_(wire::BuilderLimits{p_.frame_size, largest_snaplen(p_)}) {
-    max_snaplen_ = largest_snaplen(p_);
     ts_offset_ = rte_mbuf_dynfield_lookup(RTE_MBUF_DYNFIELD_TIMESTAMP_NAME, nullptr);
     const int bit = rte_mbuf_dynflag_lookup(RTE_MBUF_DYNFLAG_RX_TIMESTAMP_NAME, nullptr);
     ts_flag_ = bit >= 0 ? (1ULL << bit) : 0;

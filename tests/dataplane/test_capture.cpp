@@ -241,6 +241,13 @@ TEST(Decap, MatchFiltersOnTheInnerPacketAndWritesItWhole) {
 
     const Captured outer = capture(pcap, "filter = \"tcp port 443\"");
     EXPECT_EQ(outer.packets.size(), 0u);
+
+    // Nothing to match: every packet written whole, the tunnels counted.
+    const Captured all = capture(pcap, "decap = \"match\"");
+    ASSERT_EQ(all.packets.size(), wrapped.size());
+    for (std::size_t i = 0; i < wrapped.size(); ++i)
+        EXPECT_EQ(all.packets[i].data, wrapped[i].data) << i;
+    EXPECT_EQ(all.snapshot.total("queue", "decapsulated"), wrapped.size());
 }
 
 // [[capture.slice]]: the first rule that matches sets the snap length, which

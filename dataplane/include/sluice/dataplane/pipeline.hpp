@@ -231,7 +231,6 @@ class CaptureStage final : public Stage {
     PacketState state_[config::kMaxBurst];
     uint64_t match_[config::kMaxBurst];  // filter verdicts, by burst index
     std::unique_ptr<DedupWindow> dedup_;
-    uint32_t max_snaplen_ = 0;  // the builder's: the largest of snaplen and the slices'
 
     // Statistics frames.
     uint64_t stats_deadline_tsc_ = 0;
