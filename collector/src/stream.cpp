@@ -565,8 +565,10 @@ FrameOutcome Stream::add_statistics(const wire::FrameView& frame, FrameOutcome o
         // before them (a file of nothing but them would follow), only one
         // when the interface table is full.
         if (!ensure_file()) return FrameOutcome::StorageError;
-        if (st_.interface_count + fresh > StreamState::kMaxInterfaces && !rotate())
-            return FrameOutcome::StorageError;
+        if (st_.interface_count + fresh > StreamState::kMaxInterfaces) {
+            if (group_ && (uncommitted() || saved_.pending)) return FrameOutcome::CommitFirst;
+            if (!rotate()) return FrameOutcome::StorageError;
+        }
     }
     if (outcome == FrameOutcome::Gap) {
         ++st_.totals.gaps;
