@@ -71,7 +71,7 @@ int run(int argc, char** argv) {
     sluice::wire::FrameReader reader;
     std::vector<std::byte> scratch;
     std::size_t off = 0;
-    uint64_t frames = 0, packets = 0, bytes = 0, stored = 0;
+    uint64_t frames = 0, packets = 0, bytes = 0, stored = 0, statistics = 0;
     std::map<uint64_t, uint64_t> next_seq;  // per stream
     uint64_t gaps = 0;
     int rc = 0;
@@ -105,6 +105,19 @@ int run(int argc, char** argv) {
                         std::string(sluice::wire::codec_name(fi.codec)).c_str(), fi.raw_len,
                         fi.stored_len);
         }
+        if (view->is_statistics()) ++statistics;
+        for (const auto& e : view->statistics()) {
+            if (!per_frame) continue;
+            std::printf(
+                "  port %u queue %u: received %llu, nic dropped %llu, accepted %llu, "
+                "dropped %llu, delivered %llu (%.*s)\n",
+                e.port, e.queue, static_cast<unsigned long long>(e.received),
+                static_cast<unsigned long long>(e.nic_dropped),
+                static_cast<unsigned long long>(e.accepted),
+                static_cast<unsigned long long>(e.dropped),
+                static_cast<unsigned long long>(e.delivered),
+                static_cast<int>(e.description.size()), e.description.data());
+        }
         for (const auto& r : *view) {
             ++packets;
             bytes += r.caplen;
@@ -125,11 +138,12 @@ int run(int argc, char** argv) {
         rc = 2;
     }
     std::printf(
-        "%llu frames, %llu packets, %llu packet bytes, %llu bytes on the wire, %zu "
-        "stream(s), %llu sequence gap(s)\n",
-        static_cast<unsigned long long>(frames), static_cast<unsigned long long>(packets),
-        static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(stored),
-        next_seq.size(), static_cast<unsigned long long>(gaps));
+        "%llu frames (%llu of interface statistics), %llu packets, %llu packet bytes, %llu bytes "
+        "on the wire, %zu stream(s), %llu sequence gap(s)\n",
+        static_cast<unsigned long long>(frames), static_cast<unsigned long long>(statistics),
+        static_cast<unsigned long long>(packets), static_cast<unsigned long long>(bytes),
+        static_cast<unsigned long long>(stored), next_seq.size(),
+        static_cast<unsigned long long>(gaps));
     return rc;
 }
 

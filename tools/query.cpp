@@ -41,6 +41,10 @@ each file (NAME.idx) lets it read only the blocks that can match.
                      default when it is not a terminal)
   --flows            instead of packets, one JSON line per flow (protocol,
                      endpoints, first and last time, packets and bytes each way)
+  --inner            FILTER also matches a packet by the innermost packet of
+                     the tunnels and tags it travels in (VLAN, MPLS, GRE,
+                     ERSPAN, VXLAN, Geneve), as capture.decap = "match" does;
+                     the packet is written as stored
   -v, --verbose      say on stderr what was read: files, blocks, bytes
   --reindex FILE...  rebuild FILE.idx from FILE (plain or .zst) alone
   --help, --version
@@ -135,6 +139,8 @@ int main(int argc, char** argv) {
         }
         if (k == "--flows") {
             flows = true;
+        } else if (k == "--inner") {
+            spec.inner = true;
         } else if (k == "-v" || k == "--verbose") {
             verbose = true;
         } else if (k == "--reindex") {
@@ -213,7 +219,7 @@ int main(int argc, char** argv) {
     std::setvbuf(f, buf, _IOFBF, sizeof buf);
 
     std::string comment = "sluice-query";
-    if (!spec.filter.empty()) comment += " '" + spec.filter + "'";
+    if (!spec.filter.empty()) comment += (spec.inner ? " --inner '" : " '") + spec.filter + "'";
     if (spec.from_ns) comment += " from " + index::format_time(spec.from_ns);
     if (spec.to_ns != UINT64_MAX) comment += " to " + index::format_time(spec.to_ns);
 

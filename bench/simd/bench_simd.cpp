@@ -23,6 +23,7 @@
 
 #include "sluice/simd/checksum.hpp"
 #include "sluice/simd/crc32c.hpp"
+#include "sluice/simd/packet_hash.hpp"
 #include "sluice/simd/toeplitz.hpp"
 
 namespace {
@@ -419,6 +420,48 @@ void register_copy() {
     }
 }
 
+// capture.dedup's hash of a packet, against what a DPDK application would
+// reach for to tell packets apart (rte_hash_crc: 32 bits, not keyed), at
+// packet sizes.
+void register_packet_hash() {
+    static const PacketHashKey key = PacketHashKey::from_seed(1);
+    constexpr std::size_t kPacketSizes[] = {64, 594, 1518, 9018};
+    for (std::size_t size : kPacketSizes) {
+        const std::string s = "/" + std::to_string(size);
+        benchmark::RegisterBenchmark(("phash/sluice" + s).c_str(), [size](benchmark::State& st) {
+            run_bytes(st, size,
+                      [](const uint8_t* p, std::size_t n) { return packet_hash(p, n, key); });
+        });
+        benchmark::RegisterBenchmark(("phash/dpdk" + s).c_str(), [size](benchmark::State& st) {
+            run_bytes(st, size, [](const uint8_t* p, std::size_t n) {
+                return rte_hash_crc(p, static_cast<uint32_t>(n), ~0u);
+            });
+        });
+    }
+    struct Impl {
+        const char* name;
+        uint64_t (*fn)(const void*, std::size_t, const PacketHashKey&);
+        bool ok;
+    };
+    const Impl impls[] = {
+        {"scalar", detail::packet_hash_scalar, true},
+        {"avx2", detail::packet_hash_avx2, detected_level() >= Level::Avx2},
+        {"avx512", detail::packet_hash_avx512, detected_level() >= Level::Avx512},
+    };
+    for (const auto& impl : impls) {
+        if (!impl.ok) continue;
+        for (std::size_t size : kPacketSizes) {
+            const auto fn = impl.fn;
+            benchmark::RegisterBenchmark(
+                ("phash_impl/" + std::string(impl.name) + "/" + std::to_string(size)).c_str(),
+                [size, fn](benchmark::State& st) {
+                    run_bytes(st, size,
+                              [fn](const uint8_t* p, std::size_t n) { return fn(p, n, key); });
+                });
+        }
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -427,6 +470,7 @@ int main(int argc, char** argv) {
     register_verify();
     register_toeplitz();
     register_copy();
+    register_packet_hash();
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
     std::fprintf(stderr, "simd level %s: crc32c=%s checksum=%s toeplitz=%s\n",

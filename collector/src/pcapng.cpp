@@ -101,9 +101,10 @@ void append_epb(ByteBuffer& out, uint32_t interface_id, uint64_t timestamp_ns,
 
 void append_epb(Batch& out, uint32_t interface_id, uint64_t timestamp_ns,
                 std::span<const std::byte> data, uint32_t orig_len, uint32_t epb_flags,
-                bool reference) {
+                bool reference, std::string_view comment) {
     const uint32_t caplen = static_cast<uint32_t>(data.size());
-    const std::size_t total = epb_size(caplen, epb_flags != 0);
+    comment = comment.substr(0, 0xfff0);
+    const std::size_t total = epb_size(caplen, epb_flags != 0, comment.size());
     std::byte* p = out.grow(28);
     put32(p, kEnhancedPacketBlock);
     put32(p + 4, static_cast<uint32_t>(total));
@@ -117,18 +118,51 @@ void append_epb(Batch& out, uint32_t interface_id, uint64_t timestamp_ns,
     else
         out.append(data);
     const std::size_t pad = pad4(caplen) - caplen;
-    const std::size_t tail = pad + (epb_flags ? 12 : 0) + 4;
+    const std::size_t tail = total - 28 - caplen;
     std::byte* q = out.grow(tail);
     std::memset(q, 0, pad);
     q += pad;
+    if (!comment.empty()) {
+        put16(q, kOptComment);
+        put16(q + 2, static_cast<uint16_t>(comment.size()));
+        std::memcpy(q + 4, comment.data(), comment.size());
+        std::memset(q + 4 + comment.size(), 0, pad4(comment.size()) - comment.size());
+        q += 4 + pad4(comment.size());
+    }
     if (epb_flags) {
         put16(q, kEpbFlags);
         put16(q + 2, 4);
         put32(q + 4, epb_flags);
-        put32(q + 8, 0);  // opt_endofopt
-        q += 12;
+        q += 8;
+    }
+    if (epb_flags || !comment.empty()) {
+        put32(q, 0);  // opt_endofopt
+        q += 4;
     }
     put32(q, static_cast<uint32_t>(total));
+}
+
+void append_isb(ByteBuffer& out, uint32_t interface_id, const InterfaceStatistics& s) {
+    const std::size_t start = open_block(out, kInterfaceStatisticsBlock);
+    std::byte* p = out.grow(12);
+    put32(p, interface_id);
+    put32(p + 4, static_cast<uint32_t>(s.timestamp_ns >> 32));
+    put32(p + 8, static_cast<uint32_t>(s.timestamp_ns));
+    auto time = [&](uint16_t code, uint64_t ns) {
+        const uint32_t v[2] = {static_cast<uint32_t>(ns >> 32), static_cast<uint32_t>(ns)};
+        option(out, code, v, 8);
+    };
+    auto count = [&](uint16_t code, uint64_t n) { option(out, code, &n, 8); };
+    time(kIsbStartTime, s.start_ns);
+    time(kIsbEndTime, s.timestamp_ns);
+    count(kIsbIfRecv, s.received);
+    count(kIsbIfDrop, s.nic_dropped);
+    count(kIsbFilterAccept, s.accepted);
+    count(kIsbOsDrop, s.dropped);
+    count(kIsbUsrDeliv, s.delivered);
+    text_option(out, kOptComment, s.comment);
+    option(out, kOptEnd, nullptr, 0);
+    close_block(out, start);
 }
 
 }  // namespace sluice::collector::pcapng

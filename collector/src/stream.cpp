@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstring>
 #include <ctime>
+#include <iterator>
 #include <stdexcept>
 
 #include <dirent.h>
@@ -44,11 +45,75 @@ void operator+=(StreamTotals& a, const StreamTotals& d) {
 }
 
 // pcapng's FCS-length field (epb_flags bits 5-8): 4 bytes when the record
-// says the data ends with the Ethernet FCS.
-uint32_t epb_flags_for(uint32_t record_flags) {
-    return (record_flags & wire::record_flag::kFcsIncluded) ? (4u << 5) : 0;
+// says the data ends with the Ethernet FCS; the direction an ERSPAN III
+// session mirrored the packet in (bits 0-1).
+uint32_t epb_flags_for(const wire::Record& r) {
+    uint32_t f = (r.flags & wire::record_flag::kFcsIncluded) ? (4u << 5) : 0;
+    if (r.has_tunnel && r.tunnel.kind == wire::TunnelKind::Erspan3)
+        f |= (r.tunnel.bits & 1u) ? pcapng::kEpbOutbound : pcapng::kEpbInbound;
+    return f;
 }
 
+// The packet comment of a record whose tunnel was stripped: what the tunnel
+// said about the packet (ERSPAN's session, timestamp, port or switch).
+void tunnel_comment(const wire::TunnelMeta& m, std::string& out) {
+    out.clear();
+    auto to = std::back_inserter(out);
+    const unsigned vlan = m.vlan & 0x0fffu, cos = m.vlan >> 12;
+    switch (m.kind) {
+        case wire::TunnelKind::Erspan1:
+            fmt::format_to(to, "ERSPAN type I");
+            return;
+        case wire::TunnelKind::Erspan2:
+            fmt::format_to(to, "ERSPAN type II session {}, port index {}, VLAN {}, COS {}",
+                           m.session, m.index, vlan, cos);
+            return;
+        case wire::TunnelKind::Erspan3: {
+            static constexpr const char* kUnits[] = {"100 us units", "100 ns units",
+                                                     "IEEE 1588 units", "reserved units"};
+            fmt::format_to(to,
+                           "ERSPAN type III session {}, timestamp {} ({}), hardware id {}, VLAN "
+                           "{}, COS {}, {}",
+                           m.session, m.timestamp, kUnits[(m.bits >> 1) & 3u], m.index, vlan, cos,
+                           (m.bits & 1u) ? "egress" : "ingress");
+            return;
+        }
+    }
+    fmt::format_to(to, "tunnel kind {}", static_cast<unsigned>(m.kind));
+}
+
+// A description from the peer, fit for a pcapng text option: control
+// characters become '?'.
+std::string printable(std::string_view text) {
+    std::string s(text);
+    for (char& c : s) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    }
+    return s;
+}
+
+bool active(const wire::StatisticsEntry& e) {
+    return e.received || e.nic_dropped || e.dropped;
+}
+
+// What an interface's statistics block says. Wireshark shows isb_ifdrop as
+// the interface's dropped packets (when a file holds one block for it):
+// everything lost between the wire and the file. isb_osdrop is sluice's share.
+pcapng::InterfaceStatistics isb_of(const wire::StatisticsEntry& e) {
+    pcapng::InterfaceStatistics s;
+    s.timestamp_ns = e.time_ns;
+    s.start_ns = e.start_ns;
+    s.received = e.received + e.nic_dropped;
+    s.nic_dropped = e.nic_dropped + e.dropped;
+    s.accepted = e.accepted;
+    s.dropped = e.dropped;
+    s.delivered = e.delivered;
+    s.comment = fmt::format(
+        "sluice: {} packets received, {} dropped by the NIC, {} dropped by sluice, {} passed "
+        "the capture filter, {} captured",
+        e.received, e.nic_dropped, e.dropped, e.accepted, e.delivered);
+    return s;
+}
 }  // namespace
 
 std::string output_file_name(uint64_t stream_id, uint64_t index, uint64_t wall, Compression c) {
@@ -313,7 +378,10 @@ void Stream::remove_old_files() {
 }
 
 bool Stream::rotate() {
+    // The file ends with its interfaces' latest counters.
+    append_file_statistics();
     if (!commit()) return false;
+    file_statistics_current_ = false;
     out_.close();
     // Finished before the next file exists: a crash before the state names
     // that file leaves this one current, and resuming it cuts the Finish.
@@ -432,14 +500,96 @@ uint32_t Stream::interface_id(uint16_t port, uint16_t queue) {
         ++st_.interface_count;
         st_.interfaces[id] = k;
         ByteBuffer idb;
-        pcapng::append_idb(idb, pcapng::kLinkTypeEthernet, wire::kMaxSnaplen,
-                           fmt::format("sluice-s{}-p{}-q{}", id_, port, queue),
-                           fmt::format("sluice stream {} port {} queue {}", id_, port, queue));
+        const std::string_view device = description_of(k);
+        pcapng::append_idb(
+            idb, pcapng::kLinkTypeEthernet, wire::kMaxSnaplen,
+            fmt::format("sluice-s{}-p{}-q{}", id_, port, queue),
+            device.empty()
+                ? fmt::format("sluice stream {} port {} queue {}", id_, port, queue)
+                : fmt::format("sluice stream {} port {} queue {}: {}", id_, port, queue, device));
         ws_.batch.append(idb.span());
         index_.interface(idb.span(), ws_.batch.size());
     }
     last_key_ = k;
     return last_id_ = id;
+}
+
+std::string_view Stream::description_of(InterfaceKey k) const {
+    const uint32_t i = known_ifs_.find(k);
+    return i == InterfaceIndex::kNone ? std::string_view() : known_[i].description;
+}
+
+void Stream::append_file_statistics() {
+    if (file_statistics_current_) return;
+    ByteBuffer isb;
+    for (uint32_t id = 0; id < st_.interface_count; ++id) {
+        const uint32_t i = known_ifs_.find(st_.interfaces[id]);
+        if (i == InterfaceIndex::kNone || !known_[i].counted) continue;
+        pcapng::append_isb(isb, id, known_[i].latest);
+    }
+    if (!isb.empty()) ws_.batch.append(isb.span());
+    file_statistics_current_ = true;
+}
+
+FrameOutcome Stream::add_statistics(const wire::FrameView& frame, FrameOutcome outcome) {
+    const wire::FrameInfo& info = frame.info();
+    // The end of the stream: the final counters go into the file now. Before
+    // it they are only remembered, for the interface blocks' descriptions and
+    // for the end of the file at a rotation: Wireshark shows an interface's
+    // drops only when its file holds exactly one statistics block for it.
+    const bool end = (info.flags & wire::flag::kEndOfStream) != 0;
+    std::size_t fresh = 0;
+    bool any = false;
+    for (const wire::StatisticsEntry& e : frame.statistics()) {
+        const InterfaceKey k{e.port, e.queue};
+        uint32_t i = known_ifs_.find(k);
+        if (i == InterfaceIndex::kNone &&
+            known_ifs_.insert(k, static_cast<uint32_t>(known_.size()))) {
+            i = static_cast<uint32_t>(known_.size());
+            known_.push_back({k, printable(e.description), false, {}});
+        }
+        if (i != InterfaceIndex::kNone) {
+            known_[i].counted = true;
+            known_[i].latest = isb_of(e);
+            if (!e.description.empty() && e.description != known_[i].description)
+                known_[i].description = printable(e.description);
+        }
+        if (!active(e)) continue;
+        any = true;
+        fresh += file_ifs_.find(k) == InterfaceIndex::kNone;
+    }
+    file_statistics_current_ = false;
+    const bool write = end && any;
+    if (write) {
+        // The blocks end the file they count for: no size or time rotation
+        // before them (a file of nothing but them would follow), only one
+        // when the interface table is full.
+        if (!ensure_file()) return FrameOutcome::StorageError;
+        if (st_.interface_count + fresh > StreamState::kMaxInterfaces) {
+            if (group_ && (uncommitted() || saved_.pending)) return FrameOutcome::CommitFirst;
+            if (!rotate()) return FrameOutcome::StorageError;
+        }
+    }
+    if (outcome == FrameOutcome::Gap) {
+        ++st_.totals.gaps;
+        st_.totals.frames_lost += last_gap_frames_;
+        st_.totals.packets_lost += last_gap_packets_;
+    }
+    if (write) {
+        ByteBuffer isb;
+        for (const wire::StatisticsEntry& e : frame.statistics()) {
+            if (!active(e)) continue;
+            const uint32_t id = interface_id(e.port, e.queue);
+            if (id == UINT32_MAX) continue;  // cannot happen: room was made above
+            pcapng::append_isb(isb, id, isb_of(e));
+        }
+        ws_.batch.append(isb.span());
+        file_statistics_current_ = true;
+    }
+    st_.next_sequence = info.sequence + 1;
+    st_.next_packet_index = info.first_packet_index;
+    ++st_.totals.frames_written;
+    return outcome;
 }
 
 std::optional<std::size_t> Stream::new_interfaces(const wire::FrameView& frame) {
@@ -463,7 +613,18 @@ FrameOutcome Stream::add(const wire::FrameView& frame) {
     // can overflow the table: count its new interfaces then (one probe per
     // record), before anything of it is kept.
     std::size_t fresh = 0;
-    if (st_.interface_count + info.packet_count > StreamState::kMaxInterfaces) {
+    if (frame.is_statistics()) {
+        // Like packets, a frame naming more interfaces than a file holds is
+        // refused whole (each entry takes at least 64 bytes).
+        if (info.raw_len / wire::kStatisticsEntrySize > StreamState::kMaxInterfaces) {
+            std::size_t n = 0;
+            for (const auto& e : frame.statistics()) {
+                (void)e;
+                ++n;
+            }
+            if (n > StreamState::kMaxInterfaces) return FrameOutcome::TooManyInterfaces;
+        }
+    } else if (st_.interface_count + info.packet_count > StreamState::kMaxInterfaces) {
         const auto n = new_interfaces(frame);
         if (!n) return FrameOutcome::TooManyInterfaces;
         fresh = *n;
@@ -485,6 +646,7 @@ FrameOutcome Stream::add(const wire::FrameView& frame) {
                                 : 0;
         outcome = FrameOutcome::Gap;
     }
+    if (frame.is_statistics()) return add_statistics(frame, outcome);
     if (!ensure_file()) return FrameOutcome::StorageError;
 
     // Rotate before the frame rather than in its middle: a frame lives in one
@@ -510,7 +672,9 @@ FrameOutcome Stream::add(const wire::FrameView& frame) {
     // the commit writes them, unless a compressor needs them in one piece or
     // they were decompressed into the shared scratch buffer.
     const bool reference = set_.compression == Compression::None && info.codec == wire::Codec::None;
-    ws_.batch.reserve((reference ? 0 : info.raw_len) + 48ull * info.packet_count,
+    // Records with tunnel metadata get a packet comment of about 100 bytes.
+    const uint64_t per_packet = (info.flags & wire::flag::kRecordMeta) ? 176 : 48;
+    ws_.batch.reserve((reference ? 0 : info.raw_len) + per_packet * info.packet_count,
                       2ull * info.packet_count + 2);
     uint64_t bytes = 0;
     for (const wire::Record& r : frame) {
@@ -522,8 +686,14 @@ FrameOutcome Stream::add(const wire::FrameView& frame) {
             reindex_interfaces();
             return FrameOutcome::StorageError;
         }
-        pcapng::append_epb(ws_.batch, ifid, r.timestamp_ns, r.data, r.orig_len,
-                           epb_flags_for(r.flags), reference);
+        if (r.has_tunnel) {
+            tunnel_comment(r.tunnel, comment_);
+            pcapng::append_epb(ws_.batch, ifid, r.timestamp_ns, r.data, r.orig_len,
+                               epb_flags_for(r), reference, comment_);
+        } else {
+            pcapng::append_epb(ws_.batch, ifid, r.timestamp_ns, r.data, r.orig_len,
+                               epb_flags_for(r), reference);
+        }
         index_.packet(r.timestamp_ns, r.data, ws_.batch.size());
         bytes += r.caplen;
     }

@@ -106,6 +106,44 @@ void read_table(Owner& owner, const toml::table& table, const std::vector<Field<
     }
 }
 
+// [[capture.slice]] tables: each a filter and a snap length.
+void read_slices(Config& c, const toml::node& node, const Sink& sink) {
+    c.positions["capture.slice"] = pos_of(node.source());
+    const auto* arr = node.as_array();
+    if (!arr || !arr->is_array_of_tables()) {
+        sink.error(pos_of(node.source()), "capture.slice",
+                   "expected [[capture.slice]] tables, each with a filter and a snaplen, e.g. "
+                   "filter = \"tcp port 443\", snaplen = 128; found " +
+                       describe(node));
+        return;
+    }
+    if (arr->size() > kMaxSlices) {
+        sink.error(pos_of(node.source()), "capture.slice",
+                   "expected at most " + std::to_string(kMaxSlices) +
+                       " [[capture.slice]] rules, "
+                       "found " +
+                       std::to_string(arr->size()) +
+                       " (each costs a filter run per packet that no earlier rule matched): "
+                       "merge rules with the same snaplen with \"or\"");
+        return;
+    }
+    std::vector<std::string> keys;
+    for (const auto& f : slice_fields())
+        keys.push_back("capture.slice." + f.name);
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+        Slice sl;
+        const std::string prefix = "capture.slice[" + std::to_string(i) + "].";
+        read_table(sl, *arr->get(i)->as_table(), slice_fields(), prefix, sink, c.positions, keys);
+        c.positions["capture.slice[" + std::to_string(i) + "]"] = pos_of(arr->get(i)->source());
+        if (arr->get(i)->as_table()->contains("filter") && sl.filter.empty()) {
+            sink.error(c.position_of(prefix + "filter"), prefix + "filter",
+                       "expected a tcpdump expression: an empty filter would match every packet "
+                       "(set capture.snaplen for that)");
+        }
+        c.capture.slices.push_back(std::move(sl));
+    }
+}
+
 }  // namespace
 
 Position Config::position_of(std::string_view key) const {
@@ -215,8 +253,15 @@ LoadResult load_string(std::string_view text, std::string_view source_name,
                        "expected a table [" + name + "], found " + describe(node));
             continue;
         }
-        read_table(r.config, *node.as_table(), sec->fields, name + ".", sink, r.config.positions,
-                   all_keys);
+        const toml::table* table = node.as_table();
+        toml::table without_slices;
+        if (name == "capture" && table->contains("slice")) {
+            read_slices(r.config, *table->get("slice"), sink);
+            without_slices = *table;
+            without_slices.erase("slice");
+            table = &without_slices;
+        }
+        read_table(r.config, *table, sec->fields, name + ".", sink, r.config.positions, all_keys);
     }
     check(r.config, sink, have_ports_key);
     std::stable_sort(

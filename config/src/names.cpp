@@ -39,6 +39,18 @@ std::string_view to_string(EgressType t) {
     }
     return "?";
 }
+std::string_view to_string(Decap d) {
+    switch (d) {
+        case Decap::Match:
+            return "match";
+        case Decap::Strip:
+            return "strip";
+        case Decap::None:
+            break;
+    }
+    return "none";
+}
+
 std::string_view to_string(Timestamps t) {
     return t == Timestamps::Hardware ? "hardware" : "software";
 }

@@ -40,8 +40,26 @@ const std::vector<Field<Port>>& port_fields() {
         v.push_back(choice<Port, Timestamps>("timestamps",
             {{"software", Timestamps::Software}, {"hardware", Timestamps::Hardware}},
             "Packet timestamps: \"software\" (TSC at receive, calibrated to ns) or \"hardware\" "
-            "(the NIC's, where the port offers them; falls back to software with a warning).",
+            "(the NIC's RX timestamps, converted to ns with the NIC's clock; a port that offers none "
+            "is an error naming it. net_pcap gives the pcap records' times, in microseconds).",
             [](Port& p) -> auto& { return p.timestamps; }));
+        return v;
+    }();
+    return fields;
+}
+
+const std::vector<Field<Slice>>& slice_fields() {
+    static const std::vector<Field<Slice>> fields = [] {
+        std::vector<Field<Slice>> v;
+        v.push_back(string<Slice>("filter", "tcpdump expression",
+            "The packets this rule cuts, e.g. \"tcp port 443\". With capture.decap = \"match\" or "
+            "\"strip\" it sees the inner headers, as capture.filter does.",
+            [](Slice& s) -> auto& { return s.filter; }, true));
+        v.push_back(integer<Slice>("snaplen", 64, 65535,
+            "Bytes kept of the packets this rule matches (the original length is recorded too). "
+            "May be above capture.snaplen, to keep whole what the rest is cut from.",
+            [](Slice& s) -> auto& { return s.snaplen; }));
+        v.back().required = true;
         return v;
     }();
     return fields;
@@ -119,6 +137,29 @@ const std::vector<Section>& sections() {
             "lcore. Needs EAL's shared files: not with --in-memory (give the tool the same "
             "--file-prefix as sluice).",
             [](Config& c) -> auto& { return c.capture.pdump; }));
+        cap.push_back(choice<Config, Decap>("decap",
+            {{"none", Decap::None}, {"match", Decap::Match}, {"strip", Decap::Strip}},
+            "Tunnels and tags (802.1Q/QinQ, MPLS, GRE, ERSPAN II/III, VXLAN, Geneve): \"none\" "
+            "treats packets as they arrive; \"match\" lets capture.filter and the slice rules see "
+            "the innermost packet and writes the packet whole; \"strip\" writes the innermost "
+            "packet (ERSPAN's session and timestamp go into the pcapng packet comment). A "
+            "truncated or malformed tunnel header is counted (tunnel_truncated, tunnel_malformed) "
+            "and its packet kept as it arrived.",
+            [](Config& c) -> auto& { return c.capture.decap; }));
+        cap.push_back(boolean<Config>("dedup",
+            "Drop packets identical to one seen within the dedup window, as a SPAN session "
+            "mirroring both directions of a link delivers them: the same bytes, the TTL or hop "
+            "limit and the IPv4 header checksum aside. Counted in 'deduplicated'. With decap = "
+            "\"strip\" the inner packets are compared.",
+            [](Config& c) -> auto& { return c.capture.dedup; }));
+        cap.push_back(integer<Config>("dedup_window_us", 1, 10000000,
+            "A copy counts as a duplicate only this many microseconds after the packet it "
+            "repeats (by the packets' timestamps).",
+            [](Config& c) -> auto& { return c.capture.dedup_window_us; }));
+        cap.push_back(integer<Config>("dedup_window_packets", 16, 1048576,
+            "... and only within this many packets after it (per rx lcore). Sets the table's "
+            "memory: 32 bytes per packet of window, times two.",
+            [](Config& c) -> auto& { return c.capture.dedup_window_packets; }));
 
         v.push_back({"batch", "How packets are grouped into frames.", {}});
         auto& b = v.back().fields;
@@ -326,6 +367,7 @@ const std::vector<Section>& sections() {
 using detail::default_of;
 using detail::port_fields;
 using detail::sections;
+using detail::slice_fields;
 
 std::string to_toml(const Config& c) {
     std::string out = "# effective configuration";
@@ -340,6 +382,12 @@ std::string to_toml(const Config& c) {
         out += "\n[" + s.name + "]\n";
         for (const auto& f : s.fields)
             out += f.name + " = " + f.show(c) + "\n";
+        if (s.name != "capture") continue;
+        for (const auto& sl : c.capture.slices) {
+            out += "\n[[capture.slice]]\n";
+            for (const auto& f : slice_fields())
+                out += f.name + " = " + f.show(sl) + "\n";
+        }
     }
     return out;
 }
@@ -355,6 +403,10 @@ const std::vector<KeyInfo>& schema() {
             for (const auto& f : s.fields) {
                 v.push_back(
                     {s.name + "." + f.name, f.type, default_of(f), f.range, f.help, f.required});
+            }
+            if (s.name != "capture") continue;
+            for (const auto& f : slice_fields()) {
+                v.push_back({"capture.slice[]." + f.name, f.type, "", f.range, f.help, true});
             }
         }
         return v;

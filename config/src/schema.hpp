@@ -286,8 +286,10 @@ struct Section {
     std::vector<Field<Config>> fields;
 };
 
-// The keys of [[ports]] entries, and the sections with theirs (schema.cpp).
+// The keys of [[ports]] entries, of [[capture.slice]] entries, and the
+// sections with theirs (schema.cpp).
 const std::vector<Field<Port>>& port_fields();
+const std::vector<Field<Slice>>& slice_fields();
 const std::vector<Section>& sections();
 
 // Defaults as TOML literals, read from a default-constructed Config.

@@ -124,6 +124,17 @@ config::LoadResult load_and_check_config(const std::string& path,
                                    false});
         }
     }
+    for (std::size_t i = 0; i < r.config.capture.slices.size(); ++i) {
+        const config::Slice& sl = r.config.capture.slices[i];
+        if (sl.filter.empty()) continue;  // reported by the loader
+        if (auto err = check_filter(sl.filter, sl.snaplen)) {
+            const std::string key = fmt::format("capture.slice[{}].filter", i);
+            r.diagnostics.push_back(config::Diagnostic{
+                path, r.config.position_of(key), key,
+                fmt::format("not a valid tcpdump expression: {} (found \"{}\")", *err, sl.filter),
+                false});
+        }
+    }
     return r;
 }
 
@@ -263,6 +274,7 @@ int run_sluice(const Options& o) {
         if (t >= next_link_check) {
             next_link_check = t + 0.1;
             log_transport_events();
+            pipeline->publish_nic_drops();
             for (std::size_t i = 0; i < ports.size(); ++i) {
                 std::string now = link_status(ports[i].port_id);
                 if (now != links[i]) {

@@ -41,6 +41,14 @@ inline void free_burst(rte_mbuf** m, uint16_t n) {
 // verified over this much and come out as truncated.
 constexpr std::size_t kLinearBytes = 65536;
 
+// The builder's snap length: the largest a packet may be kept to.
+uint32_t largest_snaplen(const CaptureStage::Params& p) {
+    uint32_t n = p.snaplen;
+    for (const SliceRule& r : p.slices)
+        n = std::max(n, r.snaplen);
+    return n;
+}
+
 constexpr uint32_t verdict_flags(simd::Verdict ip, simd::Verdict l4) {
     return (static_cast<uint32_t>(ip) << wire::record_flag::kIpChecksumShift) |
            (static_cast<uint32_t>(l4) << wire::record_flag::kL4ChecksumShift);
@@ -49,7 +57,7 @@ constexpr uint32_t verdict_flags(simd::Verdict ip, simd::Verdict l4) {
 }  // namespace
 
 CaptureStage::CaptureStage(Params p)
-    : p_(std::move(p)), builder_(wire::BuilderLimits{p_.frame_size, p_.snaplen}) {
+    : p_(std::move(p)), builder_(wire::BuilderLimits{p_.frame_size, largest_snaplen(p_)}) {
     ts_offset_ = rte_mbuf_dynfield_lookup(RTE_MBUF_DYNFIELD_TIMESTAMP_NAME, nullptr);
     const int bit = rte_mbuf_dynflag_lookup(RTE_MBUF_DYNFLAG_RX_TIMESTAMP_NAME, nullptr);
     ts_flag_ = bit >= 0 ? (1ULL << bit) : 0;
@@ -63,7 +71,22 @@ CaptureStage::CaptureStage(Params p)
             deal_[i].n.assign(others, 0);
         }
     }
-    if (p_.verify_checksums) linear_.resize(kLinearBytes);
+    if (p_.verify_checksums || p_.dedup_window_packets) linear_.resize(kLinearBytes);
+    if (p_.dedup_window_packets) {
+        dedup_ = std::make_unique<DedupWindow>(p_.dedup_window_packets, p_.dedup_window_ns,
+                                               p_.dedup_key);
+    }
+    for (auto& st : state_)
+        st.snaplen = p_.snaplen;
+}
+
+uint64_t CaptureStage::packet_time(const CaptureQueue& q, const rte_mbuf* m) const {
+    if (q.hw_clock && ts_offset_ >= 0 && (m->ol_flags & ts_flag_))
+        return q.hw_clock->to_ns(*RTE_MBUF_DYNFIELD(m, ts_offset_, const rte_mbuf_timestamp_t*));
+    // Packets a dealer handed over carry their receive time in the mbuf.
+    if (q.ring != nullptr && p_.rx_time_offset >= 0)
+        return *RTE_MBUF_DYNFIELD(m, p_.rx_time_offset, const uint64_t*);
+    return pending_ts_;
 }
 
 bool CaptureStage::begin_frame() {
@@ -106,8 +129,6 @@ bool CaptureStage::finish_frame(bool draining) {
 // (no frame buffer, or a finished frame is held) with packets still pending.
 bool CaptureStage::process_pending(bool draining) {
     const CaptureQueue& q = *pending_queue_;
-    // Packets a dealer handed over carry their receive time in the mbuf.
-    const bool dealt_time = q.ring != nullptr && p_.rx_time_offset >= 0;
     while (pending_i_ < pending_n_) {
         if (!builder_.active() && !begin_frame()) {
             if (p_.overflow == config::Overflow::Drop && !draining) {
@@ -121,31 +142,33 @@ bool CaptureStage::process_pending(bool draining) {
             return false;
         }
         rte_mbuf* m = pending_[pending_i_];
+        const PacketState& st = state_[pending_i_];
         wire::RecordMeta meta;
-        meta.timestamp_ns = pending_ts_;
-        if (q.hw_clock && ts_offset_ >= 0 && (m->ol_flags & ts_flag_)) {
-            meta.timestamp_ns =
-                q.hw_clock->to_ns(*RTE_MBUF_DYNFIELD(m, ts_offset_, rte_mbuf_timestamp_t*));
-        } else if (dealt_time) {
-            meta.timestamp_ns = *RTE_MBUF_DYNFIELD(m, p_.rx_time_offset, uint64_t*);
-        }
+        meta.timestamp_ns = packet_time(q, m);
         meta.orig_len = m->pkt_len;
         meta.port = q.port_index;
         meta.queue = q.queue_id;
-        if (p_.verify_checksums) meta.flags = pending_flags_[pending_i_];
+        meta.flags = st.flags;
+        if (p_.verify_checksums) meta.flags |= pending_flags_[pending_i_];
+        if (st.has_tunnel) meta.tunnel = &st.tunnel;
+        const uint32_t snaplen = st.snaplen;
         const bool first = builder_.empty();
         // One segment (the common case) is a plain buffer; a chain goes
-        // through a segment list (no per-packet array to construct).
+        // through a segment list (no per-packet array to construct), cut at
+        // the packet's snap length.
         std::size_t n = 1;
         wire::AppendResult appended;
         if (m->next == nullptr) {
             appended = builder_.append(
-                meta,
-                std::span<const std::byte>(rte_pktmbuf_mtod(m, const std::byte*), m->data_len));
+                meta, std::span<const std::byte>(rte_pktmbuf_mtod(m, const std::byte*),
+                                                 std::min<uint32_t>(m->data_len, snaplen)));
         } else {
             n = 0;
-            for (rte_mbuf* s = m; s && n < CaptureStage::kMaxSegments; s = s->next) {
-                segs_[n++] = {rte_pktmbuf_mtod(s, const std::byte*), s->data_len};
+            uint32_t left = snaplen;
+            for (rte_mbuf* s = m; s && left && n < CaptureStage::kMaxSegments; s = s->next) {
+                const uint32_t take = std::min<uint32_t>(s->data_len, left);
+                segs_[n++] = {rte_pktmbuf_mtod(s, const std::byte*), take};
+                left -= take;
             }
             appended = builder_.append(meta, std::span<const wire::Segment>(segs_.data(), n));
         }
@@ -154,10 +177,10 @@ bool CaptureStage::process_pending(bool draining) {
             continue;  // the same packet again, into a new frame
         }
         if (first) deadline_tsc_ = rte_rdtsc() + p_.flush_timeout_tsc;
-        const uint32_t kept = std::min(m->pkt_len, p_.snaplen);
+        const uint32_t kept = std::min(m->pkt_len, snaplen);
         q.counters->captured.inc();
         q.counters->captured_bytes.add(kept);
-        if (m->pkt_len > p_.snaplen ||
+        if (m->pkt_len > snaplen ||
             (n == CaptureStage::kMaxSegments && m->next && m->nb_segs > n)) {
             q.counters->truncated.inc();
         }
@@ -309,15 +332,9 @@ bool CaptureStage::receive(std::size_t qi, bool draining) {
     q.counters->rx_packets.add(n);
     q.counters->rx_bytes.add(bytes);
     uint16_t kept = n;
-    if (p_.filter) {
-        rte_mbuf* rejected[config::kMaxBurst];
-        uint16_t nrej = 0;
-        kept = p_.filter->apply(pending_, n, rejected, nrej);
-        if (nrej) {
-            q.counters->filtered.add(nrej);
-            rte_pktmbuf_free_bulk(rejected, nrej);
-        }
-    }
+    if (p_.decap != config::Decap::None) peel(q, n);
+    if (p_.filter || !p_.slices.empty()) kept = select(q, n);
+    if (dedup_ && kept) kept = drop_copies(q, kept);
     if (kept == 0) return true;
     if (p_.verify_checksums) verify_checksums(q, kept);
     pending_n_ = kept;
@@ -394,9 +411,15 @@ bool CaptureStage::poll() {
         if (builder_.active() && !builder_.empty()) {
             if (!finish_frame(true)) return true;
         }
-        // The stream ends with an empty frame carrying the next sequence and
-        // packet index: packets dropped after the last delivered frame then
-        // show as a gap the collector counts (nothing follows them otherwise).
+        // The stream ends with a frame carrying the next sequence and packet
+        // index: packets dropped after the last delivered frame then show as
+        // a gap the collector counts (nothing follows them otherwise). With
+        // statistics it is the last statistics frame: the final counters.
+        if (!end_sent_ && p_.statistics_interval_tsc) {
+            if (!emit_statistics(true)) return true;  // a buffer, ring room, or more entries
+            end_sent_ = true;
+            if (held_) return true;  // the last frame waits for ring room
+        }
         if (!end_sent_ && packet_index_ > 0) {
             if (!builder_.active() && !begin_frame()) return work;  // wait for a buffer
             end_sent_ = true;
@@ -412,10 +435,27 @@ bool CaptureStage::poll() {
         drained_.store(true, std::memory_order_release);
         return work;
     }
-    if (builder_.active() && !builder_.empty() && rte_rdtsc() >= deadline_tsc_) {
+    const uint64_t now = rte_rdtsc();
+    if (builder_.active() && !builder_.empty() && now >= deadline_tsc_) {
         p_.counters->flushed_by_timer.inc();
         work = true;
         if (!finish_frame(false)) return work;
+    }
+    // Statistics: the first at once (the collector learns the interfaces'
+    // descriptions), then when the counters moved and the interval passed.
+    if (p_.statistics_interval_tsc && now >= stats_deadline_tsc_) {
+        const uint64_t fp = statistics_fingerprint();
+        if (stats_next_ == 0 && stats_sent_ && fp == stats_fingerprint_) {
+            stats_deadline_tsc_ = now + p_.statistics_interval_tsc;
+        } else if (emit_statistics(false)) {
+            stats_sent_ = true;
+            stats_fingerprint_ = fp;
+            stats_deadline_tsc_ = now + p_.statistics_interval_tsc;
+            work = true;
+        }
+        // Otherwise more entries wait, or no frame buffer was free: the next
+        // poll tries again, and receives meanwhile (what has no buffer is
+        // counted as usual).
     }
 
     const std::size_t qi = next_queue_;

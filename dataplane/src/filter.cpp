@@ -64,15 +64,24 @@ BpfFilter::~BpfFilter() {
     if (bpf_) rte_bpf_destroy(bpf_);
 }
 
-uint16_t BpfFilter::apply(rte_mbuf** pkts, uint16_t n, rte_mbuf** rejected,
-                          uint16_t& nrejected) const {
-    uint64_t rc[config::kMaxBurst];
+void BpfFilter::match(rte_mbuf* const* pkts, uint16_t n, uint64_t* rc) const {
     if (jit_) {
         for (uint16_t i = 0; i < n; ++i)
             rc[i] = jit_(pkts[i]);
     } else {
-        rte_bpf_exec_burst(bpf_, reinterpret_cast<void**>(pkts), rc, n);
+        rte_bpf_exec_burst(bpf_, reinterpret_cast<void**>(const_cast<rte_mbuf**>(pkts)), rc, n);
     }
+}
+
+bool BpfFilter::matches(rte_mbuf* pkt) const {
+    if (jit_) return jit_(pkt) != 0;
+    return rte_bpf_exec(bpf_, pkt) != 0;
+}
+
+uint16_t BpfFilter::apply(rte_mbuf** pkts, uint16_t n, rte_mbuf** rejected,
+                          uint16_t& nrejected) const {
+    uint64_t rc[config::kMaxBurst];
+    match(pkts, n, rc);
     uint16_t kept = 0;
     nrejected = 0;
     for (uint16_t i = 0; i < n; ++i) {

@@ -24,6 +24,7 @@
 
 #include "sluice/mempool/topology.hpp"
 #include "sluice/report/log.hpp"
+#include "sluice/simd/packet_hash.hpp"
 #include "sluice/wire/format.hpp"
 
 namespace sluice::dataplane {
@@ -33,6 +34,9 @@ using report::log_info;
 using report::log_warning;
 
 namespace {
+
+// How often a capture stage reports its interfaces' counters when they move.
+constexpr uint64_t kStatisticsIntervalNs = 1'000'000'000;
 
 wire::Codec to_wire(config::CodecType t) {
     switch (t) {
@@ -64,6 +68,21 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
         }
         log_info("filter \"{}\" loaded ({})", cfg.capture.filter,
                  pl->filter_->jit() ? "JIT" : "interpreted");
+    }
+    for (std::size_t i = 0; i < cfg.capture.slices.size(); ++i) {
+        const config::Slice& sl = cfg.capture.slices[i];
+        auto f = BpfFilter::create(sl.filter, sl.snaplen, error);
+        if (!f) {
+            error = fmt::format("capture.slice[{}].filter \"{}\": {}", i, sl.filter, error);
+            return nullptr;
+        }
+        pl->slice_filters_.push_back(std::move(f));
+    }
+    if (cfg.capture.decap != config::Decap::None) {
+        log_info("capture.decap = \"{}\": {}", config::to_string(cfg.capture.decap),
+                 cfg.capture.decap == config::Decap::Match
+                     ? "the filter sees the innermost packet, the packet is written whole"
+                     : "the innermost packet is written");
     }
 
     auto new_ring = [&](const std::string& name) {
@@ -141,6 +160,12 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
             }
         }
     }
+    // What the NIC drops, per port, for the statistics frames (read by the
+    // control plane, published to the capture stages).
+    for (const PortState& p : ports) {
+        pl->nic_drops_.push_back(std::make_unique<NicDrops>());
+        pl->nic_drops_.back()->port_id = p.port_id;
+    }
     // Queues: (port, queue) pairs dealt to rx lcores round-robin, port-major.
     std::vector<std::vector<CaptureQueue>> queues(nstreams);
     std::size_t next = 0;
@@ -150,11 +175,24 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
         for (uint16_t q = 0; q < ports[pi].rx_queues; ++q) {
             const std::size_t w = next++ % nstreams;
             pl->queue_counters_.push_back(std::make_unique<QueueCounters>());
-            queues[w].push_back(
-                CaptureQueue{ports[pi].port_id, q, static_cast<uint16_t>(pi),
-                             ports[pi].hw_timestamps ? &ports[pi].hw_clock : nullptr,
-                             pl->queue_counters_.back().get(), rss,
-                             rss && q > 0 ? rss->rings[q - 1u].get() : nullptr});
+            CaptureQueue cq;
+            cq.port_id = ports[pi].port_id;
+            cq.queue_id = q;
+            cq.port_index = static_cast<uint16_t>(pi);
+            cq.hw_clock = ports[pi].hw_timestamps ? &ports[pi].hw_clock : nullptr;
+            cq.counters = pl->queue_counters_.back().get();
+            cq.rss = rss;
+            cq.ring = rss && q > 0 ? rss->rings[q - 1u].get() : nullptr;
+            if (q == 0) cq.nic_dropped = &pl->nic_drops_[pi]->dropped;
+            // The device as the operator configured it, its driver and (for a
+            // NIC) its PCI address: what the capture files name the interface by.
+            cq.description = ports[pi].pci.empty() || ports[pi].pci == ports[pi].name
+                                 ? fmt::format("{} ({})", ports[pi].name, ports[pi].driver)
+                                 : fmt::format("{} ({}, PCI {})", ports[pi].name, ports[pi].driver,
+                                               ports[pi].pci);
+            if (cq.description.size() > wire::kMaxStatisticsText)
+                cq.description.resize(wire::kMaxStatisticsText);
+            queues[w].push_back(std::move(cq));
             pl->queue_labels_.push_back({{"port", std::to_string(pi)},
                                          {"queue", std::to_string(q)},
                                          {"lcore", std::to_string(lc.rx[w])}});
@@ -234,8 +272,20 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
     const uint32_t fit = static_cast<uint32_t>(
         (cfg.batch.frame_size - wire::kHeaderSize - wire::kRecordHeaderSize) & ~std::size_t{7});
     const uint32_t snaplen = std::min(cfg.capture.snaplen, fit);
+    std::vector<SliceRule> slices;
+    for (std::size_t i = 0; i < pl->slice_filters_.size(); ++i)
+        slices.push_back(
+            {pl->slice_filters_[i].get(), std::min(cfg.capture.slices[i].snaplen, fit)});
     const uint64_t flush_tsc =
         pl->clock_.ns_to_tsc(static_cast<uint64_t>(cfg.batch.flush_timeout_us) * 1000);
+    // One key for the run: copies cannot be forged without it.
+    const simd::PacketHashKey dedup_key = simd::PacketHashKey::random();
+    if (cfg.capture.dedup) {
+        log_info("capture.dedup: copies within {} us and {} packets are dropped ({} hash)",
+                 cfg.capture.dedup_window_us, cfg.capture.dedup_window_packets,
+                 simd::detail::kernels().packet_hash_name);
+    }
+    const uint64_t start_ns = pl->clock_.to_ns(rte_rdtsc());
     std::vector<Stage*> captures;
     std::vector<FrameRing*> capture_out;
     for (std::size_t i = 0; i < nstreams; ++i) {
@@ -258,6 +308,16 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
         cp.counters = pl->capture_counters_.back().get();
         cp.verify_checksums = cfg.capture.verify_checksums;
         cp.rx_time_offset = rx_time_offset;
+        cp.decap = cfg.capture.decap;
+        cp.slices = slices;
+        if (cfg.capture.dedup) {
+            cp.dedup_window_packets = cfg.capture.dedup_window_packets;
+            cp.dedup_window_ns = uint64_t{cfg.capture.dedup_window_us} * 1000;
+            cp.dedup_key = dedup_key;
+        }
+        cp.statistics_interval_tsc = pl->clock_.ns_to_tsc(kStatisticsIntervalNs);
+        cp.start_ns = start_ns;
+        cp.egress = pl->egress_counters_[i].get();
         capture_out.push_back(cp.out);
         captures.push_back(add_stage(lc.rx[i], std::make_unique<CaptureStage>(std::move(cp)),
                                      {{"stream", std::to_string(cfg.egress.stream_id + i)}}));
@@ -374,12 +434,23 @@ bool Pipeline::launch(std::string& error) {
     return true;
 }
 
+void Pipeline::publish_nic_drops() {
+    for (auto& d : nic_drops_) {
+        rte_eth_stats st{};
+        if (rte_eth_stats_get(d->port_id, &st) != 0) continue;
+        // relaxed: a statistic the capture stages read for their reports.
+        d->dropped.store(st.imissed + st.rx_nombuf, std::memory_order_relaxed);
+    }
+}
+
 bool Pipeline::all_drained() const {
     return std::all_of(stages_.begin(), stages_.end(), [](const auto& s) { return s->drained(); });
 }
 
 void Pipeline::drain_and_stop(double timeout_s) {
     if (!launched_) return;
+    // The last statistics frames carry the NIC's final drop counts.
+    publish_nic_drops();
     // release pairs with the stages' acquire loads of the phase.
     phase_.store(Phase::Draining, std::memory_order_release);
     const auto deadline =

@@ -200,8 +200,13 @@ std::optional<PortError> start_port(PortState& port, const config::Config& cfg, 
             conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_TIMESTAMP;
             port.hw_timestamps = true;  // its clock is calibrated once the port runs
         } else {
-            log_warning("port '{}' ({}) offers no hardware timestamps: using software timestamps",
-                        port.name, port.driver);
+            return PortError{
+                fmt::format("port '{}' ({}) offers no hardware RX timestamps (its driver has no "
+                            "RTE_ETH_RX_OFFLOAD_TIMESTAMP): set timestamps = \"software\" in its "
+                            "[[ports]] table, or capture from a NIC that timestamps what it "
+                            "receives",
+                            port.name, port.driver),
+                4};
         }
     }
 

@@ -17,10 +17,8 @@ void BlockBuilder::add_packet(uint64_t ts_ns, uint16_t link_type,
         add_opaque(ts_ns);
         return;
     }
-    std::array<uint64_t, kMaxPacketKeys> keys;
-    const PacketKeys k = parse_packet(frame);
-    const std::size_t n = packet_key_hashes(k, keys);
-    add_keys(ts_ns, {keys.data(), n}, {k.protos.data(), k.proto_count});
+    const FrameKeys k = frame_keys(frame);
+    add_keys(ts_ns, {k.keys.data(), k.count}, {k.protos.data(), k.proto_count});
 }
 
 void BlockBuilder::close(uint64_t start, uint64_t end, std::vector<std::byte>& out) {

@@ -1,6 +1,10 @@
 #include "sluice/index/packet.hpp"
 
+#include <algorithm>
 #include <cstring>
+
+#include "sluice/index/keys.hpp"
+#include "sluice/tunnel/decap.hpp"
 
 namespace sluice::index {
 namespace {
@@ -164,6 +168,34 @@ PacketKeys parse_packet(std::span<const std::byte> frame) {
             parse_arp(k, b, l3);
         return k;
     }
+}
+
+FrameKeys frame_keys(std::span<const std::byte> frame) {
+    FrameKeys f;
+    auto add = [&f](const PacketKeys& k) {
+        std::array<uint64_t, kMaxPacketKeys> keys;
+        const std::size_t n = packet_key_hashes(k, keys);
+        for (std::size_t i = 0; i < n; ++i)
+            f.keys[f.count++] = keys[i];
+        for (std::size_t i = 0; i < k.proto_count; ++i)
+            f.protos[f.proto_count++] = k.protos[i];
+    };
+    add(parse_packet(frame));
+    const tunnel::Decap d = tunnel::decapsulate(frame.data(), frame.size());
+    if (!d.peeled()) return f;
+    if (d.inner_ethertype == 0) {
+        add(parse_packet(frame.subspan(d.inner_offset)));
+        return f;
+    }
+    // An EtherType payload (IP in GRE or MPLS, or under tags): its headers
+    // behind an Ethernet header of their own, in a copy (the frame is not ours).
+    std::array<std::byte, 256> head{};
+    const std::size_t n = std::min(frame.size() - d.inner_offset, head.size() - 14);
+    head[12] = static_cast<std::byte>(d.inner_ethertype >> 8);
+    head[13] = static_cast<std::byte>(d.inner_ethertype & 0xff);
+    std::memcpy(head.data() + 14, frame.data() + d.inner_offset, n);
+    add(parse_packet({head.data(), 14 + n}));
+    return f;
 }
 
 }  // namespace sluice::index

@@ -19,6 +19,7 @@
 #include "sluice/index/keys.hpp"
 #include "sluice/index/packet.hpp"
 #include "sluice/index/timefmt.hpp"
+#include "sluice/tunnel/decap.hpp"
 
 namespace sluice::index {
 
@@ -107,6 +108,28 @@ std::optional<DataFileName> parse_data_file_name(std::string_view name) {
 // ---- the merge ----------------------------------------------------------------
 
 namespace {
+
+// Whether the filter matches the innermost packet of a tunnelled Ethernet
+// frame (QuerySpec::inner): an inner frame as it is, an inner IP packet
+// behind an Ethernet header of the MACs it travelled under, in `scratch`.
+bool inner_matches(const bpf_program* prog, std::span<const std::byte> frame, uint32_t orig_len,
+                   std::vector<std::byte>& scratch) {
+    const tunnel::Decap d = tunnel::decapsulate(frame.data(), frame.size());
+    if (!d.peeled()) return false;
+    const std::size_t at = d.frame_offset();
+    std::span<const std::byte> inner = frame.subspan(at);
+    if (d.inner_ethertype != 0) {
+        scratch.assign(inner.begin(), inner.end());
+        std::memcpy(scratch.data(), frame.data() + d.mac_offset, 12);
+        scratch[12] = static_cast<std::byte>(d.inner_ethertype >> 8);
+        scratch[13] = static_cast<std::byte>(d.inner_ethertype & 0xff);
+        inner = scratch;
+    }
+    pcap_pkthdr h{};
+    h.caplen = uint32_t(inner.size());
+    h.len = orig_len > at ? orig_len - uint32_t(at) : h.caplen;
+    return pcap_offline_filter(prog, &h, reinterpret_cast<const u_char*>(inner.data())) != 0;
+}
 
 struct File {
     std::string path;
@@ -325,6 +348,7 @@ bool Query::run(QuerySink& sink, QueryStats& stats, std::vector<std::string>& wa
 
     std::vector<std::unique_ptr<Loaded>> slots;
     std::vector<int32_t> free_slots;
+    std::vector<std::byte> inner_scratch;  // an inner IP packet with its Ethernet header
     // Reads a candidate block and keeps the packets that pass; returns its
     // slot, or -1 when none does.
     auto load_block = [&](uint32_t fi, uint32_t b) -> int32_t {
@@ -378,7 +402,10 @@ bool Query::run(QuerySink& sink, QueryStats& stats, std::vector<std::string>& wa
                 pcap_pkthdr h{};
                 h.caplen = uint32_t(p->data.size());
                 h.len = p->orig_len;
-                if (!pcap_offline_filter(prog, &h, reinterpret_cast<const u_char*>(p->data.data())))
+                if (!pcap_offline_filter(prog, &h,
+                                         reinterpret_cast<const u_char*>(p->data.data())) &&
+                    !(spec_.inner && iface.link_type == pcapng::kLinkTypeEthernet &&
+                      inner_matches(prog, p->data, p->orig_len, inner_scratch)))
                     continue;
             }
             l.matches.push_back(

@@ -204,10 +204,8 @@ void Writer::interface(std::span<const std::byte> idb, uint64_t batch_end) {
 }
 
 void Writer::add_packet(uint64_t ts_ns, std::span<const std::byte> frame, uint64_t batch_end) {
-    const PacketKeys k = parse_packet(frame);
-    std::array<uint64_t, kMaxPacketKeys> keys;
-    const std::size_t n = packet_key_hashes(k, keys);
-    batch_.add_keys(ts_ns, {keys.data(), n}, {k.protos.data(), k.proto_count});
+    const FrameKeys k = frame_keys(frame);
+    batch_.add_keys(ts_ns, {k.keys.data(), k.count}, {k.protos.data(), k.proto_count});
     batch_.add_bytes(batch_end - batch_done_);
     batch_done_ = batch_end;
     ++batch_packets_;

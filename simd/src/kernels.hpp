@@ -8,6 +8,7 @@
 
 #include "sluice/simd/checksum.hpp"
 #include "sluice/simd/cpu.hpp"
+#include "sluice/simd/packet_hash.hpp"
 
 // Compiles one function for an ISA above the x86-64-v2 baseline; callers reach
 // it only through the dispatch table after CPUID said yes.
@@ -45,6 +46,11 @@ void toeplitz_bulk_table(const ToeplitzTables& t, const std::byte* tuples, std::
 uint32_t toeplitz_gfni(const ToeplitzTables& t, const std::byte* in, std::size_t len);
 void toeplitz_bulk_gfni(const ToeplitzTables& t, const std::byte* tuples, std::size_t tuple_len,
                         std::size_t count, uint32_t* out);
+
+// ---- packet hash ---------------------------------------------------------------
+uint64_t packet_hash_scalar(const void* data, std::size_t len, const PacketHashKey& key);
+uint64_t packet_hash_avx2(const void* data, std::size_t len, const PacketHashKey& key);
+uint64_t packet_hash_avx512(const void* data, std::size_t len, const PacketHashKey& key);
 
 // The table for a level, filled at first use (cpu.cpp). level <= detected_level().
 const Kernels& kernels_for(Level level);

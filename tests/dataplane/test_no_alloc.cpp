@@ -148,6 +148,28 @@ TEST(NoAllocation, SoftwareRssOnPcapTraffic) {
     std::remove(pcap.c_str());
 }
 
+// Field traffic: every tunnel kind (some cut inside the tunnel header) and
+// copies, through decap "strip" with ERSPAN metadata, slice rules and
+// dedup; then "match" with a filter on the inner packets. Statistics frames
+// go out as the counters move.
+TEST(NoAllocation, DecapSliceDedupOnTunnelledTraffic) {
+    const std::string pcap =
+        make_pcap("noalloc-decap",
+                  "--packets 3000 --seed 7 --tunnel mix --truncate-tunnel-percent 5 "
+                  "--duplicate-percent 10");
+    ASSERT_FALSE(pcap.empty());
+    steady_state_allocates_nothing("rx = [1]", "lz4", "",
+                                   "net_pcap122,rx_pcap=" + pcap + ",infinite_rx=1\"",
+                                   "decap = \"strip\"\ndedup = true\n"
+                                   "[[capture.slice]]\nfilter = \"tcp port 443\"\nsnaplen = 128\n"
+                                   "[[capture.slice]]\nfilter = \"udp\"\nsnaplen = 96\n");
+    steady_state_allocates_nothing("rx = [1]", "lz4", "tcp or udp port 53",
+                                   "net_pcap123,rx_pcap=" + pcap + ",infinite_rx=1\"",
+                                   "decap = \"match\"\n"
+                                   "[[capture.slice]]\nfilter = \"tcp\"\nsnaplen = 64\n");
+    std::remove(pcap.c_str());
+}
+
 TEST(NoAllocation, PipelineLz4) {
     steady_state_allocates_nothing("mode = \"pipeline\"\nrx = [1]\ncodec = [2]\negress = [3]",
                                    "lz4", "");

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "harness.hpp"
+#include "recording_sink.hpp"
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -17,37 +18,6 @@ using namespace sluice::dataplane;
 using namespace sluice::testing;
 
 namespace {
-
-// Keeps a copy of every frame (a test sink: it allocates, the real ones don't).
-class RecordingSink final : public FrameSink {
-  public:
-    explicit RecordingSink(std::vector<std::string>* frames, std::mutex* m)
-        : frames_(frames), m_(m) {}
-    Submit submit(std::span<const std::byte> f, uint64_t, void* cookie) override {
-        {
-            std::lock_guard lock(*m_);
-            frames_->emplace_back(reinterpret_cast<const char*>(f.data()), f.size());
-        }
-        done_.push_back(cookie);
-        return Submit::Accepted;
-    }
-    bool poll(uint64_t) override { return false; }
-    std::size_t reclaim(std::span<void*> out) override {
-        std::size_t n = 0;
-        while (n < out.size() && !done_.empty()) {
-            out[n++] = done_.back();
-            done_.pop_back();
-        }
-        return n;
-    }
-    bool all_done() const override { return done_.empty(); }
-    std::string describe() const override { return "recording"; }
-
-  private:
-    std::vector<std::string>* frames_;
-    std::mutex* m_;
-    std::vector<void*> done_;
-};
 
 struct Decoded {
     std::vector<PcapRecord> packets;

@@ -1,5 +1,6 @@
 // The packet parser: what it reads from well-formed frames, and that it
 // reads nothing outside the captured bytes of hostile or cut-off ones.
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -210,6 +211,46 @@ TEST(Packet, RandomBytesNeverReadOutsideTheBuffer) {
         const PacketKeys k = parse_packet({b.get(), n});
         EXPECT_LE(packet_key_hashes(k, keys), kMaxPacketKeys);
     }
+}
+
+// A tunnelled packet's keys: the outer ones and the innermost packet's, for
+// an inner Ethernet frame (VXLAN) and an inner IP packet (GRE, MPLS).
+TEST(Keys, TunnelledPacketsGiveTheirInnerKeysToo) {
+    auto has = [](const FrameKeys& k, uint64_t key) {
+        return std::find(k.keys.begin(), k.keys.begin() + k.count, key) != k.keys.begin() + k.count;
+    };
+    const auto inner_src = v4(0x0a000009), inner_dst = v4(0x0a00000a);
+    const auto outer_src = v4(0xc6336401);
+    Frame vx = eth();
+    vx.u16(0x0800).ipv4(17, 0xc6336401, 0xcb00710a).ports(40000, 4789).u16(8).u16(0);
+    vx.bytes({0x08, 0, 0, 0, 0, 0, 42, 0});
+    vx.ether(0x0800).ipv4(6, 0x0a000009, 0x0a00000a).ports(51000, 443).zeros(16);
+    const FrameKeys a = frame_keys(vx.data());
+    EXPECT_TRUE(has(a, key_addr4(outer_src.data())));
+    EXPECT_TRUE(has(a, key_port(4789)));
+    EXPECT_TRUE(has(a, key_addr4(inner_src.data())));
+    EXPECT_TRUE(has(a, key_addr4(inner_dst.data())));
+    EXPECT_TRUE(has(a, key_port(443)));
+    EXPECT_EQ(a.proto_count, 2u);  // UDP outside, TCP inside
+
+    Frame gre = eth();
+    gre.u16(0x0800).ipv4(47, 0xc6336401, 0xcb00710a).u16(0).u16(0x0800);
+    gre.ipv4(17, 0x0a000009, 0x0a00000a).ports(5353, 53).zeros(8);
+    const FrameKeys b = frame_keys(gre.data());
+    EXPECT_TRUE(has(b, key_addr4(inner_src.data())));
+    EXPECT_TRUE(has(b, key_port(53)));
+
+    Frame mpls = eth();
+    mpls.u16(0x8847).u32(0x00010140);  // one label, bottom of stack
+    mpls.ipv4(6, 0x0a000009, 0x0a00000a).ports(1, 2).zeros(16);
+    const FrameKeys c = frame_keys(mpls.data());
+    EXPECT_TRUE(has(c, key_addr4(inner_dst.data())));
+    EXPECT_EQ(c.count, 4u);  // nothing outside: MPLS carries no addresses
+
+    // A plain packet: its own keys only.
+    Frame plain = eth();
+    plain.u16(0x0800).ipv4(6, 0x0a000009, 0x0a00000a).ports(51000, 443).zeros(16);
+    EXPECT_EQ(frame_keys(plain.data()).count, 4u);
 }
 
 TEST(Keys, KindsKeepEqualValuesApart) {

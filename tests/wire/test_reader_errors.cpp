@@ -94,7 +94,10 @@ TEST(ReaderErrors, UnknownCodec) {
 
 TEST(ReaderErrors, UnsupportedFlagsButUnknownInformationalFlagsAreFine) {
     auto f = make(Codec::None);
-    set<uint16_t>(f, offset::flags, 0x0100);
+    set<uint16_t>(f, offset::flags, 0x0400);  // bits 8 and 9 are defined (statistics, tunnels)
+    reseal(f);
+    EXPECT_EQ(open_error(f), WireError::UnsupportedFlags);
+    set<uint16_t>(f, offset::flags, 0x8000);
     reseal(f);
     EXPECT_EQ(open_error(f), WireError::UnsupportedFlags);
     set<uint16_t>(f, offset::flags, 0x0080);

@@ -30,6 +30,7 @@ FrameBuilder::FrameBuilder(const BuilderLimits& limits) : limits_(limits) {
 void FrameBuilder::begin(std::span<std::byte> buffer, uint64_t stream_id, uint64_t sequence,
                          uint64_t first_packet_index) {
     count_ = 0;
+    flags_ = 0;
     if (buffer.size() < kHeaderSize) {  // cannot even hold a header: a frame that takes nothing
         buffer_ = {};
         capacity_ = used_ = 0;
@@ -51,13 +52,12 @@ AppendResult FrameBuilder::append(const RecordMeta& meta, std::span<const Segmen
     for (const Segment& s : segments)
         total += s.len;
     const uint32_t caplen = static_cast<uint32_t>(std::min<uint64_t>(total, limits_.snaplen));
-    const std::size_t need = record_size(caplen);
-    if (need > capacity_ - used_) return AppendResult::FrameFull;
+    const std::size_t need = record_size(caplen, meta.tunnel != nullptr);
+    if (need > capacity_ - used_ || (flags_ & flag::kStatistics)) return AppendResult::FrameFull;
 
     std::byte* rec = buffer_.data() + used_;
-    detail::write_record_header(rec, meta, caplen, total);
-
-    std::byte* dst = rec + kRecordHeaderSize;
+    std::byte* dst = detail::write_record_header(rec, meta, caplen, total);
+    if (meta.tunnel) flags_ |= flag::kRecordMeta;
     // Zero the last word first: the copy overwrites its data part and the
     // padding stays zero (the reader checks it).
     if (caplen) store_le<uint64_t>(dst + round_up8(caplen) - 8, 0);
@@ -74,6 +74,33 @@ AppendResult FrameBuilder::append(const RecordMeta& meta, std::span<const Segmen
     return AppendResult::Appended;
 }
 
+AppendResult FrameBuilder::append_statistics(const InterfaceStatistics& st) {
+    const std::size_t text = std::min(st.description.size(), kMaxStatisticsText);
+    const std::size_t need = statistics_entry_size(text);
+    if (need > capacity_ - used_ || (count_ != 0)) return AppendResult::FrameFull;
+    std::byte* e = buffer_.data() + used_;
+    namespace o = statistics_offset;
+    store_le<uint16_t>(e + o::port, st.port);
+    store_le<uint16_t>(e + o::queue, st.queue);
+    store_le<uint16_t>(e + o::text_len, static_cast<uint16_t>(text));
+    store_le<uint16_t>(e + o::reserved, 0);
+    store_le<uint64_t>(e + o::start_ns, st.start_ns);
+    store_le<uint64_t>(e + o::time_ns, st.time_ns);
+    store_le<uint64_t>(e + o::received, st.received);
+    store_le<uint64_t>(e + o::nic_dropped, st.nic_dropped);
+    store_le<uint64_t>(e + o::accepted, st.accepted);
+    store_le<uint64_t>(e + o::dropped, st.dropped);
+    store_le<uint64_t>(e + o::delivered, st.delivered);
+    std::byte* t = e + kStatisticsEntrySize;
+    if (text) {
+        store_le<uint64_t>(t + round_up8(text) - 8, 0);
+        std::memcpy(t, st.description.data(), text);
+    }
+    used_ += need;
+    flags_ |= flag::kStatistics;
+    return AppendResult::Appended;
+}
+
 std::span<std::byte> FrameBuilder::finish() {
     if (!active()) return {};
     std::byte* h = buffer_.data();
@@ -82,6 +109,7 @@ std::span<std::byte> FrameBuilder::finish() {
     h[offset::version] = std::byte{kVersion};
     h[offset::header_words] = std::byte{kHeaderSize / 8};
     h[offset::codec] = std::byte{static_cast<uint8_t>(Codec::None)};
+    store_le<uint16_t>(h + offset::flags, flags_);
     store_le<uint32_t>(h + offset::packet_count, count_);
     store_le<uint64_t>(h + offset::stream_id, stream_id_);
     store_le<uint64_t>(h + offset::sequence, sequence_);
@@ -93,6 +121,7 @@ std::span<std::byte> FrameBuilder::finish() {
     buffer_ = {};
     capacity_ = used_ = 0;
     count_ = 0;
+    flags_ = 0;
     return frame;
 }
 

@@ -106,7 +106,11 @@ Result<Sealed> FrameEncoder::seal(std::span<std::byte> raw, std::span<std::byte>
     if (raw.size() > cfg.max_raw_frame_bytes) return WireError::FrameTooLarge;
 
     const std::byte* payload = h + kHeaderSize;
-    uint16_t flags = 0;
+    // What the builder said (what the payload is, where the stream stands)
+    // stays; the two storage bits say how this seal stored it.
+    const uint16_t required =
+        load_le<uint16_t>(h + offset::flags) & ~(flag::kRawIncompressible | flag::kRawBelowMinimum);
+    uint16_t flags = required;
     if (cfg.codec != Codec::None) {
         if (raw_len < cfg.min_compress_bytes) {
             flags |= flag::kRawBelowMinimum;
@@ -130,7 +134,7 @@ Result<Sealed> FrameEncoder::seal(std::span<std::byte> raw, std::span<std::byte>
                 std::byte* oh = out.data();
                 std::memcpy(oh, h, kHeaderSize);
                 oh[offset::codec] = std::byte{static_cast<uint8_t>(cfg.codec)};
-                store_le<uint16_t>(oh + offset::flags, 0);
+                store_le<uint16_t>(oh + offset::flags, required);
                 store_le<uint32_t>(oh + offset::stored_len, static_cast<uint32_t>(n));
                 write_crcs(oh, dst, static_cast<uint32_t>(n));
                 return Sealed{out.first(kHeaderSize + n), true, cfg.codec};

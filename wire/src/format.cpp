@@ -75,6 +75,9 @@ std::string_view to_string(WireError e) {
                    "reaches these (sequences and indexes count from 0); a forged frame";
         case WireError::PacketCountMismatch:
             return "the frame's records do not match its packet count: the frame is corrupt";
+        case WireError::StatisticsInvalid:
+            return "an interface statistics frame is malformed (packets in it, an entry past its "
+                   "end, reserved bytes set, a description over 255 bytes): the frame is corrupt";
         case WireError::BufferTooSmall:
             return "output buffer too small: size it with FrameEncoder::max_sealed_size()";
         case WireError::NotAFinishedFrame:

@@ -82,8 +82,38 @@ const ReaderLimits& FrameReader::limits() const {
 
 namespace {
 
+// The last `pad` bytes before `end` are zero: one load and a mask of the
+// 8-byte word they end.
+bool padding_zero(const std::byte* end, std::size_t pad) {
+    if (pad == 0) return true;
+    return load_le<uint64_t>(end - 8) >> (64 - 8 * pad) == 0;
+}
+
+// Checks every entry of a statistics payload: bounds, text length, reserved
+// bytes and padding.
+WireError check_statistics(std::span<const std::byte> p, uint32_t count) {
+    if (count != 0) return WireError::StatisticsInvalid;
+    std::size_t pos = 0;
+    while (pos < p.size()) {
+        if (p.size() - pos < kStatisticsEntrySize) return WireError::StatisticsInvalid;
+        const std::byte* e = p.data() + pos;
+        const uint16_t text = load_le<uint16_t>(e + statistics_offset::text_len);
+        if (text > kMaxStatisticsText || load_le<uint16_t>(e + statistics_offset::reserved) != 0)
+            return WireError::StatisticsInvalid;
+        const std::size_t size = statistics_entry_size(text);
+        if (size > p.size() - pos) return WireError::StatisticsInvalid;
+        if (!padding_zero(e + size, size - kStatisticsEntrySize - text))
+            return WireError::StatisticsInvalid;
+        pos += size;
+    }
+    return WireError{};
+}
+
 // Checks every record of a raw payload: bounds, lengths, padding, count.
-WireError check_records(std::span<const std::byte> p, uint32_t count, const ReaderLimits& lim) {
+// With `meta` (flag::kRecordMeta), a record flagged kTunnelMeta holds a
+// tunnel metadata block whose reserved bytes must be zero.
+WireError check_records(std::span<const std::byte> p, uint32_t count, const ReaderLimits& lim,
+                        bool meta) {
     std::size_t pos = 0;
     uint32_t n = 0;
     while (pos < p.size()) {
@@ -92,14 +122,17 @@ WireError check_records(std::span<const std::byte> p, uint32_t count, const Read
         const uint32_t caplen = load_le<uint32_t>(r + record_offset::caplen);
         const uint32_t orig = load_le<uint32_t>(r + record_offset::orig_len);
         if (caplen > orig || caplen > lim.max_caplen) return WireError::RecordLengthInvalid;
-        const std::size_t size = record_size(caplen);
+        const bool tunnel =
+            meta && (load_le<uint32_t>(r + record_offset::flags) & record_flag::kTunnelMeta);
+        const std::size_t size = record_size(caplen, tunnel);
         if (size > p.size() - pos) return WireError::RecordTruncated;
         // The padding is the top (size - 24 - caplen) bytes of the record's
         // last 8-byte word: one load and a mask instead of a byte loop.
-        if (const std::size_t pad = size - kRecordHeaderSize - caplen; pad != 0) {
-            const uint64_t last = load_le<uint64_t>(r + size - 8);
-            if (last >> (64 - 8 * pad) != 0) return WireError::RecordPaddingNotZero;
-        }
+        const std::size_t extra = tunnel ? kTunnelMetaSize : 0;
+        if (!padding_zero(r + size, size - kRecordHeaderSize - extra - caplen))
+            return WireError::RecordPaddingNotZero;
+        if (tunnel && load_le<uint16_t>(r + kRecordHeaderSize + tunnel_offset::reserved) != 0)
+            return WireError::RecordPaddingNotZero;
         if (++n > count) return WireError::PacketCountMismatch;
         pos += size;
     }
@@ -140,8 +173,11 @@ Result<FrameView> FrameReader::open(std::span<const std::byte> frame,
         }
         payload = scratch.first(info.raw_len);
     }
-    if (const WireError e = check_records(payload, info.packet_count, s_->limits); e != WireError{})
-        return e;
+    const WireError e = (info.flags & flag::kStatistics)
+                            ? check_statistics(payload, info.packet_count)
+                            : check_records(payload, info.packet_count, s_->limits,
+                                            (info.flags & flag::kRecordMeta) != 0);
+    if (e != WireError{}) return e;
     return FrameView(info, payload);
 }
 

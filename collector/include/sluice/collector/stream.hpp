@@ -24,6 +24,7 @@
 #include "sluice/collector/batch.hpp"
 #include "sluice/collector/interface_index.hpp"
 #include "sluice/collector/output.hpp"
+#include "sluice/collector/pcapng.hpp"
 #include "sluice/collector/state.hpp"
 #include "sluice/index/writer.hpp"
 #include "sluice/session/byte_buffer.hpp"
@@ -192,6 +193,15 @@ class Stream {
     // The pcapng interface id of (port, queue), writing its IDB into the
     // batch when new; UINT32_MAX when the file's table is full.
     uint32_t interface_id(uint16_t port, uint16_t queue);
+    // A statistics frame (wire flag::kStatistics): remembers each interface's
+    // description and counters; the stream's last (flag::kEndOfStream) writes
+    // Interface Statistics Blocks for those that saw traffic or drops.
+    FrameOutcome add_statistics(const wire::FrameView& frame, FrameOutcome outcome);
+    // Interface Statistics Blocks with the latest counters of the current
+    // file's interfaces (before a rotation closes it).
+    void append_file_statistics();
+    // The sender's description of (port, queue), or empty.
+    std::string_view description_of(InterfaceKey k) const;
     void reindex_interfaces();  // after st_'s interface table was replaced or reset
     void mark_pending();        // a group's commit: saved pending, with its undo
     // The index of the current file: started with a new file, resumed when
@@ -220,6 +230,22 @@ class Stream {
     uint32_t last_id_ = UINT32_MAX;
     InterfaceIndex file_ifs_;   // st_.interfaces[0, interface_count) by key
     InterfaceIndex frame_ifs_;  // scratch: the distinct interfaces of one frame
+    // What the sender's statistics frames said of each interface: its
+    // description (for interface blocks) and its latest counters (for
+    // statistics blocks). In memory only: the sender repeats them. Bounded
+    // by StreamState::kMaxInterfaces, like everything keyed by the wire.
+    struct KnownInterface {
+        InterfaceKey key;
+        std::string description;
+        bool counted = false;  // `latest` holds counters
+        pcapng::InterfaceStatistics latest;
+    };
+    std::vector<KnownInterface> known_;
+    InterfaceIndex known_ifs_;  // known_ by key
+    std::string comment_;       // scratch: a packet's pcapng comment
+    // The current file ends with statistics blocks of the latest counters
+    // (nothing came since): a rotation adds none.
+    bool file_statistics_current_ = false;
     index::Writer index_;
     bool index_failing_ = false;  // the last index write failed (logged once)
     bool group_ = false;          // set_group_commits()

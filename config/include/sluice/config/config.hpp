@@ -6,6 +6,7 @@
 // expected and what was found.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -23,6 +24,7 @@ enum class EgressType : uint8_t { Tcp, Rdma, File, Null, JetStream };
 enum class Discard : uint8_t { Old, New };
 enum class Timestamps : uint8_t { Software, Hardware };
 enum class SimdLevel : uint8_t { Auto, Scalar, Sse42, Avx2, Avx512 };
+enum class Decap : uint8_t { None, Match, Strip };
 
 struct Port {
     std::string name;  // PCI address ("0000:3b:00.0") or vdev string ("net_pcap0,rx_pcap=in.pcap")
@@ -55,12 +57,25 @@ struct Mempool {
     uint32_t frame_buffers = 64;
 };
 
+// One [[capture.slice]] rule: packets matching `filter` are kept to
+// `snaplen` bytes. Rules are tried in order; the first that matches wins.
+struct Slice {
+    std::string filter;
+    uint32_t snaplen = 0;
+};
+inline constexpr std::size_t kMaxSlices = 16;
+
 struct Capture {
     std::string filter;
     uint32_t snaplen = 65535;
     Overflow overflow = Overflow::Drop;
     bool verify_checksums = false;
     bool pdump = true;  // dpdk-dumpcap / dpdk-pdump may attach (rte_pdump_init)
+    Decap decap = Decap::None;
+    std::vector<Slice> slices;
+    bool dedup = false;
+    uint32_t dedup_window_us = 1000;
+    uint32_t dedup_window_packets = 1024;
 };
 
 struct Batch {
@@ -214,6 +229,7 @@ std::string_view to_string(CodecType);
 std::string_view to_string(EgressType);
 std::string_view to_string(Timestamps);
 std::string_view to_string(SimdLevel);
+std::string_view to_string(Decap);
 
 // Edit distance, for "did you mean" suggestions.
 std::size_t edit_distance(std::string_view a, std::string_view b);

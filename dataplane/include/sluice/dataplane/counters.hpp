@@ -19,11 +19,15 @@ using lockfree::Counter;
 using lockfree::CounterInfo;
 
 // Per NIC queue, written by the lcore that polls it. Every received packet
-// ends in exactly one of: filtered, frame_pool_empty, captured.
+// ends in exactly one of: filtered, deduplicated, frame_pool_empty, captured.
 #define SLUICE_QUEUE_COUNTERS(_)                                                           \
     _(rx_packets, "Packets received from this NIC queue.")                                 \
     _(rx_bytes, "Bytes received from this NIC queue (frame length without FCS).")          \
     _(filtered, "Packets not matching capture.filter, dropped as intended.")               \
+    _(deduplicated,                                                                        \
+      "With capture.dedup: packets dropped as copies of one seen within the dedup window " \
+      "(the same bytes but for the TTL or hop limit and the IPv4 header checksum), as a "  \
+      "SPAN session mirroring both directions delivers them. Intended, not a loss.")       \
     _(frame_pool_empty,                                                                    \
       "Packets DROPPED because no frame buffer was free: egress or compression is slower " \
       "than capture. Raise mempool.frame_buffers, use a faster codec, or set "             \
@@ -31,8 +35,34 @@ using lockfree::CounterInfo;
     _(captured, "Packets written into frames.")                                            \
     _(captured_bytes, "Packet bytes written into frames (after snaplen).")                 \
     _(truncated,                                                                           \
-      "Captured packets longer than capture.snaplen, kept cut to snaplen; the "            \
-      "original length is recorded.")                                                      \
+      "Captured packets longer than their snap length (capture.snaplen, or the "           \
+      "[[capture.slice]] rule's), kept cut to it; the original length is recorded.")       \
+    _(sliced,                                                                              \
+      "Captured packets a [[capture.slice]] rule matched (their snap length is the "       \
+      "rule's).")                                                                          \
+    _(decapsulated,                                                                        \
+      "With capture.decap: packets whose innermost packet was found inside tunnels or "    \
+      "tags (the filter saw it; with \"strip\" it is what was written).")                  \
+    _(decap_vlan, "Of those, packets with 802.1Q/802.1ad (QinQ) tags.")                    \
+    _(decap_mpls, "... with an MPLS label stack.")                                         \
+    _(decap_gre, "... in GRE (with or without key or sequence number).")                   \
+    _(decap_erspan2, "... in ERSPAN type II (or type I).")                                 \
+    _(decap_erspan3, "... in ERSPAN type III.")                                            \
+    _(decap_vxlan, "... in VXLAN (UDP 4789).")                                             \
+    _(decap_geneve, "... in Geneve (UDP 6081).")                                           \
+    _(tunnel_truncated,                                                                    \
+      "With capture.decap: packets whose tunnel header runs past the bytes received (cut " \
+      "by a snap length upstream, e.g. the mirror session's): kept as they arrived; the "  \
+      "filter saw the outer headers.")                                                     \
+    _(tunnel_malformed,                                                                    \
+      "With capture.decap: packets whose tunnel header breaks its specification (GRE "     \
+      "reserved bits or version, VXLAN without its I flag, Geneve version, ERSPAN "        \
+      "version, more than 8 tunnels, 4 tags or 8 MPLS labels): kept as they arrived; "     \
+      "the filter saw the outer headers.")                                                 \
+    _(tunnel_unknown,                                                                      \
+      "With capture.decap: packets in a tunnel whose payload sluice cannot tell (MPLS "    \
+      "over neither IPv4 nor IPv6, Geneve or ERSPAN III carrying something other than "    \
+      "Ethernet or IP): kept as they arrived.")                                            \
     _(ipv4_checksum_bad,                                                                   \
       "With capture.verify_checksums: captured packets whose IPv4 header checksum is "     \
       "wrong (or whose IPv4 header is malformed). They are kept as they are; their "       \

@@ -32,6 +32,10 @@ class BpfFilter {
     // interpreter run) per packet.
     uint16_t apply(rte_mbuf** pkts, uint16_t n, rte_mbuf** rejected, uint16_t& nrejected) const;
 
+    // The verdict for each packet: rc[i] != 0 when pkts[i] matches.
+    void match(rte_mbuf* const* pkts, uint16_t n, uint64_t* rc) const;
+    bool matches(rte_mbuf* pkt) const;
+
     bool jit() const { return jit_ != nullptr; }
 
   private:

@@ -20,6 +20,7 @@
 
 #include "sluice/config/config.hpp"
 #include "sluice/dataplane/counters.hpp"
+#include "sluice/dataplane/dedup.hpp"
 #include "sluice/dataplane/filter.hpp"
 #include "sluice/dataplane/frame_pool.hpp"
 #include "sluice/dataplane/ports.hpp"
@@ -81,6 +82,17 @@ struct CaptureQueue {
     // from `ring` (rss->rings[queue_id - 1]).
     SoftRssPort* rss = nullptr;
     MbufRing* ring = nullptr;
+    // What the NIC dropped on the whole port (imissed + rx_nombuf), as the
+    // control plane last read it: set on each port's queue 0 only, so that
+    // the statistics of the port's queues add up to the port's.
+    const std::atomic<uint64_t>* nic_dropped = nullptr;
+    std::string description;  // the device, for the collector's interface blocks
+};
+
+// A [[capture.slice]] rule: packets its filter matches keep `snaplen` bytes.
+struct SliceRule {
+    const BpfFilter* filter = nullptr;
+    uint32_t snaplen = 0;
 };
 
 class CaptureStage final : public Stage {
@@ -107,6 +119,23 @@ class CaptureStage final : public Stage {
         // The mbuf field where a software-RSS dealer leaves the receive time
         // (ns) of the packets it hands over; -1 when no port is dealt.
         int rx_time_offset = -1;
+        // capture.decap: what the filter and the slice rules see ("match",
+        // "strip") and what is written ("strip": the innermost packet).
+        config::Decap decap = config::Decap::None;
+        // [[capture.slice]], in order; the first rule that matches sets the
+        // packet's snap length, `snaplen` otherwise.
+        std::vector<SliceRule> slices;
+        // capture.dedup (window_packets 0: off).
+        uint32_t dedup_window_packets = 0;
+        uint64_t dedup_window_ns = 0;
+        simd::PacketHashKey dedup_key;
+        // Interface statistics frames (wire flag::kStatistics): one when the
+        // counters moved and this long passed (0: never), and one last at the
+        // end of the stream. `start_ns`: when counting began. `egress`: the
+        // stream's egress counters, whose drops are reported too.
+        uint64_t statistics_interval_tsc = 0;
+        uint64_t start_ns = 0;
+        const EgressCounters* egress = nullptr;
     };
     explicit CaptureStage(Params p);
     bool poll() override;
@@ -138,6 +167,25 @@ class CaptureStage final : public Stage {
     bool push_deals(Deal& d, SoftRssPort& port, bool hold);
     // Checksum verdicts of pending_[0..n) into pending_flags_; failures counted.
     void verify_checksums(const CaptureQueue& q, uint16_t n);
+    // capture.decap over pending_[0..n) (capture_tunnels.cpp): finds each
+    // innermost packet, counts what was found; "strip" moves each mbuf's
+    // data to it, "match" too but only until unshift() puts it back.
+    void peel(const CaptureQueue& q, uint16_t n);
+    void unshift(uint16_t n);
+    // The filter and the slice rules over pending_[0..n): the rejected are
+    // freed and counted, the rest moved to the front with their state.
+    // Returns how many are kept.
+    uint16_t select(const CaptureQueue& q, uint16_t n);
+    // capture.dedup over pending_[0..n): copies freed and counted; returns
+    // how many are kept.
+    uint16_t drop_copies(const CaptureQueue& q, uint16_t n);
+    // The receive time of a packet (hardware, dealt or the burst's).
+    uint64_t packet_time(const CaptureQueue& q, const rte_mbuf* m) const;
+    // One statistics frame (capture_statistics.cpp) with the entries of the
+    // queues from stats_next_ on; true once every queue's entry went out.
+    bool emit_statistics(bool draining);
+    // A value that moves whenever a counter the statistics report moves.
+    uint64_t statistics_fingerprint() const;
     bool process_pending(bool draining);
     bool begin_frame();
     // Finishes the frame being filled and hands it on. False if it is held
@@ -169,6 +217,26 @@ class CaptureStage final : public Stage {
     bool dealt_ = false;            // draining: every dealt port told it has its last packet
     bool has_ring_queues_ = false;  // some queue is fed by a dealer's ring
     std::size_t next_ring_queue_ = 0;
+
+    // What the stages before the copy decided about each packet of the burst.
+    struct PacketState {
+        uint32_t snaplen = 0;
+        uint32_t flags = 0;         // record flags (kDecapsulated)
+        uint16_t shift = 0;         // "match": bytes the mbuf's data was moved on by
+        bool restore_head = false;  // "match": `head` holds the 14 bytes the shift overwrote
+        bool has_tunnel = false;
+        wire::TunnelMeta tunnel;
+        std::byte head[14];
+    };
+    PacketState state_[config::kMaxBurst];
+    uint64_t match_[config::kMaxBurst];  // filter verdicts, by burst index
+    std::unique_ptr<DedupWindow> dedup_;
+
+    // Statistics frames.
+    uint64_t stats_deadline_tsc_ = 0;
+    uint64_t stats_fingerprint_ = 0;
+    bool stats_sent_ = false;     // the first went out
+    std::size_t stats_next_ = 0;  // the queue whose entry goes next (a frame did not hold all)
 
     // Checksum verification of one burst.
     uint32_t pending_flags_[config::kMaxBurst];  // record flags (verdicts), by burst index
@@ -256,6 +324,9 @@ class Pipeline {
 
     // Starts every lcore's loop.
     bool launch(std::string& error);
+    // Reads each port's NIC drop counters for the statistics frames (control
+    // plane; the drain does it once more before the last frame).
+    void publish_nic_drops();
     // Stops rx, flushes, drains the rings; then waits (bounded) until every
     // stage is drained and leaves the loops.
     void drain_and_stop(double timeout_s);
@@ -294,6 +365,14 @@ class Pipeline {
     std::atomic<Phase> phase_{Phase::Running};
     TscClock clock_;
     std::unique_ptr<BpfFilter> filter_;
+    std::vector<std::unique_ptr<BpfFilter>> slice_filters_;
+    // Per port: what the NIC dropped (imissed + rx_nombuf), published by the
+    // control plane for the statistics frames. One cache line each.
+    struct alignas(64) NicDrops {
+        uint16_t port_id = 0;
+        std::atomic<uint64_t> dropped{0};
+    };
+    std::vector<std::unique_ptr<NicDrops>> nic_drops_;
     std::vector<std::unique_ptr<QueueCounters>> queue_counters_;
     std::vector<std::unique_ptr<CaptureCounters>> capture_counters_;
     std::vector<std::unique_ptr<CodecCounters>> codec_counters_;

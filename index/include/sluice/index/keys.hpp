@@ -75,4 +75,16 @@ inline std::size_t packet_key_hashes(const PacketKeys& k,
     return n;
 }
 
+// The keys of a frame as the index records them: its packet's and, when the
+// packet travels in tunnels or tags sluice peels (tunnel::decapsulate), its
+// innermost packet's too, so that a query by an inner address or port
+// finds the block (capture.decap = "match" writes such packets whole).
+struct FrameKeys {
+    std::array<uint64_t, 2 * kMaxPacketKeys> keys{};
+    std::size_t count = 0;
+    std::array<uint8_t, 6> protos{};
+    std::size_t proto_count = 0;
+};
+FrameKeys frame_keys(std::span<const std::byte> frame);
+
 }  // namespace sluice::index

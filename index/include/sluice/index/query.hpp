@@ -29,7 +29,11 @@ struct QuerySpec {
     std::vector<uint64_t> streams;  // empty: every stream
     uint64_t from_ns = 0;           // packets with from_ns <= t < to_ns
     uint64_t to_ns = UINT64_MAX;
-    std::string filter;   // tcpdump syntax; empty: every packet
+    std::string filter;  // tcpdump syntax; empty: every packet
+    // The filter also matches a packet by its innermost packet (tunnels and
+    // tags peeled as tunnel::decapsulate does, an inner IP packet behind an
+    // Ethernet header of the MACs it travelled under).
+    bool inner = false;
     BuildSettings build;  // for data no index covers, indexed in memory
 };
 

@@ -26,6 +26,9 @@ struct RecordMeta {
     uint16_t port = 0;
     uint16_t queue = 0;
     uint32_t flags = 0;  // record_flag bits
+    // A tunnel metadata block for the record (record_flag::kTunnelMeta is set
+    // and the frame gets flag::kRecordMeta), or none.
+    const TunnelMeta* tunnel = nullptr;
 };
 
 struct BuilderLimits {
@@ -59,6 +62,16 @@ class FrameBuilder {
     AppendResult append(const RecordMeta& meta, std::span<const Segment> segments);
     AppendResult append(const RecordMeta& meta, std::span<const std::byte> packet);
 
+    // Appends one interface statistics entry (flag::kStatistics): a frame
+    // holds either packets or statistics, so on a frame with packets this says
+    // FrameFull, as append() does on a frame with statistics. A description
+    // longer than kMaxStatisticsText is cut there.
+    AppendResult append_statistics(const InterfaceStatistics& s);
+
+    // Frame flags for finish() to write besides those the records need
+    // (e.g. flag::kEndOfStream).
+    void add_flags(uint16_t flags) { flags_ |= flags; }
+
     uint32_t packet_count() const { return count_; }
     std::size_t bytes() const { return used_; }  // header included
     bool empty() const { return count_ == 0; }
@@ -77,12 +90,15 @@ class FrameBuilder {
     std::size_t capacity_ = 0;
     std::size_t used_ = 0;
     uint32_t count_ = 0;
+    uint16_t flags_ = 0;  // must-understand frame flags the records need
     uint64_t stream_id_ = 0, sequence_ = 0, first_packet_index_ = 0;
 };
 
 namespace detail {
-inline void write_record_header(std::byte* rec, const RecordMeta& meta, uint32_t caplen,
-                                uint64_t total) {
+// Writes the record header (and the tunnel block, if any); returns where the
+// data goes.
+inline std::byte* write_record_header(std::byte* rec, const RecordMeta& meta, uint32_t caplen,
+                                      uint64_t total) {
     const auto orig = static_cast<uint32_t>(
         std::min<uint64_t>(std::max<uint64_t>(meta.orig_len, total), UINT32_MAX));
     store_le<uint64_t>(rec + record_offset::timestamp_ns, meta.timestamp_ns);
@@ -90,7 +106,21 @@ inline void write_record_header(std::byte* rec, const RecordMeta& meta, uint32_t
     store_le<uint32_t>(rec + record_offset::orig_len, orig);
     store_le<uint16_t>(rec + record_offset::port, meta.port);
     store_le<uint16_t>(rec + record_offset::queue, meta.queue);
-    store_le<uint32_t>(rec + record_offset::flags, meta.flags);
+    if (!meta.tunnel) {
+        store_le<uint32_t>(rec + record_offset::flags, meta.flags & ~record_flag::kTunnelMeta);
+        return rec + kRecordHeaderSize;
+    }
+    store_le<uint32_t>(rec + record_offset::flags, meta.flags | record_flag::kTunnelMeta);
+    std::byte* t = rec + kRecordHeaderSize;
+    const TunnelMeta& m = *meta.tunnel;
+    t[tunnel_offset::kind] = std::byte{static_cast<uint8_t>(m.kind)};
+    t[tunnel_offset::bits] = std::byte{m.bits};
+    store_le<uint16_t>(t + tunnel_offset::session, m.session);
+    store_le<uint32_t>(t + tunnel_offset::timestamp, m.timestamp);
+    store_le<uint32_t>(t + tunnel_offset::index, m.index);
+    store_le<uint16_t>(t + tunnel_offset::vlan, m.vlan);
+    store_le<uint16_t>(t + tunnel_offset::reserved, 0);
+    return t + kTunnelMetaSize;
 }
 }  // namespace detail
 
@@ -99,13 +129,13 @@ inline AppendResult FrameBuilder::append(const RecordMeta& meta,
                                          std::span<const std::byte> packet) {
     const uint32_t caplen =
         static_cast<uint32_t>(std::min<uint64_t>(packet.size(), limits_.snaplen));
-    const std::size_t need = record_size(caplen);
+    const std::size_t need = record_size(caplen, meta.tunnel != nullptr);
     // used_ <= capacity_ always (both 0 while idle): an idle builder reports
     // a full frame instead of writing anywhere.
-    if (need > capacity_ - used_) return AppendResult::FrameFull;
+    if (need > capacity_ - used_ || (flags_ & flag::kStatistics)) return AppendResult::FrameFull;
     std::byte* rec = buffer_.data() + used_;
-    detail::write_record_header(rec, meta, caplen, packet.size());
-    std::byte* dst = rec + kRecordHeaderSize;
+    std::byte* dst = detail::write_record_header(rec, meta, caplen, packet.size());
+    if (meta.tunnel) flags_ |= flag::kRecordMeta;
     // Zero the last word first: the copy overwrites its data part and the
     // padding stays zero (the reader checks it).
     if (caplen) store_le<uint64_t>(dst + round_up8(caplen) - 8, 0);

@@ -32,6 +32,8 @@ enum class WireError : uint8_t {
     RecordLengthInvalid,       // caplen > orig_len, or caplen above the reader's snap limit
     RecordPaddingNotZero,      // the bytes padding a record to 8 are not zero
     PacketCountMismatch,       // the records do not add up to packet_count
+    StatisticsInvalid,         // a statistics frame with packets, or an entry that does not
+                               // fit, has reserved bytes set or a description too long
     // FrameEncoder / FrameBuilder: the caller's side
     BufferTooSmall,     // the output buffer is smaller than FrameEncoder::max_sealed_size()
     NotAFinishedFrame,  // seal() was given bytes FrameBuilder::finish() did not produce

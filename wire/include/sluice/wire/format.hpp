@@ -55,8 +55,16 @@ std::optional<Codec> parse_codec(std::string_view);  // the names above
 namespace flag {
 inline constexpr uint16_t kRawIncompressible = 1u << 0;  // compression was tried and did not shrink
 inline constexpr uint16_t kRawBelowMinimum = 1u << 1;    // smaller than the encoder's minimum
+// The sender's last frame of the stream: it drains and stops (a collector
+// closes its accounts of the stream's interfaces).
+inline constexpr uint16_t kEndOfStream = 1u << 2;
 inline constexpr uint16_t kInformationalMask = 0x00ff;
-inline constexpr uint16_t kKnownRequired = 0x0000;  // version 1 defines none
+// The payload is interface statistics entries, not packet records
+// (packet_count 0): the sender's counters of each capture interface.
+inline constexpr uint16_t kStatistics = 1u << 8;
+// Records may carry a tunnel metadata block (record_flag::kTunnelMeta).
+inline constexpr uint16_t kRecordMeta = 1u << 9;
+inline constexpr uint16_t kKnownRequired = kStatistics | kRecordMeta;
 }  // namespace flag
 
 // ---- records --------------------------------------------------------------------
@@ -81,7 +89,73 @@ namespace record_flag {
 inline constexpr uint32_t kIpChecksumShift = 0;    // 2 bits
 inline constexpr uint32_t kL4ChecksumShift = 2;    // 2 bits
 inline constexpr uint32_t kFcsIncluded = 1u << 4;  // the data ends with the 4-byte Ethernet FCS
+// In a frame with flag::kRecordMeta: a kTunnelMetaSize-byte block follows the
+// record header, before the data (the record is that much longer). Elsewhere
+// reserved.
+inline constexpr uint32_t kTunnelMeta = 1u << 5;
+// The data is the packet inside the tunnel it arrived in (capture.decap =
+// "strip"); orig_len is the inner packet's length.
+inline constexpr uint32_t kDecapsulated = 1u << 6;
 }  // namespace record_flag
+
+// ---- tunnel metadata (record_flag::kTunnelMeta) ---------------------------------
+// What a stripped tunnel said about the packet it carried: ERSPAN's session,
+// original timestamp and direction.
+inline constexpr std::size_t kTunnelMetaSize = 16;
+namespace tunnel_offset {
+inline constexpr std::size_t kind = 0;       // u8: TunnelKind
+inline constexpr std::size_t bits = 1;       // u8: ERSPAN III: bit 0 egress, bits 1-2 granularity
+inline constexpr std::size_t session = 2;    // u16: ERSPAN session id (10 bits)
+inline constexpr std::size_t timestamp = 4;  // u32: ERSPAN III timestamp, in granularity units
+inline constexpr std::size_t index = 8;      // u32: ERSPAN II port index; III hardware id
+inline constexpr std::size_t vlan = 12;      // u16: original VLAN (12 bits) | COS << 12
+inline constexpr std::size_t reserved = 14;  // u16: 0
+}  // namespace tunnel_offset
+static_assert(tunnel_offset::reserved + 2 == kTunnelMetaSize);
+
+enum class TunnelKind : uint8_t { Erspan1 = 1, Erspan2 = 2, Erspan3 = 3 };
+
+struct TunnelMeta {
+    TunnelKind kind = TunnelKind::Erspan2;
+    uint8_t bits = 0;
+    uint16_t session = 0;
+    uint32_t timestamp = 0;
+    uint32_t index = 0;
+    uint16_t vlan = 0;
+};
+
+// ---- interface statistics (flag::kStatistics) -----------------------------------
+// Each entry: this header, then text_len bytes of description (UTF-8), then
+// zeros up to a multiple of 8. Counters count from start_ns on.
+inline constexpr std::size_t kStatisticsEntrySize = 64;
+inline constexpr std::size_t kMaxStatisticsText = 255;
+namespace statistics_offset {
+inline constexpr std::size_t port = 0;          // u16
+inline constexpr std::size_t queue = 2;         // u16
+inline constexpr std::size_t text_len = 4;      // u16: description bytes after the entry
+inline constexpr std::size_t reserved = 6;      // u16: 0
+inline constexpr std::size_t start_ns = 8;      // u64: when counting began (UTC ns)
+inline constexpr std::size_t time_ns = 16;      // u64: when the counters were read
+inline constexpr std::size_t received = 24;     // u64: packets the interface handed to sluice
+inline constexpr std::size_t nic_dropped = 32;  // u64: packets the NIC dropped (no room, no mbuf)
+inline constexpr std::size_t accepted = 40;     // u64: packets the capture filter kept
+inline constexpr std::size_t dropped = 48;      // u64: packets sluice lost after receiving them
+inline constexpr std::size_t delivered = 56;    // u64: packets written into frames
+}  // namespace statistics_offset
+static_assert(statistics_offset::delivered + 8 == kStatisticsEntrySize);
+
+struct InterfaceStatistics {
+    uint16_t port = 0;
+    uint16_t queue = 0;
+    uint64_t start_ns = 0;
+    uint64_t time_ns = 0;
+    uint64_t received = 0;
+    uint64_t nic_dropped = 0;
+    uint64_t accepted = 0;
+    uint64_t dropped = 0;
+    uint64_t delivered = 0;
+    std::string_view description;  // at most kMaxStatisticsText bytes
+};
 
 // ---- sizes ----------------------------------------------------------------------
 // Largest snap length a frame may be built with (pcapng's common maximum).
@@ -90,9 +164,17 @@ inline constexpr uint32_t kMaxSnaplen = 262144;
 // keeps every size sum far from overflow.
 inline constexpr uint32_t kMaxFrameBytes = 1u << 30;
 
-// Bytes one record of `caplen` captured bytes occupies.
+// Bytes one record of `caplen` captured bytes occupies (with a tunnel
+// metadata block: kTunnelMetaSize more).
 constexpr std::size_t record_size(uint32_t caplen) {
     return kRecordHeaderSize + round_up8(caplen);
+}
+constexpr std::size_t record_size(uint32_t caplen, bool tunnel_meta) {
+    return record_size(caplen) + (tunnel_meta ? kTunnelMetaSize : 0);
+}
+// Bytes one statistics entry with `text_len` bytes of description occupies.
+constexpr std::size_t statistics_entry_size(std::size_t text_len) {
+    return kStatisticsEntrySize + round_up8(text_len);
 }
 
 // The smallest max_frame_bytes that always holds one packet of snaplen bytes:

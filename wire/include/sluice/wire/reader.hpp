@@ -48,7 +48,13 @@ struct Record {
     uint16_t queue = 0;
     uint32_t flags = 0;
     std::span<const std::byte> data;  // caplen bytes
+    bool has_tunnel = false;          // `tunnel` holds the record's tunnel metadata
+    TunnelMeta tunnel;
 };
+
+// One entry of a statistics frame (flag::kStatistics); `description` points
+// into the frame.
+using StatisticsEntry = InterfaceStatistics;
 
 // The records of a frame FrameReader::open() verified. Points into the
 // caller's frame or scratch buffer: valid while those are.
@@ -66,7 +72,7 @@ class FrameView {
         const Record& operator*() const { return rec_; }
         const Record* operator->() const { return &rec_; }
         iterator& operator++() {
-            pos_ += record_size(rec_.caplen);
+            pos_ += record_size(rec_.caplen, rec_.has_tunnel);
             load();
             return *this;
         }
@@ -79,7 +85,10 @@ class FrameView {
 
       private:
         friend class FrameView;
-        iterator(const std::byte* pos, const std::byte* end) : pos_(pos), end_(end) { load(); }
+        iterator(const std::byte* pos, const std::byte* end, bool meta)
+            : pos_(pos), end_(end), meta_(meta) {
+            load();
+        }
         // Open() checked every record, so plain loads are in bounds here.
         void load() {
             if (pos_ == end_) return;
@@ -90,11 +99,55 @@ class FrameView {
             rec_.port = load_le<uint16_t>(pos_ + record_offset::port);
             rec_.queue = load_le<uint16_t>(pos_ + record_offset::queue);
             rec_.flags = load_le<uint32_t>(pos_ + record_offset::flags);
-            rec_.data = {pos_ + kRecordHeaderSize, rec_.caplen};
+            rec_.has_tunnel = meta_ && (rec_.flags & record_flag::kTunnelMeta);
+            const std::byte* data = pos_ + kRecordHeaderSize;
+            if (rec_.has_tunnel) {
+                rec_.tunnel = read_tunnel_meta(data);
+                data += kTunnelMetaSize;
+            }
+            rec_.data = {data, rec_.caplen};
         }
         const std::byte* pos_ = nullptr;
         const std::byte* end_ = nullptr;
+        bool meta_ = false;  // the frame has flag::kRecordMeta
         Record rec_;
+    };
+
+    // The entries of a statistics frame.
+    class statistics_iterator {
+      public:
+        using iterator_category = std::forward_iterator_tag;
+        using value_type = StatisticsEntry;
+        using difference_type = std::ptrdiff_t;
+        using pointer = const StatisticsEntry*;
+        using reference = const StatisticsEntry&;
+
+        statistics_iterator() = default;
+        const StatisticsEntry& operator*() const { return e_; }
+        const StatisticsEntry* operator->() const { return &e_; }
+        statistics_iterator& operator++() {
+            pos_ += statistics_entry_size(e_.description.size());
+            load();
+            return *this;
+        }
+        bool operator==(const statistics_iterator& o) const { return pos_ == o.pos_; }
+
+      private:
+        friend class FrameView;
+        statistics_iterator(const std::byte* pos, const std::byte* end) : pos_(pos), end_(end) {
+            load();
+        }
+        void load() {
+            if (pos_ != end_) e_ = read_statistics_entry(pos_);
+        }
+        const std::byte* pos_ = nullptr;
+        const std::byte* end_ = nullptr;
+        StatisticsEntry e_;
+    };
+    struct StatisticsRange {
+        statistics_iterator b, e;
+        statistics_iterator begin() const { return b; }
+        statistics_iterator end() const { return e; }
     };
 
     FrameView() = default;
@@ -103,12 +156,51 @@ class FrameView {
 
     const FrameInfo& info() const { return info_; }
     std::span<const std::byte> payload() const { return payload_; }  // the raw records
-    iterator begin() const { return {payload_.data(), payload_.data() + payload_.size()}; }
+    bool is_statistics() const { return (info_.flags & flag::kStatistics) != 0; }
+    // The packet records (none in a statistics frame).
+    iterator begin() const {
+        const std::byte* end = payload_.data() + payload_.size();
+        return {is_statistics() ? end : payload_.data(), end, has_meta()};
+    }
     iterator end() const {
-        return {payload_.data() + payload_.size(), payload_.data() + payload_.size()};
+        const std::byte* end = payload_.data() + payload_.size();
+        return {end, end, has_meta()};
+    }
+    // The interface statistics entries (none in a frame of packets).
+    StatisticsRange statistics() const {
+        const std::byte* end = payload_.data() + payload_.size();
+        return {{is_statistics() ? payload_.data() : end, end}, {end, end}};
     }
 
   private:
+    bool has_meta() const { return (info_.flags & flag::kRecordMeta) != 0; }
+    static TunnelMeta read_tunnel_meta(const std::byte* t) {
+        TunnelMeta m;
+        m.kind = static_cast<TunnelKind>(t[tunnel_offset::kind]);
+        m.bits = static_cast<uint8_t>(t[tunnel_offset::bits]);
+        m.session = load_le<uint16_t>(t + tunnel_offset::session);
+        m.timestamp = load_le<uint32_t>(t + tunnel_offset::timestamp);
+        m.index = load_le<uint32_t>(t + tunnel_offset::index);
+        m.vlan = load_le<uint16_t>(t + tunnel_offset::vlan);
+        return m;
+    }
+    static StatisticsEntry read_statistics_entry(const std::byte* e) {
+        namespace o = statistics_offset;
+        StatisticsEntry s;
+        s.port = load_le<uint16_t>(e + o::port);
+        s.queue = load_le<uint16_t>(e + o::queue);
+        const uint16_t text = load_le<uint16_t>(e + o::text_len);
+        s.start_ns = load_le<uint64_t>(e + o::start_ns);
+        s.time_ns = load_le<uint64_t>(e + o::time_ns);
+        s.received = load_le<uint64_t>(e + o::received);
+        s.nic_dropped = load_le<uint64_t>(e + o::nic_dropped);
+        s.accepted = load_le<uint64_t>(e + o::accepted);
+        s.dropped = load_le<uint64_t>(e + o::dropped);
+        s.delivered = load_le<uint64_t>(e + o::delivered);
+        s.description = {reinterpret_cast<const char*>(e + kStatisticsEntrySize), text};
+        return s;
+    }
+
     FrameInfo info_;
     std::span<const std::byte> payload_;
 };

@@ -12,6 +12,7 @@
 namespace sluice::simd {
 struct PacketView;
 struct ChecksumResult;
+struct PacketHashKey;
 }  // namespace sluice::simd
 
 namespace sluice::simd::detail {
@@ -28,10 +29,12 @@ struct Kernels {
     uint32_t (*toeplitz)(const ToeplitzTables& t, const std::byte* input, std::size_t len);
     void (*toeplitz_bulk)(const ToeplitzTables& t, const std::byte* tuples, std::size_t tuple_len,
                           std::size_t count, uint32_t* out);
+    uint64_t (*packet_hash)(const void* data, std::size_t len, const PacketHashKey& key);
     // Implementation names, for benchmarks and diagnostics.
     const char* crc32c_name;
     const char* cksum_name;
     const char* toeplitz_name;
+    const char* packet_hash_name;
 };
 
 // Starts out pointing at a table whose entries detect the CPU, pick the level,
