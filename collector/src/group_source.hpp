@@ -105,6 +105,13 @@ class GroupSource final : public session::ReceiverTransport {
     std::string_view name() const override { return "jetstream"; }
 
   private:
+    static constexpr uint64_t kMs = 1'000'000;
+    static constexpr uint64_t kHousekeepingNs = 200 * kMs;
+    static constexpr uint64_t kDiscoveryNs = 1000 * kMs;
+    static constexpr uint64_t kReconnectNs = 1000 * kMs;
+    static constexpr uint64_t kStorageBackoffNs = 10'000 * kMs;
+    static constexpr uint64_t kErrorLogIntervalNs = 5'000 * kMs;
+
     struct Held {
         natsMsg* msg;
         uint64_t position;

@@ -31,6 +31,12 @@ using BIO = struct bio_st;
 
 namespace sluice::tcp {
 
+// OpenSSL's queued errors as one line (and the queue cleared).
+std::string tls_openssl_error();
+// The SSL ex-data slot where a connection's TlsChannel is kept (for the
+// verification callback's message).
+int tls_channel_index();
+
 // An SSL_CTX for one end, built from checked files (check_tls_files's
 // errors: std::invalid_argument).
 class TlsContext {
