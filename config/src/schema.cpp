@@ -114,7 +114,8 @@ const std::vector<Section>& sections() {
         auto& cap = v.back().fields;
         cap.push_back(string<Config>("filter", "tcpdump expression, empty = all",
             "Keep only packets matching this tcpdump/BPF expression, e.g. \"tcp port 443 or udp\". "
-            "Empty keeps everything. Dropped packets count in 'filtered'.",
+            "Empty keeps everything. Dropped packets count in 'filtered'. Changeable while "
+            "capturing: sluice-ctl filter EXPRESSION (needs stats.telemetry).",
             [](Config& c) -> auto& { return c.capture.filter; }));
         cap.push_back(integer<Config>("snaplen", 64, 65535,
             "Bytes kept of each packet; the original length is recorded too.",
@@ -353,8 +354,9 @@ const std::vector<Section>& sections() {
             "Write the exit summary as JSON to this file (\"-\" for stdout).",
             [](Config& c) -> auto& { return c.stats.summary_json; }));
         st.push_back(boolean<Config>("telemetry",
-            "Register /sluice/stats, /sluice/rings and /sluice/pools with DPDK telemetry "
-            "(read them with dpdk-telemetry.py).",
+            "Register /sluice/stats, /sluice/rings, /sluice/pools and /sluice/filter with DPDK "
+            "telemetry (read them with sluice-ctl or dpdk-telemetry.py; sluice-ctl filter "
+            "changes capture.filter while capturing).",
             [](Config& c) -> auto& { return c.stats.telemetry; }));
         return v;
     }();

@@ -345,6 +345,16 @@ bool CaptureStage::receive(std::size_t qi, bool draining) {
 }
 
 bool CaptureStage::poll() {
+    if (p_.live && live_state_ != LiveState::Offline) {
+        // A burst boundary: no filter pointer of the last poll is held past
+        // here, so a filter changed before it may be freed.
+        if (live_state_ == LiveState::Idle) {
+            p_.live->online(p_.live_reader);
+            live_state_ = LiveState::Online;
+        }
+        p_.live->quiescent(p_.live_reader);
+        p_.filter = p_.live->current();
+    }
     // acquire pairs with the control plane's release store of the phase.
     const bool draining = p_.phase->load(std::memory_order_acquire) != Phase::Running;
     bool work = false;
@@ -432,6 +442,10 @@ bool CaptureStage::poll() {
         }
         // release pairs with the acquire in drained(): everything this stage
         // enqueued is visible to whoever sees it drained.
+        if (live_state_ == LiveState::Online) {
+            p_.live->offline(p_.live_reader);  // a filter change no longer waits for it
+            live_state_ = LiveState::Offline;
+        }
         drained_.store(true, std::memory_order_release);
         return work;
     }

@@ -60,14 +60,15 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
     const auto& lc = cfg.lcores;
     const bool pipeline_mode = lc.mode == config::Mode::Pipeline;
 
+    std::unique_ptr<BpfFilter> filter;
     if (!cfg.capture.filter.empty()) {
-        pl->filter_ = BpfFilter::create(cfg.capture.filter, cfg.capture.snaplen, error);
-        if (!pl->filter_) {
+        filter = BpfFilter::create(cfg.capture.filter, cfg.capture.snaplen, error);
+        if (!filter) {
             error = fmt::format("capture.filter \"{}\": {}", cfg.capture.filter, error);
             return nullptr;
         }
         log_info("filter \"{}\" loaded ({})", cfg.capture.filter,
-                 pl->filter_->jit() ? "JIT" : "interpreted");
+                 filter->jit() ? "JIT" : "interpreted");
     }
     for (std::size_t i = 0; i < cfg.capture.slices.size(); ++i) {
         const config::Slice& sl = cfg.capture.slices[i];
@@ -286,6 +287,16 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
                  simd::detail::kernels().packet_hash_name);
     }
     const uint64_t start_ns = pl->clock_.to_ns(rte_rdtsc());
+    // The filter may change while capturing (telemetry /sluice/filter):
+    // every capture stage reads it as one RCU reader.
+    try {
+        pl->filter_ =
+            std::make_unique<LiveFilter>(std::move(filter), cfg.capture.filter, cfg.capture.snaplen,
+                                         static_cast<unsigned>(nstreams));
+    } catch (const std::exception& e) {
+        error = e.what();
+        return nullptr;
+    }
     std::vector<Stage*> captures;
     std::vector<FrameRing*> capture_out;
     for (std::size_t i = 0; i < nstreams; ++i) {
@@ -293,7 +304,8 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& cfg,
         CaptureStage::Params cp;
         cp.queues = queues[i];
         cp.burst = static_cast<uint16_t>(lc.burst_size);
-        cp.filter = pl->filter_.get();
+        cp.live = pl->filter_.get();
+        cp.live_reader = static_cast<unsigned>(i);
         cp.frame_size = cfg.batch.frame_size;
         cp.snaplen = snaplen;
         cp.flush_timeout_tsc = flush_tsc;

@@ -8,6 +8,8 @@
 #include <rte_mempool.h>
 #include <rte_telemetry.h>
 
+#include "sluice/report/log.hpp"
+
 namespace sluice::dataplane {
 namespace {
 
@@ -107,6 +109,50 @@ int pools_cmd(const char*, const char*, rte_tel_data* d) {
     return 0;
 }
 
+// The reply is one string (telemetry strings in a dict hold 127 bytes; one
+// reply string 8 KB): its first word says what happened, for sluice-ctl.
+// Quotes and backslashes are replaced so that the JSON needs no escaping.
+void reply(rte_tel_data* d, const char* outcome, const std::string& text) {
+    std::string out = std::string(outcome) + ": " + text;
+    if (out.size() >= RTE_TEL_MAX_SINGLE_STRING_LEN) out.resize(RTE_TEL_MAX_SINGLE_STRING_LEN - 1);
+    for (char& c : out) {
+        if (c == '"') c = '\'';
+        if (c == '\\') c = '/';
+        if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+    }
+    rte_tel_data_string(d, out.c_str());
+}
+
+// /sluice/filter shows capture.filter; /sluice/filter,EXPR changes it
+// ("none" removes it). Compiled here, on the telemetry thread; the capture
+// lcores take it between bursts.
+int filter_cmd(const char*, const char* params, rte_tel_data* d) {
+    auto& src = source();
+    std::lock_guard lock(src.m);
+    if (!src.pipeline) {
+        reply(d, "unavailable", "sluice is not capturing (starting or stopping); try again");
+        return 0;
+    }
+    LiveFilter& f = src.pipeline->filter();
+    std::string expr = params ? params : "";
+    const auto first = expr.find_first_not_of(" \t");
+    expr = first == std::string::npos
+               ? ""
+               : expr.substr(first, expr.find_last_not_of(" \t") - first + 1);
+    if (expr.empty()) {
+        const std::string now = f.expression();
+        reply(d, "current", now.empty() ? "none (every packet kept)" : now);
+        return 0;
+    }
+    const LiveFilter::Change c = f.set(expr == "none" ? std::string() : expr);
+    if (c.ok)
+        report::log_info("{} (telemetry)", c.message);
+    else
+        report::log_warning("{} (telemetry)", c.message);
+    reply(d, c.ok ? "changed" : "refused", c.message);
+    return 0;
+}
+
 }  // namespace
 
 void register_telemetry() {
@@ -118,6 +164,9 @@ void register_telemetry() {
                                    "Rings between sluice stages: capacity and frames queued.");
         rte_telemetry_register_cmd("/sluice/pools", pools_cmd,
                                    "sluice frame and mbuf pools: size and buffers in use.");
+        rte_telemetry_register_cmd("/sluice/filter", filter_cmd,
+                                   "capture.filter; with a parameter, a new tcpdump expression "
+                                   "(none: keep every packet).");
     });
 }
 

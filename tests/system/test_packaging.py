@@ -118,7 +118,7 @@ def test_collector_without_notify_socket_runs_as_before(tmp_path, monkeypatch):
 
 PACKAGES = ("sluice", "sluice-collector")
 BINARIES = {
-    "sluice": ("sluice", "sluice-decode", "sluice-pcapgen"),
+    "sluice": ("sluice", "sluice-ctl", "sluice-decode", "sluice-pcapgen"),
     "sluice-collector": ("sluice-collector", "sluice-send", "sluice-query"),
 }
 UNITS = {"sluice": "sluice@.service", "sluice-collector": "sluice-collector@.service"}

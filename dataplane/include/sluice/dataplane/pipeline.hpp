@@ -23,6 +23,7 @@
 #include "sluice/dataplane/dedup.hpp"
 #include "sluice/dataplane/filter.hpp"
 #include "sluice/dataplane/frame_pool.hpp"
+#include "sluice/dataplane/live_filter.hpp"
 #include "sluice/dataplane/ports.hpp"
 #include "sluice/dataplane/sink.hpp"
 #include "sluice/dataplane/soft_rss.hpp"
@@ -100,7 +101,12 @@ class CaptureStage final : public Stage {
     struct Params {
         std::vector<CaptureQueue> queues;
         uint16_t burst = 32;
+        // capture.filter: `live` when it may change while capturing (read
+        // once per poll, after this stage's quiescent state as reader
+        // `live_reader`), else `filter` as given.
         const BpfFilter* filter = nullptr;
+        LiveFilter* live = nullptr;
+        unsigned live_reader = 0;
         uint32_t frame_size = 0;
         uint32_t snaplen = 65535;
         uint64_t flush_timeout_tsc = 0;
@@ -212,8 +218,11 @@ class CaptureStage final : public Stage {
     uint64_t ts_flag_ = 0;
     std::array<wire::Segment, kMaxSegments> segs_;  // a chain's segments, per packet
 
-    std::vector<Deal> deal_;        // by index into p_.queues (empty unless a dealer)
-    bool dealing_held_ = false;     // some Deal is held
+    std::vector<Deal> deal_;     // by index into p_.queues (empty unless a dealer)
+    bool dealing_held_ = false;  // some Deal is held
+    // As a reader of p_.live: not yet polled, reporting, done (drained).
+    enum class LiveState : uint8_t { Idle, Online, Offline };
+    LiveState live_state_ = LiveState::Idle;
     bool dealt_ = false;            // draining: every dealt port told it has its last packet
     bool has_ring_queues_ = false;  // some queue is fed by a dealer's ring
     std::size_t next_ring_queue_ = 0;
@@ -347,6 +356,8 @@ class Pipeline {
     const std::vector<std::unique_ptr<FrameSink>>& sinks() const { return sinks_; }
     const std::vector<unsigned>& lcores() const { return lcore_ids_; }
     uint64_t received() const;  // rx_packets over all queues
+    // capture.filter, which control threads may change while capturing.
+    LiveFilter& filter() const { return *filter_; }
 
   private:
     Pipeline() = default;
@@ -364,7 +375,7 @@ class Pipeline {
 
     std::atomic<Phase> phase_{Phase::Running};
     TscClock clock_;
-    std::unique_ptr<BpfFilter> filter_;
+    std::unique_ptr<LiveFilter> filter_;
     std::vector<std::unique_ptr<BpfFilter>> slice_filters_;
     // Per port: what the NIC dropped (imissed + rx_nombuf), published by the
     // control plane for the statistics frames. One cache line each.
