@@ -80,8 +80,8 @@ void BlockBuilder::copy_from(const BlockBuilder& other) {
 }
 
 Compression compression_of(std::string_view path) {
-    return path.size() >= 4 && path.substr(path.size() - 4) == ".zst" ? Compression::Zstd
-                                                                      : Compression::None;
+    if (path.ends_with(".part")) path.remove_suffix(5);  // being written (file_name.hpp)
+    return path.ends_with(".zst") ? Compression::Zstd : Compression::None;
 }
 
 DataIndexed index_data(int fd, Compression c, uint64_t start, uint64_t end,

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <map>
 #include <queue>
@@ -10,12 +9,12 @@
 
 #include "util.hpp"
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <pcap/pcap.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sluice/index/file_name.hpp"
 #include "sluice/index/keys.hpp"
 #include "sluice/index/packet.hpp"
 #include "sluice/index/timefmt.hpp"
@@ -93,16 +92,12 @@ std::optional<Query> Query::make(QuerySpec spec, std::string* error) {
 }
 
 std::optional<DataFileName> parse_data_file_name(std::string_view name) {
-    if (!name.starts_with("stream-")) return std::nullopt;
-    if (!name.ends_with(".pcapng") && !name.ends_with(".pcapng.zst")) return std::nullopt;
-    name.remove_prefix(7);
-    DataFileName r;
-    auto [p, ec] = std::from_chars(name.data(), name.data() + name.size(), r.stream);
-    if (ec != std::errc() || p == name.data() || *p != '-') return std::nullopt;
-    const char* q = p + 1;
-    auto [p2, ec2] = std::from_chars(q, name.data() + name.size(), r.index);
-    if (ec2 != std::errc() || p2 == q || *p2 != '-') return std::nullopt;
-    return r;
+    static const FileTemplate standard;
+    const auto d = split_data_name(name);
+    if (!d) return std::nullopt;
+    const auto id = standard.match(d->stem);
+    if (!id) return std::nullopt;
+    return DataFileName{id->stream, id->n};
 }
 
 // ---- the merge ----------------------------------------------------------------
@@ -230,25 +225,29 @@ bool Query::run(QuerySink& sink, QueryStats& stats, std::vector<std::string>& wa
     // The files, in the order ties are broken: stream, directory, file number.
     std::vector<File> files;
     for (uint32_t d = 0; d < spec_.dirs.size(); ++d) {
-        DIR* dir = ::opendir(spec_.dirs[d].c_str());
-        if (!dir) {
-            *error = detail::errno_message("cannot read", spec_.dirs[d]);
-            return false;
-        }
-        while (const dirent* e = ::readdir(dir)) {
-            const auto n = parse_data_file_name(e->d_name);
-            if (!n) continue;
+        // Files named by any template the directory's collector used, in
+        // its subdirectories too, and files being written (NAME.part).
+        const auto templates = directory_templates(spec_.dirs[d], &warnings);
+        std::vector<FoundFile> found;
+        if (!find_data_files(spec_.dirs[d], templates, found, &warnings, error)) return false;
+        // A file renamed while the directory was read can show under both
+        // names: the finished one counts.
+        std::sort(found.begin(), found.end(), [](const FoundFile& a, const FoundFile& b) {
+            return std::tie(a.id.stream, a.id.n, a.part) < std::tie(b.id.stream, b.id.n, b.part);
+        });
+        for (std::size_t i = 0; i < found.size(); ++i) {
+            const FoundFile& ff = found[i];
+            if (i > 0 && found[i - 1].id == ff.id) continue;
             if (!spec_.streams.empty() && std::find(spec_.streams.begin(), spec_.streams.end(),
-                                                    n->stream) == spec_.streams.end())
+                                                    ff.id.stream) == spec_.streams.end())
                 continue;
             File f;
-            f.path = spec_.dirs[d] + "/" + e->d_name;
-            f.name = *n;
+            f.path = spec_.dirs[d] + "/" + ff.path;
+            f.name = {ff.id.stream, ff.id.n};
             f.dir = d;
-            f.compression = compression_of(f.path);
+            f.compression = ff.compression;
             files.push_back(std::move(f));
         }
-        ::closedir(dir);
     }
     std::sort(files.begin(), files.end(), [](const File& a, const File& b) {
         return std::tie(a.name.stream, a.dir, a.name.index) <
@@ -259,7 +258,13 @@ bool Query::run(QuerySink& sink, QueryStats& stats, std::vector<std::string>& wa
     for (uint32_t i = 0; i < files.size(); ++i) {
         File& f = files[i];
         struct stat st {};
-        if (::stat(f.path.c_str(), &st) != 0) continue;  // removed meanwhile (--keep)
+        if (::stat(f.path.c_str(), &st) != 0) {
+            // Finished meanwhile (renamed without ".part"), or removed by
+            // retention: then it is gone.
+            if (!f.path.ends_with(kPartSuffix)) continue;
+            f.path.resize(f.path.size() - kPartSuffix.size());
+            if (::stat(f.path.c_str(), &st) != 0) continue;
+        }
         f.size = uint64_t(st.st_size);
         ++stats.files;
         stats.data_bytes += f.size;
@@ -277,6 +282,10 @@ bool Query::run(QuerySink& sink, QueryStats& stats, std::vector<std::string>& wa
     auto open_file = [&](File& f) {
         f.opened = true;
         f.fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (f.fd < 0 && errno == ENOENT && f.path.ends_with(kPartSuffix)) {
+            f.path.resize(f.path.size() - kPartSuffix.size());  // finished meanwhile
+            f.fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
+        }
         if (f.fd < 0) {
             warnings.push_back(detail::errno_message("cannot open", f.path));
             return;

@@ -92,7 +92,8 @@ class Query {
     Predicate predicate_;
 };
 
-// A data file of a capture directory: stream-<id>-<n>-<time>.pcapng[.zst].
+// A data file of a capture directory named by the default template
+// (file_name.hpp): stream-<id>-<n>-<time>.pcapng[.zst][.part].
 struct DataFileName {
     uint64_t stream = 0, index = 0;
 };
