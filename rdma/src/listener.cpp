@@ -116,6 +116,9 @@ int RdmaListener::fd() const {
 uint16_t RdmaListener::port() const {
     return impl_->port;
 }
+void RdmaListener::set_keys(std::shared_ptr<const session::Keyring> keys) {
+    impl_->cfg.keys = std::move(keys);
+}
 std::size_t RdmaListener::connections() const {
     return impl_->conns.size();
 }

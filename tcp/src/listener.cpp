@@ -63,8 +63,11 @@ struct Connection {
     // whether the connection waits for memory (not read; see wait_for_memory).
     std::size_t charged = 0;
     bool mem_waiting = false;
-    std::size_t mem_wanted = 0;       // the capacity it waits for
-    std::unique_ptr<TlsChannel> tls;  // with TLS: the byte channel over fd
+    std::size_t mem_wanted = 0;  // the capacity it waits for
+    // With TLS: the context the connection began with (a reload replaces the
+    // listener's, not this one), and the byte channel over fd.
+    std::shared_ptr<const TlsContext> tls_ctx;
+    std::unique_ptr<TlsChannel> tls;
 
     std::string name() const {
         return streaming ? fmt::format("stream {} from {}", stream_id, peer)
@@ -106,7 +109,7 @@ struct TcpListener::Impl {
     uint32_t pending = 0, streaming = 0;
     std::unordered_map<std::string, uint32_t> pending_by_source;
     uint64_t accept_paused_until = 0;  // 0: accepting
-    std::unique_ptr<TlsContext> tls_ctx = make_tls_context(cfg.tls, TlsRole::Server);
+    std::shared_ptr<const TlsContext> tls_ctx = make_tls_context(cfg.tls, TlsRole::Server);
     TlsCounters tls_stats;
     // --max-memory: what all receive buffers hold, and who waits, oldest first.
     uint64_t mem_used = 0;
@@ -220,6 +223,16 @@ std::size_t TcpListener::connections() const {
 }
 const TlsCounters& TcpListener::tls_stats() const {
     return impl_->tls_stats;
+}
+
+void TcpListener::set_keys(std::shared_ptr<const session::Keyring> keys) {
+    impl_->cfg.keys = std::move(keys);
+}
+
+void TcpListener::reload_tls() {
+    if (!impl_->tls_ctx) return;
+    check_tls_files(impl_->cfg.tls, TlsRole::Server);
+    impl_->tls_ctx = make_tls_context(impl_->cfg.tls, TlsRole::Server);
 }
 
 void TcpListener::Impl::count_pending(Connection& c, int delta) {
@@ -738,7 +751,8 @@ const char* TcpListener::Impl::io_error(const Connection& c, int err) const {
 
 bool TcpListener::Impl::tls_accept(Connection& c) {
     try {
-        c.tls = std::make_unique<TlsChannel>(*tls_ctx, c.fd, "", kTlsListenerBuffer);
+        c.tls_ctx = tls_ctx;
+        c.tls = std::make_unique<TlsChannel>(*c.tls_ctx, c.fd, "", kTlsListenerBuffer);
     } catch (const std::exception& e) {
         close(c, CloseCause::Resources, fmt::format("{}: {}", c.name(), e.what()));
         return false;

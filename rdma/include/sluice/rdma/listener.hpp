@@ -71,6 +71,9 @@ class RdmaListener final : public session::ReceiverTransport {
     // rejects to leave.
     void close_all(const std::string& text);
     std::size_t connections() const;
+    // A reload (the collector's SIGHUP): handshakes from now on prove these
+    // keys; established connections go on.
+    void set_keys(std::shared_ptr<const session::Keyring> keys);
 
   private:
     struct Impl;

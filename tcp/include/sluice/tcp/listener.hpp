@@ -76,6 +76,15 @@ class TcpListener final : public session::ReceiverTransport {
     uint64_t memory_bytes() const;
     std::size_t memory_waiting() const;
 
+    // A reload (the collector's SIGHUP): connections accepted from now on
+    // prove these keys; those accepted before keep the keys they began
+    // with, and established connections go on.
+    void set_keys(std::shared_ptr<const session::Keyring> keys);
+    // Reads the TLS certificate, key and CA files again (the same paths):
+    // new handshakes use them. Throws std::invalid_argument, as
+    // check_tls_files(), and then keeps the ones in use. Nothing without TLS.
+    void reload_tls();
+
     // session::ReceiverTransport
     void close(session::ConnectionId conn, session::CloseCause cause, session::RejectReason reason,
                std::string_view text) override;
