@@ -46,11 +46,28 @@ resumes where its files end, so senders replay exactly what is missing.
   --rdma-slots N            RDMA ring slots per connection (default 64)
   --out DIR                 output directory (created if missing); files are
                             DIR/stream-<id>-<n>-<UTC time>.pcapng[.zst],
-                            state in DIR/.sluice/
+                            state in DIR/.sluice/. A file being written is
+                            NAME.part; it gets its name when complete
+  --file-template T         name files (and directories) below DIR by T:
+                            {stream}, {n} (once each) and UTC time fields
+                            %Y %m %d %H %M %S %j %y %s %F, e.g.
+                            '{stream}/%Y%m%d/capture-%H%M%S-{n}'
+                            (default 'stream-{stream}-{n}-%Y%m%dT%H%M%SZ')
   --rotate-size N           start a new file before one exceeds N bytes
                             (suffixes K, M, G; default: never)
-  --rotate-time S           start a new file every S seconds (default: never)
+  --rotate-time S           end files at every multiple of S seconds of the
+                            clock (300: at :00, :05, ... UTC; default: never)
+  --on-rotate CMD           run CMD with each finished file's path as its
+                            last argument (no shell: words split at spaces),
+                            at most --on-rotate-jobs at once (default 4)
   --keep N                  keep only the newest N files per stream
+  --max-disk SIZE           delete the oldest finished files, across
+                            streams, to keep DIR's captures and indexes
+                            within SIZE (suffixes K, M, G, T)
+  --max-age D               delete finished files last written longer ago
+                            than D (seconds, or with s, m, h, d, w)
+  --min-free SIZE           delete the oldest finished files to keep SIZE
+                            free on DIR's file system
   --key-file F              the key senders must prove: one key (the same file
                             as the sender's egress.key_file), or named keys,
                             one line each, 'key NAME STREAMS SECRET', each
@@ -125,7 +142,7 @@ dies, from the last frame it durably wrote.
   --help                    this text
   --version                 the version
 
-SIGINT/SIGTERM: commit, acknowledge, close every file, print a summary, exit 0.
+SIGINT/SIGTERM: commit, acknowledge, finish every file, print a summary, exit 0.
 Exit codes: 0 stopped by a signal; 1 could not start (address in use, output
 directory locked or not writable, unreadable key); 2 bad command line, or a
 TLS certificate or key that cannot be read, does not match or has expired.
@@ -149,6 +166,10 @@ std::optional<uint64_t> parse_size(std::string_view s) {
             case 'g':
                 mult = 1ull << 30;
                 break;
+            case 'T':
+            case 't':
+                mult = 1ull << 40;
+                break;
             default:
                 break;
         }
@@ -156,6 +177,38 @@ std::optional<uint64_t> parse_size(std::string_view s) {
     }
     const auto v = parse_uint(s);
     if (!v || *v > (UINT64_MAX / mult)) return std::nullopt;
+    return *v * mult;
+}
+
+std::optional<uint64_t> parse_duration(std::string_view s) {
+    uint64_t mult = 1;
+    if (!s.empty()) {
+        switch (s.back()) {
+            case 's':
+                break;
+            case 'm':
+                mult = 60;
+                break;
+            case 'h':
+                mult = 3600;
+                break;
+            case 'd':
+                mult = 86400;
+                break;
+            case 'w':
+                mult = 7 * 86400;
+                break;
+            default:
+                mult = 0;  // no unit: seconds
+                break;
+        }
+        if (mult)
+            s.remove_suffix(1);
+        else
+            mult = 1;
+    }
+    const auto v = parse_uint(s);
+    if (!v || *v == 0 || *v > (UINT64_MAX / 1'000'000'000ull / mult)) return std::nullopt;
     return *v * mult;
 }
 
@@ -216,6 +269,33 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
             const auto n = number(1, 1ull << 32);
             if (!n) return usage_error(fmt::format("--rotate-time '{}': give seconds >= 1", v));
             o.rotate_seconds = *n;
+        } else if (a == "--file-template") {
+            std::string why;
+            auto t = index::FileTemplate::parse(v, &why);
+            if (!t) return usage_error(why);
+            o.file_template = std::move(*t);
+        } else if (a == "--on-rotate") {
+            std::string why;
+            auto words = RotateCommand::parse(v, &why);
+            if (!words) return usage_error(why);
+            o.on_rotate = std::move(*words);
+        } else if (a == "--on-rotate-jobs") {
+            const auto n = number(1, 256);
+            if (!n) return usage_error(fmt::format("--on-rotate-jobs '{}': give 1..256", v));
+            o.on_rotate_jobs = static_cast<uint32_t>(*n);
+        } else if (a == "--max-disk" || a == "--min-free") {
+            const auto n = parse_size(v);
+            if (!n || *n == 0)
+                return usage_error(fmt::format("{} '{}': give a size, e.g. 500G or 2T", a, v));
+            (a == "--max-disk" ? o.max_disk : o.min_free) = *n;
+        } else if (a == "--max-age") {
+            const auto n = parse_duration(v);
+            if (!n)
+                return usage_error(fmt::format(
+                    "--max-age '{}': give a duration: seconds, or a number with s, m, h, d or w "
+                    "(e.g. 30d)",
+                    v));
+            o.max_age_s = *n;
         } else if (a == "--keep") {
             const auto n = number(1, 1u << 30);
             if (!n) return usage_error(fmt::format("--keep '{}': give a number of files >= 1", v));
@@ -383,6 +463,13 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
         return usage_error(
             "--tls-cert is for a collector that listens; a group member reads "
             "from NATS: use --nats-tls-ca, --nats-tls-cert and --nats-tls-key");
+    if (o.max_disk && o.rotate_bytes && o.max_disk < 2 * o.rotate_bytes) {
+        r.message += fmt::format(
+            "sluice-collector: warning: --max-disk {} holds less than two --rotate-size files: "
+            "the file being written may take all of it, and then nothing finished is left to "
+            "delete\n",
+            o.max_disk);
+    }
     if (!key_file.empty()) {
         try {
             o.keys =

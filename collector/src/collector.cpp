@@ -68,7 +68,6 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
     settings_.compression = opt_.compression;
     settings_.rotate_bytes = opt_.rotate_bytes;
     settings_.rotate_ns = opt_.rotate_seconds * 1'000'000'000ull;
-    settings_.keep_files = opt_.keep_files;
     settings_.sync = opt_.sync;
     settings_.index = opt_.index;
     settings_.application = "sluice-collector " SLUICE_VERSION;
@@ -97,6 +96,7 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
     check_memory_budget();
     raise_open_files_limit();
     lock_output_dir();
+    open_files();
     // Recover every stream that has state: files are cut back to their
     // committed size now, whether or not the stream's sender comes back.
     recover_streams();
@@ -406,8 +406,7 @@ int Collector::run() {
     const std::string why = "sluice-collector is stopping; reconnect when it is back";
     if (rdma_) rdma_->close_all(why);
     if (tcp_) tcp_->close_all(why);
-    for (auto& [id, s] : streams_)
-        s->close_file();
+    finish_files();
     log_line(summary_text());
     if (!opt_.summary_json.empty()) {
         const std::string tmp = opt_.summary_json + ".tmp";
@@ -462,6 +461,7 @@ void Collector::timers(uint64_t now) {
         }
     }
     if (rdma_) rdma_->timers(now);
+    file_timers(now);
     if (now >= next_stats_ns_) {
         stats_line(now);
         next_stats_ns_ = now + opt_.stats_interval_s * 1'000'000'000ull;

@@ -7,8 +7,8 @@
 #include <iterator>
 #include <stdexcept>
 
-#include <dirent.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sluice/collector/pcapng.hpp"
@@ -42,6 +42,28 @@ void operator+=(StreamTotals& a, const StreamTotals& d) {
     a.frames_lost += d.frames_lost;
     a.packets_lost += d.packets_lost;
     a.gaps += d.gaps;
+}
+
+index::Compression index_compression(bool zstd) {
+    return zstd ? index::Compression::Zstd : index::Compression::None;
+}
+
+const index::FileTemplate& default_names() {
+    static const index::FileTemplate t;
+    return t;
+}
+
+bool exists(const std::string& path) {
+    return ::access(path.c_str(), F_OK) == 0;
+}
+
+std::string parent_of(const std::string& path) {
+    const std::size_t slash = path.rfind('/');
+    return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
+}
+
+std::string with_part(const std::string& path) {
+    return path + std::string(index::kPartSuffix);
 }
 
 // pcapng's FCS-length field (epb_flags bits 5-8): 4 bytes when the record
@@ -92,6 +114,12 @@ std::string printable(std::string_view text) {
     return s;
 }
 
+bool same_counters(const pcapng::InterfaceStatistics& a, const pcapng::InterfaceStatistics& b) {
+    return a.timestamp_ns == b.timestamp_ns && a.start_ns == b.start_ns &&
+           a.received == b.received && a.nic_dropped == b.nic_dropped &&
+           a.accepted == b.accepted && a.dropped == b.dropped && a.delivered == b.delivered;
+}
+
 bool active(const wire::StatisticsEntry& e) {
     return e.received || e.nic_dropped || e.dropped;
 }
@@ -117,26 +145,20 @@ pcapng::InterfaceStatistics isb_of(const wire::StatisticsEntry& e) {
 }  // namespace
 
 std::string output_file_name(uint64_t stream_id, uint64_t index, uint64_t wall, Compression c) {
-    const time_t secs = static_cast<time_t>(wall / 1'000'000'000u);
-    tm t{};
-    ::gmtime_r(&secs, &t);
-    char when[32];
-    std::strftime(when, sizeof when, "%Y%m%dT%H%M%SZ", &t);
-    return fmt::format("stream-{}-{:06}-{}.pcapng{}", stream_id, index, when,
-                       c == Compression::Zstd ? ".zst" : "");
+    return default_names().format(stream_id, index, wall) +
+           std::string(index::data_extension(index_compression(c == Compression::Zstd)));
 }
 
 std::optional<uint64_t> parse_output_file_index(std::string_view name, uint64_t stream_id) {
-    const std::string prefix = fmt::format("stream-{}-", stream_id);
-    if (name.substr(0, prefix.size()) != prefix) return std::nullopt;
-    name.remove_prefix(prefix.size());
-    uint64_t index = 0;
-    const auto [p, ec] = std::from_chars(name.data(), name.data() + name.size(), index);
-    if (ec != std::errc() || p == name.data() || p == name.data() + name.size() || *p != '-')
-        return std::nullopt;
-    const std::string_view rest(p, name.data() + name.size() - p);
-    if (!rest.ends_with(".pcapng") && !rest.ends_with(".pcapng.zst")) return std::nullopt;
-    return index;
+    const auto d = index::split_data_name(name);
+    if (!d) return std::nullopt;
+    const auto id = default_names().match(d->stem);
+    if (!id || id->stream != stream_id) return std::nullopt;
+    return id->n;
+}
+
+uint64_t rotation_due(uint64_t created_ns, uint64_t period_ns) {
+    return (created_ns / period_ns + 1) * period_ns;
 }
 
 Stream::Stream(uint64_t id, const StreamSettings& settings, Workspace& ws)
@@ -149,7 +171,25 @@ std::string Stream::file_path(std::string_view name) const {
 }
 
 std::string Stream::current_path() const {
-    return saved_.file().empty() ? std::string() : file_path(saved_.file());
+    return saved_.file().empty() ? std::string() : with_part(file_path(saved_.file()));
+}
+
+std::vector<index::FoundFile> Stream::own_files(std::vector<std::string>& log) const {
+    std::vector<std::string> warnings;
+    auto templates = index::directory_templates(set_.dir, &warnings);
+    bool known = false;
+    for (const auto& t : templates)
+        known = known || t.text() == set_.names.text();
+    if (!known) templates.push_back(set_.names);
+    std::vector<index::FoundFile> all, mine;
+    std::string error;
+    if (!index::find_data_files(set_.dir, templates, all, &warnings, &error))
+        warnings.push_back(error);
+    for (const std::string& w : warnings)
+        log.push_back("warning: " + w);
+    for (auto& f : all)
+        if (f.id.stream == id_) mine.push_back(std::move(f));
+    return mine;
 }
 
 std::vector<std::string> Stream::recover() {
@@ -157,24 +197,18 @@ std::vector<std::string> Stream::recover() {
     state_file_.emplace(fmt::format("{}/.sluice/stream-{}.state", set_.dir, id_));
     std::string error;
     auto loaded = state_file_->load(&error);
-    // The highest index among this stream's files: a fresh state never
-    // reuses a name, and files past the saved one are orphans.
+    // The highest number among this stream's files: a fresh state never
+    // reuses one, and files past the saved one are orphans.
+    const std::vector<index::FoundFile> files =
+        set_.files ? set_.files->files_of(id_) : own_files(log);
     uint64_t highest = 0;
-    std::vector<std::pair<uint64_t, std::string>> files;
-    if (DIR* d = ::opendir(set_.dir.c_str())) {
-        while (const dirent* e = ::readdir(d)) {
-            if (auto i = parse_output_file_index(e->d_name, id_)) {
-                files.emplace_back(*i, e->d_name);
-                highest = std::max(highest, *i);
-            }
-        }
-        ::closedir(d);
-    }
+    for (const auto& f : files)
+        highest = std::max(highest, f.id.n);
     if (!loaded) {
         if (!error.empty()) log.push_back("warning: " + error);
         st_ = StreamState{};
         st_.stream_id = id_;
-        st_.file_index = highest;  // the next file gets a fresh index
+        st_.file_index = highest;  // the next file gets a fresh number
         saved_ = st_;
         reindex_interfaces();
         return log;
@@ -184,47 +218,26 @@ std::vector<std::string> Stream::recover() {
                                              state_file_->path(), loaded->stream_id, id_));
     }
     st_ = saved_ = *loaded;
-    if (!st_.file().empty()) {
-        const std::string path = file_path(st_.file());
-        uint64_t discarded = 0;
-        if (out_.reopen(path, st_.file_offset, &discarded)) {
-            if (discarded) {
-                log.push_back(fmt::format(
-                    "stream {}: cut {} bytes written after the last commit from {}; the sender "
-                    "resends those frames from sequence {}",
-                    id_, discarded, path, st_.next_sequence));
-            }
-            out_.close();
-            resume_index(&log);
-        } else if (errno == ENOENT || errno == ERANGE) {
-            log.push_back(fmt::format(
-                "error: stream {}: {} {}: packets acknowledged to the sender are gone (removed or "
-                "truncated outside the collector, or a power loss without --sync); continuing "
-                "in a new file",
-                id_, path, errno == ENOENT ? "is missing" : "is shorter than its committed size"));
-            index_.abandon();
-            st_.set_file("");
-            st_.interface_count = 0;
-            saved_ = st_;
-        } else {
-            throw std::runtime_error(
-                fmt::format("cannot reopen {}: {}; fix its permissions or "
-                            "move the output directory's .sluice away",
-                            path, std::strerror(errno)));
-        }
-    }
-    for (const auto& [index, name] : files) {
-        // A rotation creates the next file before it saves the state naming
-        // it, and writes no packet there until then: such a file holds only
-        // a section header.
-        if (index > st_.file_index) {
-            const std::string path = file_path(name);
+    const std::string current(st_.file());
+    if (!current.empty()) recover_current(log);
+    for (const auto& f : files) {
+        if (!current.empty() && (f.path == current || f.path == with_part(current))) continue;
+        const std::string path = file_path(f.path);
+        if (f.id.n > st_.file_index) {
+            // A rotation creates the next file before it saves the state
+            // naming it, and writes no packet there until then: such a
+            // file holds only a section header.
             ::unlink(sluice::index::index_path(path).c_str());
-            if (::unlink(path.c_str()) == 0)
+            if (::unlink(path.c_str()) == 0) {
+                if (set_.files) set_.files->removed(f.path);
                 log.push_back(
                     fmt::format("stream {}: removed {}, begun by a rotation that did not "
                                 "complete (it held no packets)",
                                 id_, path));
+            }
+        } else if (f.part) {
+            // Finished and saved so, but not renamed yet when the process died.
+            publish(f.path.substr(0, f.path.size() - index::kPartSuffix.size()), &log);
         }
     }
     if (st_.file_index < highest && st_.file().empty()) st_.file_index = highest;
@@ -233,11 +246,61 @@ std::vector<std::string> Stream::recover() {
     return log;
 }
 
+void Stream::recover_current(std::vector<std::string>& log) {
+    const std::string final_path = file_path(st_.file());
+    // NAME.part; NAME itself for a file of a collector that wrote no .part.
+    std::string path = with_part(final_path);
+    if (!exists(path) && exists(final_path)) path = final_path;
+    uint64_t discarded = 0;
+    if (out_.reopen(path, st_.file_offset, &discarded)) {
+        if (discarded) {
+            log.push_back(fmt::format(
+                "stream {}: cut {} bytes written after the last commit from {}; the sender "
+                "resends those frames from sequence {}",
+                id_, discarded, path, st_.next_sequence));
+        }
+        out_.close();
+        // A crash between renaming the index and the data leaves NAME.idx.
+        const std::string idx = sluice::index::index_path(path);
+        const std::string final_idx = sluice::index::index_path(final_path);
+        if (path != final_path && !exists(idx) && exists(final_idx))
+            ::rename(final_idx.c_str(), idx.c_str());
+        resume_index(path, &log);
+        // The previous run ended here: its file is complete, unless a
+        // group's commit in it is still to be settled (then the file goes on).
+        if (!saved_.pending) {
+            if (finish_current(&log))
+                log.push_back(fmt::format("stream {}: finished {}, left by the previous run", id_,
+                                          final_path));
+            else
+                log.push_back(
+                    fmt::format("error: stream {}: cannot finish {}: {}", id_, path, last_error_));
+        }
+    } else if (errno == ENOENT || errno == ERANGE) {
+        log.push_back(fmt::format(
+            "error: stream {}: {} {}: packets acknowledged to the sender are gone (removed or "
+            "truncated outside the collector, or a power loss without --sync); continuing "
+            "in a new file",
+            id_, path, errno == ENOENT ? "is missing" : "is shorter than its committed size"));
+        index_.abandon();
+        if (set_.files) set_.files->removed(with_part(std::string(st_.file())));
+        st_.set_file("");
+        st_.interface_count = 0;
+        saved_ = st_;
+    } else {
+        throw std::runtime_error(
+            fmt::format("cannot reopen {}: {}; fix its permissions or "
+                        "move the output directory's .sluice away",
+                        path, std::strerror(errno)));
+    }
+}
+
 bool Stream::fail_storage(const std::string& what) {
     const int e = errno;
     last_error_ = fmt::format("{}: {}", what, std::strerror(e ? e : EIO));
     // Nothing of the batch counts: back to the saved state, file included.
     ws_.batch.clear();
+    file_statistics_current_ = false;
     index_.rollback();
     st_ = saved_;
     reindex_interfaces();
@@ -263,23 +326,38 @@ bool Stream::write_state() {
 bool Stream::ensure_file() {
     if (out_.is_open()) return true;
     if (st_.file().empty()) return open_new_file();
-    if (out_.reopen(file_path(st_.file()), st_.file_offset, nullptr)) {
-        resume_index(nullptr);
+    const std::string path = with_part(file_path(st_.file()));
+    if (out_.reopen(path, st_.file_offset, nullptr)) {
+        resume_index(path, nullptr);
         return true;
     }
     if (errno != ENOENT && errno != ERANGE)
-        return fail_storage(fmt::format("cannot reopen {}", file_path(st_.file())));
+        return fail_storage(fmt::format("cannot reopen {}", path));
     // Removed or cut behind the collector's back while the stream was
     // disconnected: what it held is gone; go on in a new file.
     log_error(
         "stream {}: {} {} (removed or truncated outside the collector); continuing in a new file",
-        id_, file_path(st_.file()),
-        errno == ENOENT ? "is missing" : "is shorter than its committed size");
+        id_, path, errno == ENOENT ? "is missing" : "is shorter than its committed size");
     index_.abandon();
+    if (set_.files) set_.files->removed(with_part(std::string(st_.file())));
     st_.set_file("");
     st_.interface_count = 0;
     reindex_interfaces();
     return open_new_file();
+}
+
+bool Stream::make_directories(const std::string& name) {
+    // Each directory of the template's path below the output directory.
+    for (std::size_t slash = name.find('/'); slash != std::string::npos;
+         slash = name.find('/', slash + 1)) {
+        const std::string d = file_path(name.substr(0, slash));
+        if (::mkdir(d.c_str(), 0750) == 0) {
+            if (set_.sync && !sync_directory(parent_of(d))) return false;
+        } else if (errno != EEXIST) {
+            return false;
+        }
+    }
+    return true;
 }
 
 bool Stream::open_new_file() {
@@ -287,10 +365,19 @@ bool Stream::open_new_file() {
     uint64_t index = st_.file_index + 1;
     std::string name;
     for (int tries = 0;; ++tries, ++index) {
-        name = output_file_name(id_, index, now, set_.compression);
-        if (out_.create(file_path(name), set_.file_mode)) break;
+        name = set_.names.format(id_, index, now) +
+               std::string(
+                   index::data_extension(index_compression(set_.compression == Compression::Zstd)));
+        if (!make_directories(name))
+            return fail_storage(
+                fmt::format("cannot create the directories of {}", file_path(name)));
+        // Neither a finished file nor one being written may have the name.
+        if (exists(file_path(name)))
+            errno = EEXIST;
+        else if (out_.create(with_part(file_path(name)), set_.file_mode))
+            break;
         if (errno != EEXIST || tries > 1000)
-            return fail_storage(fmt::format("cannot create {}", file_path(name)));
+            return fail_storage(fmt::format("cannot create {}", with_part(file_path(name))));
     }
     ByteBuffer header;
     pcapng::append_shb(header, set_.application, fmt::format("sluice stream {}", id_));
@@ -301,20 +388,86 @@ bool Stream::open_new_file() {
         bytes = ws_.compressed.span();
     }
     if (!out_.append(bytes)) return fail_storage(fmt::format("cannot write {}", out_.path()));
-    if (set_.sync && !sync_directory(set_.dir))
-        return fail_storage(fmt::format("cannot sync directory {}", set_.dir));
+    if (set_.sync && !sync_directory(parent_of(out_.path())))
+        return fail_storage(fmt::format("cannot sync directory {}", parent_of(out_.path())));
     st_.file_index = index;
     st_.set_file(name);
     st_.file_offset = out_.size();
     st_.file_created_ns = now;
     st_.zstd = set_.compression == Compression::Zstd;
     st_.interface_count = 0;
+    file_statistics_current_ = false;
     reindex_interfaces();
     if (!write_state()) return fail_storage(fmt::format("cannot save {}", state_file_->path()));
     ++files_opened_;
     start_index();
-    remove_old_files();
+    if (set_.files) set_.files->created(id_, with_part(name));
     return true;
+}
+
+bool Stream::finish_current(std::vector<std::string>* log) {
+    if (st_.file().empty()) return true;
+    // A group's commit the group has not confirmed may still be undone (cut
+    // out of the file): the file stays current until it is settled.
+    if (saved_.pending || (group_ && uncommitted())) return true;
+    out_.close();
+    const std::string name(st_.file());
+    std::string path = with_part(file_path(name));
+    if (!exists(path)) path = file_path(name);  // of a collector that wrote no .part
+    if (set_.index) {
+        if (!index_.active()) resume_index(path, log);
+        if (!index_.finish()) {
+            const std::string line =
+                fmt::format("stream {}: {}; run sluice-query --reindex on it", id_, index_.error());
+            if (log)
+                log->push_back("warning: " + line);
+            else
+                log_warning("{}", line);
+        }
+    }
+    // Saved as finished before the rename: a crash in between leaves a
+    // NAME.part that the next start renames (recover()).
+    st_.set_file("");
+    st_.interface_count = 0;
+    file_statistics_current_ = false;
+    reindex_interfaces();
+    if (!write_state()) return fail_storage(fmt::format("cannot save {}", state_file_->path()));
+    publish(name, log);
+    return true;
+}
+
+bool Stream::finish_file() {
+    return finish_current(nullptr);
+}
+
+void Stream::publish(const std::string& name, std::vector<std::string>* log) {
+    const std::string final_path = file_path(name);
+    const std::string part = with_part(final_path);
+    auto problem = [&](const std::string& line) {
+        if (log)
+            log->push_back("error: " + line);
+        else
+            log_error("{}", line);
+    };
+    // The index first: a consumer that sees NAME finds NAME.idx beside it.
+    if (::rename(sluice::index::index_path(part).c_str(),
+                 sluice::index::index_path(final_path).c_str()) != 0 &&
+        errno != ENOENT)
+        problem(fmt::format("stream {}: cannot rename {}: {}", id_, sluice::index::index_path(part),
+                            std::strerror(errno)));
+    if (::rename(part.c_str(), final_path.c_str()) != 0) {
+        if (errno != ENOENT || !exists(final_path)) {
+            problem(fmt::format(
+                "stream {}: cannot rename {} to its final name: {}; it is complete, but "
+                "consumers that wait for the name do not see it: rename it by hand",
+                id_, part, std::strerror(errno)));
+            return;
+        }
+    } else if (set_.sync && !sync_directory(parent_of(final_path))) {
+        problem(fmt::format("stream {}: cannot sync directory {}: {}", id_, parent_of(final_path),
+                            std::strerror(errno)));
+    }
+    if (set_.files) set_.files->finished(id_, name);
 }
 
 void Stream::start_index() {
@@ -324,9 +477,8 @@ void Stream::start_index() {
         log_warning("stream {}: {}; the file is captured without an index", id_, index_.error());
 }
 
-void Stream::resume_index(std::vector<std::string>* log) {
+void Stream::resume_index(const std::string& path, std::vector<std::string>* log) {
     if (!set_.index) return;
-    const std::string path = file_path(st_.file());
     for (const std::string& line :
          index_.resume(path, st_.zstd ? index::Compression::Zstd : index::Compression::None,
                        st_.file_offset)) {
@@ -360,41 +512,28 @@ void Stream::close_file() {
     index_.close();
 }
 
-void Stream::remove_old_files() {
-    if (set_.keep_files == 0 || st_.file_index <= set_.keep_files) return;
-    const uint64_t below = st_.file_index - set_.keep_files + 1;  // keep [below, current]
-    if (DIR* d = ::opendir(set_.dir.c_str())) {
-        std::vector<std::string> doomed;
-        while (const dirent* e = ::readdir(d)) {
-            if (auto i = parse_output_file_index(e->d_name, id_); i && *i < below)
-                doomed.emplace_back(e->d_name);
-        }
-        ::closedir(d);
-        for (const auto& n : doomed) {
-            ::unlink(file_path(n).c_str());
-            ::unlink(sluice::index::index_path(file_path(n)).c_str());
-        }
-    }
-}
-
 bool Stream::rotate() {
-    // The file ends with its interfaces' latest counters.
+    // The file ends with its interfaces' latest counters, written into
+    // NAME.part before it gets its final name (in a group they were
+    // committed and confirmed already: rotation_waits()).
     append_file_statistics();
-    if (!commit()) return false;
-    file_statistics_current_ = false;
-    out_.close();
-    // Finished before the next file exists: a crash before the state names
-    // that file leaves this one current, and resuming it cuts the Finish.
-    if (!index_.finish())
-        log_warning("stream {}: {}; run sluice-query --reindex on it", id_, index_.error());
+    if (!commit() || !finish_current(nullptr)) return false;
     return open_new_file();
 }
 
 bool Stream::maybe_rotate_by_time(uint64_t wall) {
-    if (!set_.rotate_ns || !out_.is_open() || st_.interface_count == 0) return true;
+    if (!set_.rotate_ns || st_.file().empty() || st_.interface_count == 0) return true;
     if (group_ && (uncommitted() || saved_.pending)) return true;  // after the commit
-    if (wall - st_.file_created_ns < set_.rotate_ns) return true;
-    return rotate();
+    if (wall < rotation_due(st_.file_created_ns, set_.rotate_ns)) return true;
+    if (out_.is_open()) {
+        // The file ends with its interfaces' latest counters. In a group they
+        // go with the group's next commit; the file is finished after it.
+        append_file_statistics();
+        if (group_ && uncommitted()) return true;
+        if (!commit()) return false;
+    }
+    // The next file begins with the next frame, and is named by its time.
+    return finish_current(nullptr);
 }
 
 std::optional<HelloVerdict> Stream::on_hello(const session::Hello& h) {
@@ -519,6 +658,14 @@ std::string_view Stream::description_of(InterfaceKey k) const {
     return i == InterfaceIndex::kNone ? std::string_view() : known_[i].description;
 }
 
+bool Stream::rotation_waits() {
+    if (!group_) return false;
+    // A file is finished only with every commit in it confirmed: its closing
+    // statistics blocks go into a commit of their own first.
+    append_file_statistics();
+    return uncommitted() || saved_.pending;
+}
+
 void Stream::append_file_statistics() {
     if (file_statistics_current_) return;
     ByteBuffer isb;
@@ -539,7 +686,7 @@ FrameOutcome Stream::add_statistics(const wire::FrameView& frame, FrameOutcome o
     // drops only when its file holds exactly one statistics block for it.
     const bool end = (info.flags & wire::flag::kEndOfStream) != 0;
     std::size_t fresh = 0;
-    bool any = false;
+    bool any = false, changed = false;
     for (const wire::StatisticsEntry& e : frame.statistics()) {
         const InterfaceKey k{e.port, e.queue};
         uint32_t i = known_ifs_.find(k);
@@ -549,8 +696,10 @@ FrameOutcome Stream::add_statistics(const wire::FrameView& frame, FrameOutcome o
             known_.push_back({k, printable(e.description), false, {}});
         }
         if (i != InterfaceIndex::kNone) {
+            pcapng::InterfaceStatistics latest = isb_of(e);
+            changed |= !known_[i].counted || !same_counters(known_[i].latest, latest);
             known_[i].counted = true;
-            known_[i].latest = isb_of(e);
+            known_[i].latest = std::move(latest);
             if (!e.description.empty() && e.description != known_[i].description)
                 known_[i].description = printable(e.description);
         }
@@ -558,7 +707,9 @@ FrameOutcome Stream::add_statistics(const wire::FrameView& frame, FrameOutcome o
         any = true;
         fresh += file_ifs_.find(k) == InterfaceIndex::kNone;
     }
-    file_statistics_current_ = false;
+    // The same counters again (a frame offered anew after a group's commit
+    // made room for a rotation) leave the file's blocks current.
+    if (changed) file_statistics_current_ = false;
     const bool write = end && any;
     if (write) {
         // The blocks end the file they count for: no size or time rotation
@@ -566,7 +717,7 @@ FrameOutcome Stream::add_statistics(const wire::FrameView& frame, FrameOutcome o
         // when the interface table is full.
         if (!ensure_file()) return FrameOutcome::StorageError;
         if (st_.interface_count + fresh > StreamState::kMaxInterfaces) {
-            if (group_ && (uncommitted() || saved_.pending)) return FrameOutcome::CommitFirst;
+            if (rotation_waits()) return FrameOutcome::CommitFirst;
             if (!rotate()) return FrameOutcome::StorageError;
         }
     }
@@ -657,10 +808,11 @@ FrameOutcome Stream::add(const wire::FrameView& frame) {
     if (has_packets && set_.rotate_bytes &&
         out_.size() + ws_.batch.size() + frame_bytes > set_.rotate_bytes)
         rotate_now = true;
-    if (has_packets && set_.rotate_ns && wall_ns() - st_.file_created_ns >= set_.rotate_ns)
+    if (has_packets && set_.rotate_ns &&
+        wall_ns() >= rotation_due(st_.file_created_ns, set_.rotate_ns))
         rotate_now = true;
     if (st_.interface_count + fresh > StreamState::kMaxInterfaces) rotate_now = true;
-    if (rotate_now && group_ && (uncommitted() || saved_.pending)) return FrameOutcome::CommitFirst;
+    if (rotate_now && rotation_waits()) return FrameOutcome::CommitFirst;
     if (rotate_now && !rotate()) return FrameOutcome::StorageError;
 
     if (outcome == FrameOutcome::Gap) {
@@ -768,6 +920,7 @@ bool Stream::confirm_commit() {
 void Stream::discard_uncommitted() {
     if (!uncommitted()) return;
     ws_.batch.clear();
+    file_statistics_current_ = false;
     index_.rollback();
     st_ = saved_;
     reindex_interfaces();
@@ -777,6 +930,7 @@ void Stream::discard_uncommitted() {
 bool Stream::undo_commit() {
     if (!saved_.pending) return true;
     ws_.batch.clear();
+    file_statistics_current_ = false;
     close_file();
     const CommitUndo& u = saved_.undo;
     st_ = saved_;
@@ -800,13 +954,14 @@ bool Stream::undo_commit() {
     reindex_interfaces();
     if (!st_.file().empty()) {
         uint64_t discarded = 0;
-        if (!out_.reopen(file_path(st_.file()), st_.file_offset, &discarded)) {
-            last_error_ = fmt::format("cannot cut {} back to {} bytes: {}", file_path(st_.file()),
-                                      st_.file_offset, std::strerror(errno));
+        const std::string path = with_part(file_path(st_.file()));
+        if (!out_.reopen(path, st_.file_offset, &discarded)) {
+            last_error_ = fmt::format("cannot cut {} back to {} bytes: {}", path, st_.file_offset,
+                                      std::strerror(errno));
             return false;
         }
         out_.close();
-        resume_index(nullptr);
+        resume_index(path, nullptr);
         index_.close();
     }
     return true;

@@ -65,6 +65,11 @@ std::string Collector::summary_text() const {
     for (std::size_t i = 0; i < snap.size(); ++i)
         out += fmt::format(" {} {}{}", CollectorCounters::info[i].name, snap[i],
                            i + 1 < snap.size() ? "," : "\n");
+    out += "  files:";
+    const auto files = file_counters_.snapshot();
+    for (std::size_t i = 0; i < files.size(); ++i)
+        out += fmt::format(" {} {}{}", FileCounters::info[i].name, files[i],
+                           i + 1 < files.size() ? "," : "\n");
     if (tcp_ && tcp::tls_enabled(opt_.tls, tcp::TlsRole::Server)) {
         out += "  tls:";
         const auto tls = tcp_->tls_stats().snapshot();
@@ -105,6 +110,10 @@ std::string Collector::summary_json() const {
     const auto snap = counters_.snapshot();
     for (std::size_t i = 0; i < snap.size(); ++i)
         out += fmt::format("{}\"{}\": {}", i ? ", " : "", CollectorCounters::info[i].name, snap[i]);
+    out += "}, \"files\": {";
+    const auto files = file_counters_.snapshot();
+    for (std::size_t i = 0; i < files.size(); ++i)
+        out += fmt::format("{}\"{}\": {}", i ? ", " : "", FileCounters::info[i].name, files[i]);
     out += "}";
     if (tcp_ && tcp::tls_enabled(opt_.tls, tcp::TlsRole::Server)) {
         out += ", \"tls\": {";

@@ -151,11 +151,13 @@ inline Pcapng parse_pcapng(const std::vector<std::byte>& b) {
 
 inline Pcapng read_pcapng(const fs::path& p) {
     auto b = read_file(p);
-    if (p.extension() == ".zst") b = unzstd(b);
+    const std::string name = p.filename().string();
+    if (name.ends_with(".zst") || name.ends_with(".zst.part")) b = unzstd(b);
     return parse_pcapng(b);
 }
 
-// This stream's files in index order.
+// This stream's files in the output directory, finished and being written
+// (NAME.part), in index order.
 inline std::vector<fs::path> stream_files(const fs::path& dir, uint64_t stream) {
     std::vector<std::pair<uint64_t, fs::path>> v;
     for (const auto& e : fs::directory_iterator(dir))

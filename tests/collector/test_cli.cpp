@@ -65,6 +65,67 @@ TEST(Cli, DefaultsAndEveryOption) {
     EXPECT_EQ(o.summary_json, "s.json");
 }
 
+TEST(Cli, FileLifecycleOptions) {
+    auto r = parse({"--out", "d"});
+    ASSERT_TRUE(r.options);
+    EXPECT_EQ(r.options->file_template.text(), index::FileTemplate::kDefault);
+    EXPECT_TRUE(r.options->on_rotate.empty());
+    EXPECT_EQ(r.options->on_rotate_jobs, 4u);
+    EXPECT_EQ(r.options->max_disk, 0u);
+    EXPECT_EQ(r.options->max_age_s, 0u);
+    EXPECT_EQ(r.options->min_free, 0u);
+    r = parse({"--out", "d", "--file-template", "{stream}/%Y%m%d/cap-%H%M%S-{n}", "--on-rotate",
+               "/usr/local/bin/ship  --to archive", "--on-rotate-jobs", "8", "--max-disk", "2T",
+               "--max-age", "30d", "--min-free", "50G"});
+    ASSERT_TRUE(r.options) << r.message;
+    const auto& o = *r.options;
+    EXPECT_EQ(o.file_template.text(), "{stream}/%Y%m%d/cap-%H%M%S-{n}");
+    EXPECT_EQ(o.on_rotate, (std::vector<std::string>{"/usr/local/bin/ship", "--to", "archive"}));
+    EXPECT_EQ(o.on_rotate_jobs, 8u);
+    EXPECT_EQ(o.max_disk, 2ull << 40);
+    EXPECT_EQ(o.max_age_s, 30u * 86400);
+    EXPECT_EQ(o.min_free, 50ull << 30);
+    EXPECT_TRUE(r.message.empty()) << r.message;
+
+    struct Case {
+        std::vector<std::string> args;
+        const char* says;
+    } cases[] = {
+        {{"--out", "d", "--file-template", "capture-%H"}, "{stream} and {n} once each"},
+        {{"--out", "d", "--file-template", "{stream}-{n}-%b"}, "%b is not a time field"},
+        {{"--out", "d", "--on-rotate", "  "}, "--on-rotate needs a program"},
+        {{"--out", "d", "--on-rotate-jobs", "0"}, "--on-rotate-jobs '0': give 1..256"},
+        {{"--out", "d", "--max-disk", "0"}, "--max-disk '0': give a size"},
+        {{"--out", "d", "--min-free", "lots"}, "--min-free 'lots': give a size"},
+        {{"--out", "d", "--max-age", "forever"}, "--max-age 'forever': give a duration"},
+        {{"--out", "d", "--max-age", "0"}, "--max-age '0'"},
+    };
+    for (const auto& c : cases) {
+        const auto e = parse(c.args);
+        EXPECT_FALSE(e.options) << c.says;
+        EXPECT_EQ(e.exit_code, kExitUsage) << c.says;
+        EXPECT_NE(e.message.find(c.says), std::string::npos) << e.message;
+    }
+    // Allowed, with a warning: a limit that one file can take whole.
+    r = parse({"--out", "d", "--rotate-size", "1G", "--max-disk", "1G"});
+    ASSERT_TRUE(r.options);
+    EXPECT_NE(r.message.find("warning: --max-disk"), std::string::npos) << r.message;
+}
+
+TEST(Cli, Durations) {
+    EXPECT_EQ(parse_duration("90"), 90u);
+    EXPECT_EQ(parse_duration("90s"), 90u);
+    EXPECT_EQ(parse_duration("15m"), 900u);
+    EXPECT_EQ(parse_duration("12h"), 43200u);
+    EXPECT_EQ(parse_duration("7d"), 604800u);
+    EXPECT_EQ(parse_duration("2w"), 1209600u);
+    EXPECT_FALSE(parse_duration(""));
+    EXPECT_FALSE(parse_duration("d"));
+    EXPECT_FALSE(parse_duration("0s"));
+    EXPECT_FALSE(parse_duration("1y"));
+    EXPECT_FALSE(parse_duration("99999999999999w"));
+}
+
 TEST(Cli, HelpAndVersionExitZero) {
     auto r = parse({"--help"});
     EXPECT_FALSE(r.options);
@@ -258,6 +319,7 @@ TEST(Cli, Sizes) {
     EXPECT_EQ(parse_size("4096"), 4096u);
     EXPECT_EQ(parse_size("8k"), 8192u);
     EXPECT_EQ(parse_size("2G"), 2ull << 30);
+    EXPECT_EQ(parse_size("3T"), 3ull << 40);
     EXPECT_FALSE(parse_size(""));
     EXPECT_FALSE(parse_size("M"));
     EXPECT_FALSE(parse_size("-1"));

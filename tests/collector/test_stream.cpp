@@ -3,12 +3,14 @@
 // commit: data written but no state saved, a torn state slot, a rotation
 // begun but not recorded, files removed behind the collector's back.
 #include <csignal>
+#include <set>
 
 #include "collector_testing.hpp"
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "sluice/collector/files.hpp"
 #include "sluice/collector/state.hpp"
 
 namespace sluice::collector {
@@ -244,12 +246,14 @@ TEST(Stream, RecoveryCutsWhatWasWrittenAfterTheLastCommit) {
             fx.ws.batch.clear();
         }
         auto s = fx.open();
-        // The cut, then the index catching up with the committed frames
-        // its open block held only in memory.
-        ASSERT_EQ(fx.log.size(), 2u);
+        // The cut, the index catching up with the committed frames its
+        // open block held only in memory, and the file finished.
+        ASSERT_EQ(fx.log.size(), 3u);
         EXPECT_NE(fx.log[0].find("cut "), std::string::npos) << fx.log[0];
         EXPECT_NE(fx.log[0].find("resends those frames from sequence 3"), std::string::npos);
         EXPECT_NE(fx.log[1].find("(150 packets)"), std::string::npos) << fx.log[1];
+        EXPECT_NE(fx.log[2].find("left by the previous run"), std::string::npos) << fx.log[2];
+        EXPECT_EQ(s->current_path(), "");
         auto v = s->on_hello(fx.hello(9, 3));
         EXPECT_EQ(v->resume_sequence, 3u);
         for (int i = 3; i < 6; ++i)
@@ -377,9 +381,12 @@ TEST(Stream, AFrameOfExactlyAFileOfInterfacesStartsANewFile) {
     EXPECT_EQ(read_pcapng(files[1]).packets.size(), 2 * StreamState::kMaxInterfaces);
 }
 
-TEST(Stream, TheInterfaceTableSurvivesRecoveryAndAFailedCommit) {
+// Each file describes each of its interfaces once: across a reconnect (the
+// file goes on, its table rebuilt from the state) and a restart (the file is
+// finished; the next one describes its interfaces anew).
+TEST(Stream, EachFileDescribesEachInterfaceOnceAcrossReconnectsAndRestarts) {
     Fixture fx;
-    const auto pk = packets(200, 8, 4, 4);
+    const auto pk = packets(300, 8, 4, 4);
     const auto fr = make_frames(7, pk, 50);
     {
         auto s = fx.open();
@@ -387,22 +394,35 @@ TEST(Stream, TheInterfaceTableSurvivesRecoveryAndAFailedCommit) {
         EXPECT_EQ(fx.add(*s, fr.frames[0]), FrameOutcome::Written);
         EXPECT_EQ(fx.add(*s, fr.frames[1]), FrameOutcome::Written);
         ASSERT_TRUE(s->commit());
+        s->close_file();  // the sender went away, and comes back
+        ASSERT_TRUE(s->on_hello(fx.hello(1, 2)));
+        EXPECT_EQ(fx.add(*s, fr.frames[2]), FrameOutcome::Written);
+        EXPECT_EQ(fx.add(*s, fr.frames[3]), FrameOutcome::Written);
+        ASSERT_TRUE(s->commit());
     }
-    auto s = fx.open();  // a restart: the table is rebuilt from the state
-    ASSERT_TRUE(s->on_hello(fx.hello(1, 2)));
-    EXPECT_EQ(fx.add(*s, fr.frames[2]), FrameOutcome::Written);
-    EXPECT_EQ(fx.add(*s, fr.frames[3]), FrameOutcome::Written);
+    auto s = fx.open();  // a restart
+    ASSERT_TRUE(s->on_hello(fx.hello(1, 4)));
+    EXPECT_EQ(fx.add(*s, fr.frames[4]), FrameOutcome::Written);
+    EXPECT_EQ(fx.add(*s, fr.frames[5]), FrameOutcome::Written);
     ASSERT_TRUE(s->commit());
     const auto files = stream_files(fx.dir.path(), 7);
-    ASSERT_EQ(files.size(), 1u);
-    const auto p = read_pcapng(files[0]);
-    EXPECT_EQ(p.packets, pk);
-    EXPECT_EQ(p.interfaces.size(), 16u) << "no interface described twice";
+    ASSERT_EQ(files.size(), 2u);
+    const auto a = read_pcapng(files[0]), b = read_pcapng(files[1]);
+    EXPECT_EQ(a.packets, std::vector<Packet>(pk.begin(), pk.begin() + 200));
+    EXPECT_EQ(b.packets, std::vector<Packet>(pk.begin() + 200, pk.end()));
+    for (const auto& p : {a, b}) {
+        std::set<std::string> names;
+        for (const auto& i : p.interfaces)
+            EXPECT_TRUE(names.insert(i.name).second) << i.name << " described twice";
+        EXPECT_EQ(p.interfaces.size(), 16u);
+    }
 }
 
 TEST(Stream, KeepRemovesTheOldestFiles) {
     Fixture fx(Compression::None, 16 * 1024);
-    fx.set.keep_files = 3;
+    FileCounters k;
+    FileStore store(fx.set.dir, {index::FileTemplate()}, {.keep_files = 3}, k);
+    fx.set.files = &store;
     const auto fr = make_frames(7, packets(1000, 7), 10);
     auto s = fx.open();
     s->on_hello(fx.hello(1, 0));
@@ -413,6 +433,7 @@ TEST(Stream, KeepRemovesTheOldestFiles) {
     const auto files = stream_files(fx.dir.path(), 7);
     ASSERT_EQ(files.size(), 3u);
     EXPECT_EQ(parse_output_file_index(files.back().filename().string(), 7), s->saved().file_index);
+    EXPECT_EQ(k.files_deleted_keep.get() + 3, s->files_opened());
 }
 
 // A rotation creates the next file before the state names it: a crash in
@@ -434,13 +455,14 @@ TEST(Stream, AnUnrecordedRotationIsUndone) {
     auto s = fx.open();
     EXPECT_FALSE(fs::exists(orphan));
     EXPECT_FALSE(fs::exists(orphan + ".idx"));
-    ASSERT_EQ(fx.log.size(), 2u);  // the index of the current file catches up, then this
-    EXPECT_NE(fx.log[1].find("begun by a rotation"), std::string::npos);
+    // The index of the current file catches up, the file is finished, then this.
+    ASSERT_EQ(fx.log.size(), 3u);
+    EXPECT_NE(fx.log[2].find("begun by a rotation"), std::string::npos);
     s->on_hello(fx.hello(1, 1));
     fx.add(*s, fr.frames[1]);
     ASSERT_TRUE(s->commit());
     EXPECT_EQ(read_stream(fx.dir.path(), 7), pk);
-    EXPECT_EQ(stream_files(fx.dir.path(), 7).size(), 1u);
+    EXPECT_EQ(stream_files(fx.dir.path(), 7).size(), 2u);
 }
 
 TEST(Stream, AMissingFileIsReportedAndWritingGoesOn) {
@@ -729,7 +751,8 @@ TEST(OutputFileName, RoundTripsAndRejectsOthers) {
     EXPECT_FALSE(parse_output_file_index("stream-42-x-1.pcapng", 42));
     EXPECT_FALSE(parse_output_file_index("stream-42-000001-1.txt", 42));
     EXPECT_FALSE(parse_output_file_index(n + ".idx", 42)) << "an index is not a data file";
-    EXPECT_EQ(parse_output_file_index("stream-42-000003-1.pcapng", 42), 3u);
+    EXPECT_EQ(parse_output_file_index(n + ".part", 42), 17u) << "a file being written is one";
+    EXPECT_FALSE(parse_output_file_index("stream-42-000003-1.pcapng", 42)) << "not our time";
 }
 
 }  // namespace

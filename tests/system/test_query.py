@@ -201,10 +201,12 @@ def read_pcapng_any(path):
 
 
 def data_files(d):
-    """(stream, file number, path) of a capture directory's data files."""
+    """(stream, file number, path) of a capture directory's data files,
+    finished and being written (NAME.part: sluice-query reads those too)."""
     out = []
     for f in Path(d).iterdir():
-        if f.name.startswith("stream-") and f.name.endswith((".pcapng", ".pcapng.zst")):
+        if f.name.startswith("stream-") and f.name.endswith(
+                (".pcapng", ".pcapng.zst", ".pcapng.part", ".pcapng.zst.part")):
             parts = f.name.split("-")
             out.append((int(parts[1]), int(parts[2]), f))
     return sorted(out)
@@ -220,8 +222,8 @@ def reference(tmp_path, dirs, filt, frm_ns=0, to_ns=2**64, streams=None, torn=Fa
             if streams is not None and stream not in streams:
                 continue
             src = f
-            if f.name.endswith(".zst"):
-                src = tmp_path / (f.name[:-4] + ".plain")
+            if f.name.endswith((".zst", ".zst.part")):
+                src = tmp_path / (f.name.replace(".zst", "") + ".plain")
                 z = subprocess.run(["zstd", "-dc", str(f)], capture_output=True)
                 assert z.returncode == 0 or torn, z.stderr
                 src.write_bytes(z.stdout)

@@ -22,7 +22,9 @@ struct CliResult {
 CliResult parse_command_line(const std::vector<std::string>& args);
 std::string usage();
 
-// "64M", "1G", "1500000" -> bytes; nullopt on anything else.
+// "64M", "1G", "2T", "1500000" -> bytes; nullopt on anything else.
 std::optional<uint64_t> parse_size(std::string_view s);
+// "3600", "90s", "30m", "12h", "7d", "2w" -> seconds (> 0); nullopt on anything else.
+std::optional<uint64_t> parse_duration(std::string_view s);
 
 }  // namespace sluice::collector

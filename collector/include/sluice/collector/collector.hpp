@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "sluice/collector/files.hpp"
+#include "sluice/collector/on_rotate.hpp"
 #include "sluice/collector/output.hpp"
 #include "sluice/collector/stream.hpp"
 #include "sluice/lockfree/counter.hpp"
@@ -62,6 +64,15 @@ struct CollectorOptions {
     int zstd_level = 3;
     uint32_t stats_interval_s = 10;  // 0: no stats line
     uint32_t keep_files = 0;
+    // The file lifecycle (docs/collector.md, "Output"; docs/operations.md,
+    // "Retention"): names, the command run with each finished file, and
+    // the limits that delete the oldest finished files.
+    index::FileTemplate file_template;
+    std::vector<std::string> on_rotate;  // empty: none
+    uint32_t on_rotate_jobs = 4;
+    uint64_t max_disk = 0;
+    uint64_t max_age_s = 0;
+    uint64_t min_free = 0;
     bool sync = false;
     unsigned file_mode = 0640;          // capture files
     bool index = true;                  // --no-index: no NAME.idx beside the files
@@ -202,6 +213,7 @@ class Collector {
 
     uint16_t port() const { return port_; }  // the bound port (listen port 0: chosen for it)
     const CollectorCounters& counters() const { return counters_; }
+    const FileCounters& file_counters() const { return file_counters_; }
 
     // The exit summary (text) and its JSON form (summary.cpp).
     std::string summary_text() const;
@@ -228,6 +240,11 @@ class Collector {
     void check_memory_budget() const;
     void raise_open_files_limit();
     void lock_output_dir();
+    // The file lifecycle (lifecycle.cpp): templates, the files found, the
+    // --on-rotate command; then, each second and at stop, retention.
+    void open_files();
+    void file_timers(uint64_t now_ns);
+    void finish_files();
     void recover_streams();
     void timers(uint64_t now);
     void stats_line(uint64_t now);
@@ -259,6 +276,11 @@ class Collector {
     uint16_t port_ = 0;
     std::atomic<bool> stopping_{false};
     CollectorCounters counters_;
+    FileCounters file_counters_;
+    std::unique_ptr<FileStore> files_;
+    std::unique_ptr<RotateCommand> on_rotate_;
+    std::string abs_dir_;  // the output directory, absolute (for --on-rotate)
+    uint64_t next_retention_ns_ = 0;
     std::unique_ptr<ZstdCompressor> zstd_;
     Workspace ws_;
     std::map<uint64_t, std::unique_ptr<Stream>> streams_;  // open

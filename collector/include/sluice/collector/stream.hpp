@@ -14,6 +14,13 @@
 // they enter the batch, commit() the batch's place in the file once the
 // state is saved, a failed commit rolls it back with the batch, rotation
 // finishes it, recover() cuts it to the file and indexes what it lacks.
+//
+// A file is written as NAME.part (its index NAME.part.idx) and renamed to
+// NAME when finished: at rotation, when its --rotate-time period ends with
+// its sender away, when the collector stops, and at the next start after a
+// crash. The state names the file by NAME; "finished" is saved (no current
+// file) before the rename, so a crash in between leaves a NAME.part that
+// recovery finishes.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +33,7 @@
 #include "sluice/collector/output.hpp"
 #include "sluice/collector/pcapng.hpp"
 #include "sluice/collector/state.hpp"
+#include "sluice/index/file_name.hpp"
 #include "sluice/index/writer.hpp"
 #include "sluice/session/byte_buffer.hpp"
 #include "sluice/session/hello.hpp"
@@ -35,17 +43,33 @@ namespace sluice::collector {
 
 struct Peer;  // the connection writing a stream (handler.hpp)
 
+// What the collector does as a stream's files come and go (files.hpp:
+// FileStore keeps them within the retention limits and runs --on-rotate).
+// Paths are below the output directory.
+class FileEvents {
+  public:
+    virtual ~FileEvents() = default;
+    // The files of `stream` found in the directory at start.
+    virtual std::vector<index::FoundFile> files_of(uint64_t stream) = 0;
+    virtual void created(uint64_t stream, const std::string& part_path) = 0;
+    virtual void finished(uint64_t stream, const std::string& path) = 0;
+    virtual void removed(const std::string& path) = 0;
+};
+
 struct StreamSettings {
     std::string dir;  // the output directory
     Compression compression = Compression::None;
     uint64_t rotate_bytes = 0;  // 0: no size rotation
-    uint64_t rotate_ns = 0;     // 0: no time rotation
-    uint32_t keep_files = 0;    // 0: keep all; N: delete the oldest beyond N
-    bool sync = false;          // fdatasync data and state before each ACK, and the
-                                // directory after a file appears in it
-    bool index = true;          // write NAME.idx beside each file (docs/query.md)
-    std::string application;    // shb_userappl
-    unsigned file_mode = 0640;  // of every capture file (--file-mode)
+    // 0: no time rotation; else a file ends at the next multiple of this
+    // since the epoch (300 s: at :00, :05, ... of each hour, UTC).
+    uint64_t rotate_ns = 0;
+    index::FileTemplate names;    // --file-template
+    FileEvents* files = nullptr;  // null: the stream finds its files itself
+    bool sync = false;            // fdatasync data and state before each ACK, and the
+                                  // directory after a file appears in it or is renamed
+    bool index = true;            // write NAME.idx beside each file (docs/query.md)
+    std::string application;      // shb_userappl
+    unsigned file_mode = 0640;    // of every capture file (--file-mode)
 };
 
 // Buffers shared by all streams of one collector thread: a stream's batch
@@ -158,8 +182,14 @@ class Stream {
     // their bytes are about to go.
     void discard_uncommitted();
 
-    // Time-based rotation, from the collector's timer (commits first).
+    // Time-based rotation, from the collector's timer: a file whose period
+    // ended is finished (committed first); the next one begins with the next
+    // frame. False (last_error()) when the stream cannot be written.
     bool maybe_rotate_by_time(uint64_t wall_ns);
+    // Finishes the current file (stop, or a disconnected stream's period
+    // ended): the index gets its Finish record, the state no current file,
+    // and NAME.part becomes NAME.
+    bool finish_file();
 
     // The sequence every frame below which is written and saved: the ACK.
     uint64_t acknowledged() const { return saved_.position_known ? saved_.next_sequence : 0; }
@@ -173,6 +203,7 @@ class Stream {
     // Frames and packets lost in the last add() that returned Gap.
     uint64_t last_gap_frames() const { return last_gap_frames_; }
     uint64_t last_gap_packets() const { return last_gap_packets_; }
+    // The file being written (DIR/NAME.part); empty when there is none.
     std::string current_path() const;
 
     // The connection writing this stream now, if any (the collector's
@@ -184,7 +215,12 @@ class Stream {
   private:
     bool ensure_file();
     bool open_new_file();
+    bool make_directories(const std::string& name);
     bool rotate();
+    bool finish_current(std::vector<std::string>* log);
+    // NAME.part (and its index) to NAME, once the state no longer names it.
+    void publish(const std::string& name, std::vector<std::string>* log);
+    void recover_current(std::vector<std::string>& log);
     bool write_state();
     bool fail_storage(const std::string& what);
     // The frame's interfaces not in the current file yet; nullopt when the
@@ -200,6 +236,10 @@ class Stream {
     // Interface Statistics Blocks with the latest counters of the current
     // file's interfaces (before a rotation closes it).
     void append_file_statistics();
+    // Before a rotation in a collector group: true when those blocks, or
+    // anything else, wait for a commit the group has yet to confirm (the
+    // caller answers CommitFirst).
+    bool rotation_waits();
     // The sender's description of (port, queue), or empty.
     std::string_view description_of(InterfaceKey k) const;
     void reindex_interfaces();  // after st_'s interface table was replaced or reset
@@ -207,9 +247,9 @@ class Stream {
     // The index of the current file: started with a new file, resumed when
     // an existing one is opened (a restart, a reconnect), finished at rotation.
     void start_index();
-    void resume_index(std::vector<std::string>* log);
+    void resume_index(const std::string& path, std::vector<std::string>* log);
     void index_committed(uint64_t before, uint64_t batch_bytes);
-    void remove_old_files();
+    std::vector<index::FoundFile> own_files(std::vector<std::string>& log) const;
     std::string file_path(std::string_view name) const;
 
     uint64_t id_;
@@ -251,10 +291,15 @@ class Stream {
     bool group_ = false;          // set_group_commits()
 };
 
-// "stream-<id>-<index:06>-<UTC>.pcapng[.zst]" and its parser (for recovery
-// and --keep): index, or nullopt for a name that is not one of this
-// stream's data files (its index files NAME.idx are not).
+// "stream-<id>-<index:06>-<UTC>.pcapng[.zst]" (the default template) and
+// its parser: index, or nullopt for a name that is not one of this stream's
+// data files, finished or being written (NAME.part; its index files
+// NAME.idx are not).
 std::string output_file_name(uint64_t stream_id, uint64_t index, uint64_t wall_ns, Compression c);
 std::optional<uint64_t> parse_output_file_index(std::string_view name, uint64_t stream_id);
+
+// When a file created at `created_ns` ends under --rotate-time: the next
+// multiple of `period_ns` since the epoch after it.
+uint64_t rotation_due(uint64_t created_ns, uint64_t period_ns);
 
 }  // namespace sluice::collector
