@@ -143,6 +143,8 @@ dies, from the last frame it durably wrote.
   --version                 the version
 
 SIGINT/SIGTERM: commit, acknowledge, finish every file, print a summary, exit 0.
+SIGHUP: read the key file and the TLS files again; a file that cannot be
+used is refused (logged) and the one in use stays.
 Exit codes: 0 stopped by a signal; 1 could not start (address in use, output
 directory locked or not writable, unreadable key); 2 bad command line, or a
 TLS certificate or key that cannot be read, does not match or has expired.
@@ -470,6 +472,7 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
             "delete\n",
             o.max_disk);
     }
+    o.key_file = key_file;
     if (!key_file.empty()) {
         try {
             o.keys =

@@ -33,6 +33,7 @@ using report::log_warning;
 
 constexpr uint64_t kTagListener = 0;
 constexpr uint64_t kTagStop = 1;
+constexpr uint64_t kTagReload = 2;
 constexpr uint64_t kTimerNs = 100'000'000;  // timeouts and rotation checks
 
 void make_dir(const std::string& path) {
@@ -150,8 +151,9 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
     }
 
     stop_fd_ = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    reload_fd_ = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     epoll_fd_ = Fd(::epoll_create1(EPOLL_CLOEXEC));
-    if (stop_fd_.get() < 0 || epoll_fd_.get() < 0)
+    if (stop_fd_.get() < 0 || reload_fd_.get() < 0 || epoll_fd_.get() < 0)
         throw std::runtime_error(fmt::format("eventfd/epoll: {}", std::strerror(errno)));
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -159,6 +161,8 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
     if (listener_fd >= 0) ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, listener_fd, &ev);
     ev.data.u64 = kTagStop;
     ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, stop_fd_.get(), &ev);
+    ev.data.u64 = kTagReload;
+    ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, reload_fd_.get(), &ev);
 }
 
 void Collector::check_memory_budget() const {
@@ -386,6 +390,9 @@ int Collector::run() {
         for (int i = 0; i < n; ++i) {
             if (events[i].data.u64 == kTagStop) {
                 stopping_.store(true, std::memory_order_relaxed);
+            } else if (events[i].data.u64 == kTagReload) {
+                uint64_t count = 0;
+                if (::read(reload_fd_.get(), &count, sizeof count) == sizeof count) reload();
             } else if (tcp_) {
                 tcp_->poll(now);
             } else {

@@ -1,5 +1,6 @@
-// The collector's files through their lives (files.hpp, on_rotate.hpp):
-// what the event loop does for them besides serving connections.
+// The collector's files through their lives (files.hpp, on_rotate.hpp) and
+// the SIGHUP reload of its keys and certificates: what the event loop does
+// besides serving connections.
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -9,13 +10,16 @@
 #include <unistd.h>
 
 #include "sluice/collector/collector.hpp"
+#include "sluice/rdma/listener.hpp"
 #include "sluice/report/log.hpp"
 #include "sluice/session/clock.hpp"
+#include "sluice/tcp/listener.hpp"
 
 namespace sluice::collector {
 namespace {
 
 using report::log_error;
+using report::log_info;
 using report::log_warning;
 
 constexpr uint64_t kRetentionIntervalNs = 1'000'000'000;
@@ -79,6 +83,55 @@ void Collector::finish_files() {
     }
     files_->enforce(session::wall_ns());
     if (on_rotate_) on_rotate_->drain(kOnRotateDrainMs);
+}
+
+void Collector::request_reload() {
+    const uint64_t one = 1;
+    const ssize_t n = ::write(reload_fd_.get(), &one, sizeof one);
+    (void)n;  // a full eventfd counter already means "reload"
+}
+
+void Collector::reload() {
+    bool read = false, refused = false;
+    if (!opt_.key_file.empty()) {
+        try {
+            auto keys = std::make_shared<const session::Keyring>(
+                session::Keyring::read_file(opt_.key_file));
+            opt_.keys = keys;
+            if (tcp_) tcp_->set_keys(keys);
+            if (rdma_) rdma_->set_keys(keys);
+            read = true;
+            log_info(
+                "SIGHUP: {} read again: {}; new connections prove these, established ones go on",
+                opt_.key_file,
+                keys->named() ? fmt::format("{} named keys", keys->size()) : std::string("one key"));
+        } catch (const std::exception& e) {
+            refused = true;
+            log_error("SIGHUP: {}; the keys in use stay: fix the file and send SIGHUP again",
+                      e.what());
+        }
+    }
+    if (tcp_ && tcp::tls_enabled(opt_.tls, tcp::TlsRole::Server)) {
+        try {
+            tcp_->reload_tls();
+            read = true;
+            log_info("SIGHUP: TLS certificate {}, key {}{} read again; new connections use them",
+                     opt_.tls.cert, opt_.tls.key,
+                     opt_.tls.ca.empty() ? "" : fmt::format(" and CA {}", opt_.tls.ca));
+        } catch (const std::exception& e) {
+            refused = true;
+            log_error(
+                "SIGHUP: {}; the TLS certificate and key in use stay: fix the files and send "
+                "SIGHUP again",
+                e.what());
+        }
+    }
+    if (refused)
+        counters_.reload_failures.inc();
+    else if (read)
+        counters_.reloads.inc();
+    else
+        log_info("SIGHUP: nothing to read again (no --key-file, no TLS)");
 }
 
 }  // namespace sluice::collector

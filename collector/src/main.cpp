@@ -16,11 +16,12 @@
 namespace {
 
 int g_stop_fd = -1;
+int g_reload_fd = -1;
 
-void on_signal(int) {
+void on_signal(int sig) {
     const uint64_t one = 1;
     // write() is async-signal-safe; the event loop sees the eventfd.
-    const ssize_t n = ::write(g_stop_fd, &one, sizeof one);
+    const ssize_t n = ::write(sig == SIGHUP ? g_reload_fd : g_stop_fd, &one, sizeof one);
     (void)n;
 }
 
@@ -41,11 +42,14 @@ int main(int argc, char** argv) {
     try {
         Collector collector(*cli.options);
         g_stop_fd = collector.stop_fd();
+        g_reload_fd = collector.reload_fd();
         struct sigaction sa {};
         sa.sa_handler = on_signal;
         sigemptyset(&sa.sa_mask);
         sigaction(SIGINT, &sa, nullptr);
         sigaction(SIGTERM, &sa, nullptr);
+        // SIGHUP: the key file and TLS files are read again (docs/collector.md).
+        sigaction(SIGHUP, &sa, nullptr);
         // Under systemd (Type=notify, WatchdogSec=): ready once it listens,
         // which the constructor did; alive while the event loop turns.
         ServiceNotifier notifier;

@@ -4,9 +4,14 @@ until complete and then renamed (at rotation, at stop, at the next start
 after SIGKILL), --rotate-time ends files on the clock, --file-template names
 files and directories, --on-rotate runs once per finished file with no
 shell, --max-disk / --max-age / --min-free delete the oldest finished files
-across streams."""
+across streams, and SIGHUP reloads keys and certificates without dropping a
+connection."""
+import json
 import os
 import re
+import shutil
+import signal
+import struct
 import subprocess
 import threading
 import time
@@ -15,8 +20,10 @@ from pathlib import Path
 import pytest
 
 from collector_helpers import (Collector, assert_same_packets, expected_packets, read_pcapng, send,
-                               start_send)
+                               start_send, write_key)
 from conftest import BUILD
+from transport_by_hand import (ACK, REJECT, connect, frame, handshake, hello, parse_reject,
+                               recv_message)
 
 QUERY = BUILD / "tools" / "sluice-query"
 DATA = re.compile(r".*\.pcapng(\.zst)?$")
@@ -370,3 +377,131 @@ def test_min_free_keeps_room_and_a_full_disk_loses_nothing(tmp_path, pcapgen, sm
     got = read_files(out, data_files(out))
     want = expected_packets(pcap)
     assert_same_packets(got, want[len(want) - len(got):])
+
+
+# ---- SIGHUP ------------------------------------------------------------------------------------
+
+KEY_A = "key-a-0123456789abcdef0123456789"
+KEY_B = "key-b-9876543210fedcba9876543210"
+
+
+def replace_file(path, text, mode=0o600):
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_text(text)
+    tmp.chmod(mode)
+    tmp.rename(path)
+
+
+def refused_reason(port, key, stream_id=1):
+    s, _, nonce = connect(port)
+    msg, _ = hello(nonce, key.encode(), stream_id=stream_id)
+    s.sendall(msg)
+    mtype, body = recv_message(s)
+    s.close()
+    assert mtype == REJECT, mtype
+    return parse_reject(body)
+
+
+def sighup(col, count):
+    col.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 30
+    while time.time() < deadline and col.log().count("SIGHUP:") < count:
+        time.sleep(0.05)
+    assert col.log().count("SIGHUP:") >= count, col.log()
+
+
+def test_sighup_reloads_keys_without_dropping_a_connection(tmp_path, pcapgen):
+    keyfile = write_key(tmp_path / "collector.key", KEY_A)
+    a_key = write_key(tmp_path / "a.key", KEY_A)
+    pcap = pcapgen(packets=9000, nanosecond=True, seed=52)
+    out = tmp_path / "out"
+    col = Collector(out, args=["--key-file", keyfile])
+    # Connections with key A made before the reloads: one by hand, one of a
+    # real sender (which streams on across them).
+    early, resume = handshake(col.port, key=KEY_A.encode(), stream_id=4)
+    sender, report = start_send(pcap, col.port, stream_id=1, key_file=a_key, rate=2000)
+    assert col.wait_for("stream 1 connected"), col.log()
+    replace_file(keyfile, KEY_B + "\n")
+    sighup(col, 1)
+    assert "read again: one key" in col.log()
+    # New connections: A refused, B welcome.
+    reason, text = refused_reason(col.port, KEY_A, stream_id=2)
+    assert reason == 2, (reason, text)  # auth-failed
+    s, _ = handshake(col.port, key=KEY_B.encode(), stream_id=3)
+    s.close()
+    # A file that cannot be used: refused, B stays.
+    replace_file(keyfile, "short\n")
+    sighup(col, 2)
+    assert "the keys in use stay" in col.log()
+    replace_file(keyfile, KEY_A + "\n", mode=0o644)
+    sighup(col, 3)
+    s, _ = handshake(col.port, key=KEY_B.encode(), stream_id=3)
+    s.close()
+    assert refused_reason(col.port, KEY_A, stream_id=2)[0] == 2
+    # The connections made before the reloads were never dropped: the early
+    # one's frame is written and acknowledged.
+    early.sendall(frame(4, resume, 0, [(1, b"a" * 60)]))
+    while True:
+        mtype, body = recv_message(early)
+        if mtype == ACK and struct.unpack("<Q", body)[0] == resume + 1:
+            break
+    early.close()
+    _, err = sender.communicate(timeout=120)
+    assert sender.returncode == 0, err
+    assert col.stop() == 0, col.log()
+    rep = json.loads(report.read_text())
+    assert rep["sender"]["connects"] == 1
+    c = col.result()["counters"]
+    assert c["reloads"] == 1 and c["reload_failures"] == 2
+    ones = [f for f in data_files(out) if stream_of(f.name) == 1]
+    assert_same_packets(read_files(out, ones), expected_packets(pcap))
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_ca_and_server(d, ca):
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", f"{ca}.key", "-out", f"{ca}.pem", "-days", "30",
+            "-subj", f"/CN=sluice {ca}", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    (d / "ext").write_text("subjectAltName=DNS:collector.test,IP:127.0.0.1\n"
+                           "extendedKeyUsage=serverAuth\n")
+    openssl("req", *ec, "-keyout", f"{ca}-server.key", "-out", "server.csr", "-subj",
+            "/CN=collector.test", cwd=d)
+    openssl("x509", "-req", "-in", "server.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+            "-CAcreateserial", "-out", f"{ca}-server.pem", "-days", "30", "-extfile", "ext",
+            cwd=d)
+
+
+def test_sighup_reloads_tls_certificates(tmp_path, pcapgen):
+    d = tmp_path / "tls"
+    d.mkdir()
+    for ca in ("old", "new"):
+        make_ca_and_server(d, ca)
+    cert, key = d / "server.pem", d / "server.key"
+    shutil.copy(d / "old-server.pem", cert)
+    shutil.copy(d / "old-server.key", key)
+    key.chmod(0o600)
+    pcap = pcapgen(packets=200, nanosecond=True, seed=53)
+    out = tmp_path / "out"
+    col = Collector(out, args=["--tls-cert", cert, "--tls-key", key])
+
+    def sends_with(ca):
+        p, _ = send(pcap, col.port, stream_id=1, tls_ca=d / f"{ca}.pem",
+                    tls_server_name="collector.test", give_up_ms=2000, timeout=60)
+        return p.returncode == 0
+    assert sends_with("old") and not sends_with("new")
+    # The new certificate, key first: until both are there a reload fails
+    # (they do not match) and the old pair stays.
+    shutil.copy(d / "new-server.key", key)
+    sighup(col, 1)
+    assert "the TLS certificate and key in use stay" in col.log()
+    assert sends_with("old")
+    shutil.copy(d / "new-server.pem", cert)
+    sighup(col, 2)
+    assert sends_with("new") and not sends_with("old")
+    assert col.stop() == 0, col.log()
+    c = col.result()["counters"]
+    assert c["reloads"] == 1 and c["reload_failures"] == 1

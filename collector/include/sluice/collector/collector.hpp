@@ -57,8 +57,10 @@ struct CollectorOptions {
     uint64_t rotate_bytes = 0;
     uint64_t rotate_seconds = 0;
     // The keys senders prove, one for every stream or named keys each
-    // limited to its streams (session::Keyring); null: no key.
+    // limited to its streams (session::Keyring); null: no key. SIGHUP
+    // reads key_file again.
     std::shared_ptr<const session::Keyring> keys;
+    std::string key_file;
     bool has_keys() const { return keys && !keys->empty(); }
     Compression compression = Compression::None;
     int zstd_level = 3;
@@ -175,6 +177,13 @@ struct CollectorOptions {
       "Connections dropped for a frame over one of the collector's bounds "      \
       "(more than 800 (port, queue) interfaces in one frame): such a frame "     \
       "can never be written; the sender is broken or hostile.")                  \
+    _(reloads,                                                                   \
+      "SIGHUPs that read the key file and TLS files again and took them into "   \
+      "use.")                                                                    \
+    _(reload_failures,                                                           \
+      "SIGHUPs with a key file or TLS file that could not be used (the log "     \
+      "says why): the keys and certificates in use stay. Fix the file and "      \
+      "send SIGHUP again.")                                                      \
     _(closed_by_peer, "Connections the sender closed or reset.")                 \
     _(rejected_by_peer, "Connections the sender ended with a REJECT (see the log line).")
 SLUICE_COUNTER_BLOCK(CollectorCounters, SLUICE_COLLECTOR_COUNTERS);
@@ -208,6 +217,10 @@ class Collector {
     // Any thread, and async-signal-safe (a write to an eventfd).
     void request_stop();
     int stop_fd() const { return stop_fd_.get(); }
+    // SIGHUP: read the key file and the TLS files again (lifecycle.cpp), at the
+    // event loop's next turn. Async-signal-safe, like request_stop().
+    void request_reload();
+    int reload_fd() const { return reload_fd_.get(); }
     // Before run().
     void set_hooks(CollectorHooks hooks) { hooks_ = std::move(hooks); }
 
@@ -245,6 +258,7 @@ class Collector {
     void open_files();
     void file_timers(uint64_t now_ns);
     void finish_files();
+    void reload();
     void recover_streams();
     void timers(uint64_t now);
     void stats_line(uint64_t now);
@@ -272,7 +286,7 @@ class Collector {
 
     CollectorOptions opt_;
     StreamSettings settings_;
-    Fd lock_fd_, epoll_fd_, stop_fd_;
+    Fd lock_fd_, epoll_fd_, stop_fd_, reload_fd_;
     uint16_t port_ = 0;
     std::atomic<bool> stopping_{false};
     CollectorCounters counters_;
