@@ -3,6 +3,7 @@
 // program counts fsync() calls on directories by defining fsync() itself
 // (the collector library is linked in statically, so its calls come here).
 #include <atomic>
+#include <tuple>
 
 #include "collector_testing.hpp"
 #include <gtest/gtest.h>
@@ -64,6 +65,44 @@ TEST(Sync, ANewFilesDirectoryIsSyncedWithSyncOnly) {
     mode_t m = 0;
     EXPECT_GE(files_created_with(true, 0640, &m), 1);
     EXPECT_EQ(files_created_with(false, 0640, &m), 0);
+}
+
+// Directory fsyncs while a file is created (with `names`) and then finished.
+std::pair<int, int> dir_syncs(bool sync, const std::string& names) {
+    TempDir dir;
+    StreamSettings set;
+    set.dir = dir.str();
+    set.sync = sync;
+    std::string why;
+    set.names = *index::FileTemplate::parse(names, &why);
+    Workspace ws;
+    Stream s(3, set, ws);
+    s.recover();
+    session::Hello h;
+    h.session_id = 1;
+    h.position.known = true;
+    EXPECT_TRUE(s.on_hello(h));
+    const auto fr = make_frames(3, packets(10, 1), 10);
+    wire::FrameReader reader;
+    std::vector<std::byte> scratch(1 << 20);
+    auto v = reader.open(fr.frames[0], scratch);
+    EXPECT_TRUE(v.ok());
+    const int before = g_dir_fsyncs.load();
+    EXPECT_EQ(s.add(*v), FrameOutcome::Written);
+    EXPECT_TRUE(s.commit());
+    const int created = g_dir_fsyncs.load() - before;
+    EXPECT_TRUE(s.finish_file());
+    return {created, g_dir_fsyncs.load() - before - created};
+}
+
+TEST(Sync, NewDirectoriesAndAFinishedFilesNameAreSyncedWithSyncOnly) {
+    // Two directories made (each synced in its parent), the file created.
+    auto [created, finished] = dir_syncs(true, "{stream}/x/cap-{n}");
+    EXPECT_GE(created, 3);
+    EXPECT_GE(finished, 1) << "the rename to the final name";
+    std::tie(created, finished) = dir_syncs(false, "{stream}/x/cap-{n}");
+    EXPECT_EQ(created, 0);
+    EXPECT_EQ(finished, 0);
 }
 
 TEST(FileMode, CaptureFilesAndTheirIndexesGetExactlyTheModeWhateverTheUmask) {
