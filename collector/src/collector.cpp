@@ -321,6 +321,11 @@ bool Collector::make_room_for_stream() {
 void Collector::retire(uint64_t id) {
     auto it = streams_.find(id);
     if (it == streams_.end() || it->second->connection || it->second->dirty()) return;
+    // Its file is finished: consumers get it now, and a sender that returns
+    // begins the next one.
+    if (!it->second->finish_file())
+        log_error("stream {}: cannot finish {}: {}; the next start finishes it", id,
+                  it->second->current_path(), it->second->last_error());
     it->second->close_file();
     retired_[id] = it->second->record();
     streams_.erase(it);

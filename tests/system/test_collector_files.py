@@ -179,6 +179,26 @@ def test_sigkill_leaves_a_part_file_that_the_next_start_finishes(tmp_path, pcapg
     assert_same_packets(read_files(out, files), expected_packets(pcap))
 
 
+def test_a_stream_closed_without_its_sender_finishes_its_file(tmp_path, pcapgen):
+    """--stream-idle-timeout: the file of a stream whose sender left is
+    finished when the stream closes, while the collector runs on; the
+    sender that returns writes the next file."""
+    pcap = pcapgen(packets=2000, nanosecond=True, seed=54)
+    out = tmp_path / "out"
+    col = Collector(out, args=["--stream-idle-timeout", "1"])
+    p, _ = send(pcap, col.port, stream_id=5)
+    assert p.returncode == 0, p.stderr
+    assert col.wait_for("stream 5: closed after 1 s without a sender", timeout=30), col.log()
+    assert not [f for f in tree(out) if ".part" in f.name], tree(out)
+    assert len(data_files(out)) == 1
+    p, _ = send(pcap, col.port, stream_id=5)
+    assert p.returncode == 0, p.stderr
+    assert col.stop() == 0
+    files = data_files(out)
+    assert len(files) == 2
+    assert_same_packets(read_files(out, files), expected_packets(pcap, repeat=2))
+
+
 # ---- --rotate-time on the clock -----------------------------------------------------------
 
 def test_rotate_time_ends_files_on_multiples_of_the_period(tmp_path, pcapgen):

@@ -44,11 +44,13 @@ struct RetentionSettings {
 #define SLUICE_FILE_COUNTERS(_)                                                               \
     _(files_finished,                                                                         \
       "Capture files completed and renamed from NAME.part to NAME (rotation, the end of a "   \
-      "--rotate-time period, stop, or left by the previous run).")                            \
+      "--rotate-time period, a stream closed without a sender, stop, or left by the "         \
+      "previous run).")                                                                       \
     _(files_deleted_keep,                                                                     \
       "Finished files deleted because their stream had more than --keep files.")              \
-    _(files_deleted_max_age, "Finished files deleted because their last write was longer "    \
-                             "ago than --max-age.")                                           \
+    _(files_deleted_max_age,                                                                  \
+      "Finished files deleted because their last write was longer "                           \
+      "ago than --max-age.")                                                                  \
     _(files_deleted_max_disk,                                                                 \
       "Finished files deleted, oldest first across streams, because the directory's "         \
       "capture files and indexes took more than --max-disk.")                                 \
@@ -110,8 +112,8 @@ class FileStore final : public FileEvents {
     struct Entry {
         index::FileId id;
         bool part = false;
-        uint64_t bytes = 0;      // data and index, as their sizes say
-        uint64_t disk = 0;       // data and index, as allocated: what deleting frees
+        uint64_t bytes = 0;       // data and index, as their sizes say
+        uint64_t disk = 0;        // data and index, as allocated: what deleting frees
         uint64_t written_ns = 0;  // the data's last write (finished files)
         index::Compression compression = index::Compression::None;
     };
@@ -129,7 +131,7 @@ class FileStore final : public FileEvents {
     std::vector<index::FileTemplate> templates_;
     RetentionSettings r_;
     FileCounters& k_;
-    std::map<std::string, Entry> entries_;                        // by path
+    std::map<std::string, Entry> entries_;                         // by path
     std::map<uint64_t, std::map<uint64_t, std::string>> streams_;  // stream -> n -> path
     std::set<Age> oldest_;                                         // finished files
     uint64_t bytes_ = 0;

@@ -16,9 +16,9 @@
 // finishes it, recover() cuts it to the file and indexes what it lacks.
 //
 // A file is written as NAME.part (its index NAME.part.idx) and renamed to
-// NAME when finished: at rotation, when its --rotate-time period ends with
-// its sender away, when the collector stops, and at the next start after a
-// crash. The state names the file by NAME; "finished" is saved (no current
+// NAME when finished: at rotation, when its --rotate-time period ends,
+// when the stream is closed without a sender, when the collector stops, and
+// at the next start after a crash. The state names the file by NAME; "finished" is saved (no current
 // file) before the rename, so a crash in between leaves a NAME.part that
 // recovery finishes.
 #pragma once
