@@ -451,6 +451,10 @@ void Collector::run_group() {
         }
         for (int i = 0; i < n; ++i) {
             if (events[i].data.u64 == kTagStop) stopping_.store(true, std::memory_order_relaxed);
+            uint64_t count = 0;
+            if (events[i].data.u64 == kTagReload &&
+                ::read(reload_fd_.get(), &count, sizeof count) == sizeof count)
+                reload();
         }
         now = session::monotonic_ns();
         if (now >= next_timer_ns_) {
