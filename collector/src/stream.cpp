@@ -397,6 +397,9 @@ bool Stream::open_new_file() {
     st_.zstd = set_.compression == Compression::Zstd;
     st_.interface_count = 0;
     file_statistics_current_ = false;
+    // No group commit is pending here (add() asks for it first): the undo of
+    // an earlier one describes another file.
+    st_.undo = {};
     reindex_interfaces();
     if (!write_state()) return fail_storage(fmt::format("cannot save {}", state_file_->path()));
     ++files_opened_;
@@ -414,7 +417,12 @@ bool Stream::finish_current(std::vector<std::string>* log) {
     const std::string name(st_.file());
     std::string path = with_part(file_path(name));
     if (!exists(path)) path = file_path(name);  // of a collector that wrote no .part
-    if (set_.index) {
+    // A section header and nothing else (a group's commit undone, or a crash
+    // before the first packet): nothing for a consumer; it goes.
+    const bool empty = st_.interface_count == 0;
+    if (empty) {
+        index_.abandon();
+    } else if (set_.index) {
         if (!index_.active()) resume_index(path, log);
         if (!index_.finish()) {
             const std::string line =
@@ -426,13 +434,21 @@ bool Stream::finish_current(std::vector<std::string>* log) {
         }
     }
     // Saved as finished before the rename: a crash in between leaves a
-    // NAME.part that the next start renames (recover()).
+    // NAME.part that the next start renames (recover()). No commit is
+    // pending here: what undoing the last one would restore goes too.
     st_.set_file("");
     st_.interface_count = 0;
     file_statistics_current_ = false;
+    st_.undo = {};
     reindex_interfaces();
     if (!write_state()) return fail_storage(fmt::format("cannot save {}", state_file_->path()));
-    publish(name, log);
+    if (!empty) {
+        publish(name, log);
+    } else if (path != file_path(name)) {
+        ::unlink(sluice::index::index_path(path).c_str());
+        ::unlink(path.c_str());
+        if (set_.files) set_.files->removed(with_part(name));
+    }
     return true;
 }
 
@@ -797,6 +813,10 @@ FrameOutcome Stream::add(const wire::FrameView& frame) {
                                 : 0;
         outcome = FrameOutcome::Gap;
     }
+    // A group's stream begins its next file only once what came before is
+    // confirmed: undoing a commit never reaches into another file.
+    if (group_ && st_.file().empty() && (uncommitted() || saved_.pending))
+        return FrameOutcome::CommitFirst;
     if (frame.is_statistics()) return add_statistics(frame, outcome);
     if (!ensure_file()) return FrameOutcome::StorageError;
 

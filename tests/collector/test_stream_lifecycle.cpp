@@ -64,8 +64,7 @@ struct Fixture {
                 it.disable_recursion_pending();
                 continue;
             }
-            if (it->is_regular_file())
-                out.insert(fs::relative(it->path(), dir.path()).string());
+            if (it->is_regular_file()) out.insert(fs::relative(it->path(), dir.path()).string());
         }
         return out;
     }
@@ -146,7 +145,7 @@ TEST(StreamLifecycle, AFileIsWrittenAsPartAndRenamedWhenFinished) {
 }
 
 TEST(StreamLifecycle, RotationTimesAreMultiplesOfThePeriodOnTheClock) {
-    const uint64_t t0 = 1'700'000'000ull * kSecond;  // 2023-11-14T22:13:20Z
+    const uint64_t t0 = 1'700'000'000ull * kSecond;                          // 2023-11-14T22:13:20Z
     EXPECT_EQ(rotation_due(t0, 300 * kSecond), 1'700'000'100ull * kSecond);  // 22:15:00
     EXPECT_EQ(rotation_due(1'700'000'100ull * kSecond, 300 * kSecond),
               1'700'000'400ull * kSecond);  // on the boundary: the next one
@@ -190,8 +189,7 @@ TEST(StreamLifecycle, ATimedFileEndsAtItsBoundaryWhetherItsSenderIsThereOrNot) {
         ASSERT_EQ(fx.add(*s, fr.frames[1]), FrameOutcome::Written);
         ASSERT_TRUE(s->commit());
         EXPECT_NE(s->current_path(), "");
-        EXPECT_EQ(read_stream(fx.dir.path(), 7),
-                  std::vector<Packet>(pk.begin(), pk.begin() + 20));
+        EXPECT_EQ(read_stream(fx.dir.path(), 7), std::vector<Packet>(pk.begin(), pk.begin() + 20));
     }
 }
 
@@ -215,8 +213,10 @@ TEST(StreamLifecycle, AFileFinishedButNotRenamedBeforeACrashIsRenamedAtStart) {
     fs::rename(final_path, final_path + ".part");
     fs::rename(final_path + ".idx", final_path + ".part.idx");
     Recorder events;
-    events.found = {{fs::path(final_path).filename().string() + ".part", {7, 1},
-                     index::Compression::None, true}};
+    events.found = {{fs::path(final_path).filename().string() + ".part",
+                     {7, 1},
+                     index::Compression::None,
+                     true}};
     fx.set.files = &events;
     auto s = fx.open();
     EXPECT_TRUE(fs::exists(final_path));
@@ -330,6 +330,74 @@ TEST(StreamLifecycle, IndexFilesGetTheCaptureFilesMode) {
     struct stat st {};
     ASSERT_EQ(::stat(index::index_path(s->current_path()).c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0640u);
+}
+
+// A collector group's stream (its commits confirmed by the group): a file
+// finished stays finished across restarts (what undoing the last commit
+// would restore does not outlive the file), and the next file begins only
+// once what came before is confirmed.
+TEST(StreamLifecycle, AGroupStreamsFinishedFileStaysFinishedAndTheNextWaitsForConfirmation) {
+    Fixture fx;
+    const auto pk = packets(40, 38);
+    const auto fr = make_frames(7, pk, 10);
+    std::string part;
+    {
+        auto s = fx.open();
+        s->set_group_commits(true);
+        session::Hello h = fx.hello(5, 0);
+        h.authoritative = true;
+        s->on_hello(h);
+        for (int i = 0; i < 2; ++i) {
+            ASSERT_EQ(fx.add(*s, fr.frames[i]), FrameOutcome::Written);
+            ASSERT_TRUE(s->commit());
+            ASSERT_TRUE(s->confirm_commit());
+        }
+        part = s->current_path();
+    }
+    for (int restart = 0; restart < 2; ++restart) {
+        auto s = fx.open();
+        EXPECT_EQ(s->current_path(), "");
+        EXPECT_EQ(std::count_if(fx.log.begin(), fx.log.end(),
+                                [](const std::string& l) {
+                                    return l.find("left by the previous run") != std::string::npos;
+                                }),
+                  restart == 0 ? 1 : 0)
+            << "finished once, at the first start";
+    }
+    const std::string final_path = part.substr(0, part.size() - 5);
+    ASSERT_TRUE(fs::exists(final_path));
+    auto s = fx.open();
+    s->set_group_commits(true);
+    session::Hello h = fx.hello(5, 2);
+    h.authoritative = true;
+    s->on_hello(h);
+    // A commit the group has not confirmed: the next file waits for it.
+    ASSERT_EQ(fx.add(*s, fr.frames[2]), FrameOutcome::Written);
+    ASSERT_TRUE(s->commit());
+    ASSERT_TRUE(s->pending());
+    EXPECT_EQ(fx.add(*s, fr.frames[3]), FrameOutcome::Written) << "the file goes on";
+    ASSERT_TRUE(s->commit());
+    ASSERT_TRUE(s->confirm_commit());
+    ASSERT_TRUE(s->finish_file());
+    EXPECT_EQ(fx.add(*s, make_frames(7, packets(10, 39), 10, wire::Codec::None, 4).frames[0]),
+              FrameOutcome::Written);
+    s->set_source_position(9);
+    ASSERT_TRUE(s->commit());
+    ASSERT_TRUE(s->pending());
+    ASSERT_TRUE(s->finish_file());
+    EXPECT_NE(s->current_path(), "") << "a pending commit keeps its file current";
+    const std::string undone = s->current_path();
+    ASSERT_TRUE(s->undo_commit()) << s->last_error();
+    EXPECT_EQ(s->saved().next_sequence, 4u);
+    ASSERT_TRUE(s->finish_file());
+    EXPECT_EQ(s->current_path(), "");
+    // The undone commit was the file's only one: an empty file is not
+    // published, it goes.
+    EXPECT_FALSE(fs::exists(undone));
+    EXPECT_FALSE(fs::exists(undone.substr(0, undone.size() - 5)));
+    // After a finish, a frame while nothing is pending opens the next file.
+    EXPECT_EQ(fx.add(*s, make_frames(7, packets(10, 39), 10, wire::Codec::None, 4).frames[0]),
+              FrameOutcome::Written);
 }
 
 }  // namespace
