@@ -180,10 +180,13 @@ def parse_options(b):
     return opts
 
 
-def output_files(out, stream_id):
+def output_files(out, stream_id, writing=False):
+    """A stream's finished files in number order; with `writing`, the file
+    being written (NAME.part) too."""
+    ends = (".pcapng", ".pcapng.zst") + ((".pcapng.part", ".pcapng.zst.part") if writing else ())
     files = []
     for f in Path(out).iterdir():
-        if f.name.startswith(f"stream-{stream_id}-") and f.name.endswith((".pcapng", ".pcapng.zst")):
+        if f.name.startswith(f"stream-{stream_id}-") and f.name.endswith(ends):
             files.append((int(f.name.split("-")[2]), f))
     return [f for _, f in sorted(files)]
 

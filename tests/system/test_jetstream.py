@@ -65,10 +65,11 @@ def members():
 
 
 def count_packets(dirs, stream_id):
-    """Enhanced packet blocks in the stream's files, tolerating a block being written."""
+    """Enhanced packet blocks in the stream's files (those being written
+    too), tolerating a block being written."""
     n = 0
     for d in dirs:
-        for f in output_files(d, stream_id):
+        for f in output_files(d, stream_id, writing=True):
             raw = f.read_bytes()
             off = 0
             while off + 12 <= len(raw):
