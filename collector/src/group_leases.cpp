@@ -123,6 +123,12 @@ void GroupSource::rebalance(uint64_t now) {
 void GroupSource::renew(uint64_t now) {
     for (auto& [id, op] : owned_) {
         Owned& o = *op;
+        // Committed between reads (a time rotation's statistics blocks): the
+        // lease update confirms it now, and renews the lease.
+        if (!o.closed && o.stream && o.stream->pending()) {
+            if (!commit(o, now)) return;  // owned_ changed
+            continue;
+        }
         if (now - o.written_ns < o_.lease_ms * kMs / 3) continue;
         Lease next = o.lease;
         ++next.beat;

@@ -116,8 +116,8 @@ std::string printable(std::string_view text) {
 
 bool same_counters(const pcapng::InterfaceStatistics& a, const pcapng::InterfaceStatistics& b) {
     return a.timestamp_ns == b.timestamp_ns && a.start_ns == b.start_ns &&
-           a.received == b.received && a.nic_dropped == b.nic_dropped &&
-           a.accepted == b.accepted && a.dropped == b.dropped && a.delivered == b.delivered;
+           a.received == b.received && a.nic_dropped == b.nic_dropped && a.accepted == b.accepted &&
+           a.dropped == b.dropped && a.delivered == b.delivered;
 }
 
 bool active(const wire::StatisticsEntry& e) {
@@ -541,13 +541,13 @@ bool Stream::maybe_rotate_by_time(uint64_t wall) {
     if (!set_.rotate_ns || st_.file().empty() || st_.interface_count == 0) return true;
     if (group_ && (uncommitted() || saved_.pending)) return true;  // after the commit
     if (wall < rotation_due(st_.file_created_ns, set_.rotate_ns)) return true;
-    if (out_.is_open()) {
-        // The file ends with its interfaces' latest counters. In a group they
-        // go with the group's next commit; the file is finished after it.
-        append_file_statistics();
-        if (group_ && uncommitted()) return true;
-        if (!commit()) return false;
-    }
+    // The file ends with its interfaces' latest counters, its sender
+    // connected or not. In a group that commit waits for the group's
+    // confirmation (GroupSource renews the lease with it): finish_current()
+    // leaves the file current until then, and a later call finishes it.
+    append_file_statistics();
+    if (!ws_.batch.empty() && !ensure_file()) return false;
+    if (!commit()) return false;
     // The next file begins with the next frame, and is named by its time.
     return finish_current(nullptr);
 }

@@ -41,6 +41,7 @@ struct Pcapng {
     std::string user_application, comment;
     std::vector<Interface> interfaces;
     std::vector<Packet> packets;
+    std::size_t statistics = 0;  // Interface Statistics Blocks
 };
 
 inline std::vector<std::byte> read_file(const fs::path& p) {
@@ -140,6 +141,9 @@ inline Pcapng parse_pcapng(const std::vector<std::byte>& b) {
                 p.queue = static_cast<uint16_t>(q);
             }
             out.packets.push_back(std::move(p));
+        } else if (type == pcapng::kInterfaceStatisticsBlock) {
+            EXPECT_LT(get<uint32_t>(b, off + 8), out.interfaces.size()) << "ISB before its IDB";
+            ++out.statistics;
         } else {
             ADD_FAILURE() << "unexpected block type " << type;
         }

@@ -400,5 +400,110 @@ TEST(StreamLifecycle, AGroupStreamsFinishedFileStaysFinishedAndTheNextWaitsForCo
               FrameOutcome::Written);
 }
 
+// What a sender reports of (port 0, queues 0 and 1): counters only, no packet.
+std::vector<std::byte> statistics_frame(uint64_t sequence, uint64_t received) {
+    const uint32_t max = 1u << 20;
+    wire::FrameBuilder b({max, 65535});
+    wire::FrameEncoder enc(
+        {.codec = wire::Codec::None, .min_compress_bytes = 0, .max_raw_frame_bytes = max});
+    std::vector<std::byte> raw(max), out(wire::FrameEncoder::max_sealed_size(max));
+    b.begin(raw, 7, sequence, 0);
+    for (uint16_t q = 0; q < 2; ++q) {
+        wire::InterfaceStatistics st;
+        st.queue = q;
+        st.start_ns = 1700000000ull * kSecond;
+        st.time_ns = st.start_ns + kSecond;
+        st.received = st.accepted = st.delivered = received;
+        st.dropped = 1;
+        EXPECT_EQ(b.append_statistics(st), wire::AppendResult::Appended);
+    }
+    auto sealed = enc.seal(b.finish(), out);
+    EXPECT_TRUE(sealed.ok());
+    return {sealed->frame.begin(), sealed->frame.end()};
+}
+
+// A file's interfaces' latest counters end it when its period ends: in
+// NAME.part, before it gets its final name, whether its sender is there or
+// not; in a collector group only once the group confirmed that commit.
+TEST(StreamLifecycle, ATimedFileEndsWithItsInterfacesStatisticsBeforeItsRename) {
+    const auto pk = packets(40, 41);
+    const auto fr = make_frames(7, pk, 10, wire::Codec::None, 1);
+    for (const char* how : {"connected", "its sender went away", "a group member"}) {
+        SCOPED_TRACE(how);
+        const bool group = how[0] == 'a';
+        Fixture fx;
+        fx.set.rotate_ns = 300 * kSecond;
+        auto s = fx.open();
+        s->set_group_commits(group);
+        session::Hello h = fx.hello(1, 0);
+        h.authoritative = group;
+        s->on_hello(h);
+        ASSERT_EQ(fx.add(*s, statistics_frame(0, 1000)), FrameOutcome::Written);
+        if (group) {  // a group's file begins once what came before is confirmed
+            ASSERT_TRUE(s->commit());
+            ASSERT_TRUE(s->confirm_commit());
+        }
+        ASSERT_EQ(fx.add(*s, fr.frames[0]), FrameOutcome::Written);
+        ASSERT_TRUE(s->commit());
+        if (group) {
+            ASSERT_TRUE(s->confirm_commit());
+        }
+        if (how[0] == 'i') s->close_file();
+        const std::string part = s->current_path();
+        EXPECT_EQ(read_pcapng(part).statistics, 0u) << "counters are only remembered before";
+        const uint64_t due = rotation_due(s->saved().file_created_ns, fx.set.rotate_ns);
+        ASSERT_TRUE(s->maybe_rotate_by_time(due)) << s->last_error();
+        if (group) {
+            EXPECT_EQ(s->current_path(), part) << "its last commit waits for the group";
+            ASSERT_TRUE(s->pending());
+            ASSERT_TRUE(s->confirm_commit());
+            ASSERT_TRUE(s->maybe_rotate_by_time(due)) << s->last_error();
+        }
+        EXPECT_EQ(s->current_path(), "");
+        const std::string final_path = part.substr(0, part.size() - 5);
+        ASSERT_TRUE(fs::exists(final_path));
+        const auto p = read_pcapng(final_path);
+        EXPECT_EQ(p.packets.size(), 10u);
+        ASSERT_FALSE(p.interfaces.empty());
+        EXPECT_EQ(p.statistics, p.interfaces.size()) << "exactly one per interface";
+        const auto ix = index::load_index(index::index_path(final_path), nullptr);
+        ASSERT_TRUE(ix && ix->finish);
+    }
+}
+
+// A size rotation in a group: the file's statistics go into a commit of
+// their own, which the group confirms before the file is finished.
+TEST(StreamLifecycle, AGroupsRotationCommitsTheFilesStatisticsFirst) {
+    Fixture fx(Compression::None, 4096);
+    const auto pk = packets(40, 42);
+    const auto fr = make_frames(7, pk, 10, wire::Codec::None, 1);
+    auto s = fx.open();
+    s->set_group_commits(true);
+    session::Hello h = fx.hello(1, 0);
+    h.authoritative = true;
+    s->on_hello(h);
+    ASSERT_EQ(fx.add(*s, statistics_frame(0, 1000)), FrameOutcome::Written);
+    ASSERT_TRUE(s->commit());
+    ASSERT_TRUE(s->confirm_commit());
+    ASSERT_EQ(fx.add(*s, fr.frames[0]), FrameOutcome::Written);
+    ASSERT_TRUE(s->commit());
+    ASSERT_TRUE(s->confirm_commit());
+    const std::string part = s->current_path();
+    ASSERT_EQ(fx.add(*s, fr.frames[1]), FrameOutcome::CommitFirst);
+    EXPECT_EQ(s->current_path(), part);
+    ASSERT_TRUE(s->commit());
+    ASSERT_TRUE(s->pending());
+    ASSERT_TRUE(s->confirm_commit());
+    ASSERT_EQ(fx.add(*s, fr.frames[1]), FrameOutcome::Written) << "offered again, it goes on";
+    ASSERT_TRUE(s->commit());
+    EXPECT_NE(s->current_path(), part);
+    const std::string final_path = part.substr(0, part.size() - 5);
+    ASSERT_TRUE(fs::exists(final_path));
+    const auto p = read_pcapng(final_path);
+    EXPECT_EQ(p.packets.size(), 10u);
+    EXPECT_EQ(p.statistics, p.interfaces.size()) << "exactly one per interface";
+    EXPECT_EQ(read_pcapng(s->current_path()).statistics, 0u);
+}
+
 }  // namespace
 }  // namespace sluice::collector

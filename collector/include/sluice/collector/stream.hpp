@@ -18,9 +18,9 @@
 // A file is written as NAME.part (its index NAME.part.idx) and renamed to
 // NAME when finished: at rotation, when its --rotate-time period ends,
 // when the stream is closed without a sender, when the collector stops, and
-// at the next start after a crash. The state names the file by NAME; "finished" is saved (no current
-// file) before the rename, so a crash in between leaves a NAME.part that
-// recovery finishes.
+// at the next start after a crash. The state names the file by NAME;
+// "finished" is saved (no current file) before the rename, so a crash in
+// between leaves a NAME.part that recovery finishes.
 #pragma once
 
 #include <cstdint>
