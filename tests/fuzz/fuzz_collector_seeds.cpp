@@ -341,7 +341,8 @@ std::pair<Bytes, Bytes> collector_files(collector::Compression c, const std::vec
     }
     fs::path data;
     for (const auto& e : fs::directory_iterator(d))
-        if (e.path().string().ends_with(".pcapng") || e.path().string().ends_with(".zst"))
+        if (e.path().string().ends_with(".pcapng.part") ||
+            e.path().string().ends_with(".zst.part"))  // still being written
             data = e.path();
     if (rebuild) {
         index::DataIndexed r;

@@ -35,6 +35,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fcntl.h>
@@ -42,6 +43,7 @@
 #include <unistd.h>
 
 #include "sluice/collector/stream.hpp"
+#include "sluice/index/file_name.hpp"
 #include "sluice/index/format.hpp"
 #include "sluice/index/pcapng.hpp"
 #include "sluice/rdma/slot.hpp"
@@ -101,10 +103,13 @@ uint64_t read_back(const fs::path& dir) {
     uint64_t packets = 0;
     for (const auto& e : fs::directory_iterator(dir)) {
         const std::string path = e.path().string();
-        if (!e.is_regular_file() || (!path.ends_with(".pcapng") && !path.ends_with(".pcapng.zst")))
+        // Finished (NAME) or still being written (NAME.part).
+        std::string_view name = path;
+        if (name.ends_with(index::kPartSuffix)) name.remove_suffix(index::kPartSuffix.size());
+        if (!e.is_regular_file() || (!name.ends_with(".pcapng") && !name.ends_with(".pcapng.zst")))
             continue;
         const index::Compression c =
-            path.ends_with(".zst") ? index::Compression::Zstd : index::Compression::None;
+            name.ends_with(".zst") ? index::Compression::Zstd : index::Compression::None;
         const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
         check(fd >= 0);
         const uint64_t size = static_cast<uint64_t>(fs::file_size(e.path()));
