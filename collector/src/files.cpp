@@ -187,8 +187,8 @@ bool FileStore::remove(const std::string& path, lockfree::Counter& reason, const
     const std::string full = dir_ + "/" + path;
     if (::unlink(full.c_str()) != 0 && errno != ENOENT) {
         k_.delete_failures.inc();
-        log_warning("retention: cannot delete {}: {}; it is left alone until the next start",
-                    full, std::strerror(errno));
+        log_warning("retention: cannot delete {}: {}; it is left alone until the next start", full,
+                    std::strerror(errno));
         return false;
     }
     ::unlink(index::index_path(full).c_str());

@@ -57,8 +57,8 @@ void Collector::open_files() {
         char* real = ::realpath(settings_.dir.c_str(), nullptr);
         abs_dir_ = real ? real : settings_.dir;
         std::free(real);
-        on_rotate_ = std::make_unique<RotateCommand>(opt_.on_rotate, opt_.on_rotate_jobs,
-                                                     file_counters_);
+        on_rotate_ =
+            std::make_unique<RotateCommand>(opt_.on_rotate, opt_.on_rotate_jobs, file_counters_);
         files_->on_finished([this](uint64_t stream, const std::string& path) {
             on_rotate_->add(stream, abs_dir_ + "/" + path);
         });
@@ -104,7 +104,8 @@ void Collector::reload() {
             log_info(
                 "SIGHUP: {} read again: {}; new connections prove these, established ones go on",
                 opt_.key_file,
-                keys->named() ? fmt::format("{} named keys", keys->size()) : std::string("one key"));
+                keys->named() ? fmt::format("{} named keys", keys->size())
+                              : std::string("one key"));
         } catch (const std::exception& e) {
             refused = true;
             log_error("SIGHUP: {}; the keys in use stay: fix the file and send SIGHUP again",

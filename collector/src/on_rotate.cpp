@@ -106,8 +106,8 @@ void RotateCommand::start(Job job) {
     posix_spawnattr_setsigdefault(&attr, &all);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK |
-                                        POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setflags(
+        &attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
     pid_t pid = 0;
     const int rc = ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&fa);
@@ -166,9 +166,10 @@ void RotateCommand::drain(uint32_t timeout_ms) {
     }
     queue_.clear();
     for (const Child& c : children_)
-        log_warning("--on-rotate: {} for {} (pid {}) still runs; the collector does not wait "
-                    "for it",
-                    argv_[0], c.job.path, c.pid);
+        log_warning(
+            "--on-rotate: {} for {} (pid {}) still runs; the collector does not wait "
+            "for it",
+            argv_[0], c.job.path, c.pid);
 }
 
 }  // namespace sluice::collector

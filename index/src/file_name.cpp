@@ -7,12 +7,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "util.hpp"
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include "util.hpp"
 
 namespace sluice::index {
 namespace {
@@ -100,8 +99,7 @@ std::optional<FileTemplate> FileTemplate::parse(std::string_view text, std::stri
     FileTemplate t{Unparsed{}};
     t.text_ = std::string(text);
     if (text.empty()) return fail("it is empty; the default is " + std::string(kDefault));
-    if (text.front() == '/')
-        return fail("it names a path below --out; leave out the leading '/'");
+    if (text.front() == '/') return fail("it names a path below --out; leave out the leading '/'");
     unsigned streams = 0, numbers = 0;
     std::size_t longest = 0;
     auto literal = [&](char c) {
@@ -169,13 +167,13 @@ std::optional<FileTemplate> FileTemplate::parse(std::string_view text, std::stri
     std::size_t start = 0;
     while (true) {
         const std::size_t slash = text.find('/', start);
-        const std::string_view comp =
-            text.substr(start, slash == std::string_view::npos ? std::string_view::npos
-                                                               : slash - start);
+        const std::string_view comp = text.substr(
+            start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
         if (comp.empty()) return fail("it has an empty path component ('//' or a trailing '/')");
         if (comp.front() == '.')
-            return fail("a path component begins with '.': such names are hidden and '.sluice' "
-                        "is the collector's own; begin it otherwise");
+            return fail(
+                "a path component begins with '.': such names are hidden and '.sluice' "
+                "is the collector's own; begin it otherwise");
         if (slash == std::string_view::npos) break;
         start = slash + 1;
     }
@@ -185,8 +183,8 @@ std::optional<FileTemplate> FileTemplate::parse(std::string_view text, std::stri
         const Kind kd = t.tokens_[k].kind;
         if (kd != Kind::Stream && kd != Kind::Number && kd != Kind::Seconds) continue;
         const bool last = k + 1 == t.tokens_.size();
-        if (!last && (t.tokens_[k + 1].kind != Kind::Literal ||
-                      is_digit(t.tokens_[k + 1].literal.front())))
+        if (!last &&
+            (t.tokens_[k + 1].kind != Kind::Literal || is_digit(t.tokens_[k + 1].literal.front())))
             return fail(
                 "{stream}, {n} and %s must be followed by a character that is not a digit "
                 "(or end the template), or the name cannot be read back: e.g. '{stream}-{n}'");
@@ -220,13 +218,13 @@ std::string FileTemplate::format(uint64_t stream, uint64_t n, uint64_t wall_ns) 
                 uint64_t v = 0;
                 switch (k.field) {
                     case 'Y':
-                        v = static_cast<uint64_t>(tm.tm_year + 1900) % 10000;
+                        v = (static_cast<uint64_t>(tm.tm_year) + 1900) % 10000;
                         break;
                     case 'y':
-                        v = static_cast<uint64_t>(tm.tm_year + 1900) % 100;
+                        v = (static_cast<uint64_t>(tm.tm_year) + 1900) % 100;
                         break;
                     case 'm':
-                        v = static_cast<uint64_t>(tm.tm_mon + 1);
+                        v = static_cast<uint64_t>(tm.tm_mon) + 1;
                         break;
                     case 'd':
                         v = static_cast<uint64_t>(tm.tm_mday);
@@ -241,7 +239,7 @@ std::string FileTemplate::format(uint64_t stream, uint64_t n, uint64_t wall_ns) 
                         v = static_cast<uint64_t>(tm.tm_sec);
                         break;
                     case 'j':
-                        v = static_cast<uint64_t>(tm.tm_yday + 1);
+                        v = static_cast<uint64_t>(tm.tm_yday) + 1;
                         break;
                 }
                 put_digits(out, v, k.width);
@@ -297,7 +295,11 @@ std::vector<FileTemplate> directory_templates(const std::string& dir,
         std::string why;
         auto t = FileTemplate::parse(line, &why);
         if (!t) {
-            if (warnings) warnings->push_back(path + ": " + why + "; its files are not found");
+            if (warnings) {
+                std::string line_why = path;
+                line_why.append(": ").append(why).append("; its files are not found");
+                warnings->push_back(std::move(line_why));
+            }
             continue;
         }
         bool known = false;
@@ -322,8 +324,9 @@ bool record_template(const std::string& dir, const FileTemplate& t, unsigned mod
         text = ss.str();
     }
     if (text.empty())
-        text = "# The --file-template of every run of sluice-collector on this directory, oldest "
-               "first:\n# its files are found by any of them (and by the default).\n";
+        text =
+            "# The --file-template of every run of sluice-collector on this directory, oldest "
+            "first:\n# its files are found by any of them (and by the default).\n";
     if (text.back() != '\n') text += '\n';
     text += t.text() + "\n";
     // Replaced whole: a reader sees the old list or the new one.
@@ -363,7 +366,8 @@ void walk(const std::string& root, const std::string& rel, int depth,
             if (::lstat(full.c_str(), &st) != 0) continue;
             type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
         }
-        const std::string rel_name = rel.empty() ? std::string(name) : rel + "/" + std::string(name);
+        const std::string rel_name =
+            rel.empty() ? std::string(name) : rel + "/" + std::string(name);
         if (type == DT_DIR) {
             subdirs.push_back(rel_name);
             continue;

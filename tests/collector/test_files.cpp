@@ -2,11 +2,10 @@
 // retention: --keep, --max-age, --max-disk and --min-free delete the oldest
 // finished files (with their indexes) across streams, never a file being
 // written, never a file no template names; each deletion counted.
-#include <fcntl.h>
-#include <sys/stat.h>
-
 #include "collector_testing.hpp"
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "sluice/collector/files.hpp"
 
@@ -132,7 +131,8 @@ TEST(FileStore, MinFreeDeletesUntilEnoughIsFreeCountingWhatItFrees) {
     // frees later would): what deleting frees is added as it goes.
     uint64_t per_file = 0;
     {
-        struct stat a {}, b {};
+        struct stat a {
+        }, b{};
         ::stat((d.dir.path() / f[0]).c_str(), &a);
         ::stat((d.dir.path() / (f[0] + ".idx")).c_str(), &b);
         per_file = uint64_t(a.st_blocks + b.st_blocks) * 512;

@@ -2,11 +2,10 @@
 // argument whatever its name holds (no shell), at most N at once, without
 // blocking the caller; failures are counted; a stop lets waiting ones run
 // and counts those it cannot wait for.
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include "collector_testing.hpp"
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "sluice/collector/on_rotate.hpp"
 #include "sluice/session/clock.hpp"
@@ -86,9 +85,9 @@ TEST(OnRotate, AddingNeverWaitsForACommand) {
     FileCounters k;
     // Runs until the test lets it end.
     const fs::path go = d.path() / "go";
-    RotateCommand c({recorder(d.path(), "while [ ! -e '" + go.string() + "' ]; do sleep 0.02; done")
-                         .string()},
-                    1, k);
+    RotateCommand c(
+        {recorder(d.path(), "while [ ! -e '" + go.string() + "' ]; do sleep 0.02; done").string()},
+        1, k);
     for (int i = 0; i < 3; ++i)
         c.add(1, "f" + std::to_string(i));
     c.poll();

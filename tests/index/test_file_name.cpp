@@ -162,8 +162,8 @@ TEST(FindDataFiles, EveryTemplatesFilesBelowTheDirectoryAndNothingElse) {
         {"2/2023/cap-000006.pcapng.part", 2, 6, true, false},
     };
     EXPECT_EQ(got, want);
-    EXPECT_FALSE(find_data_files((d.path() / "missing").string(), {standard}, found, nullptr,
-                                 &error));
+    EXPECT_FALSE(
+        find_data_files((d.path() / "missing").string(), {standard}, found, nullptr, &error));
     EXPECT_NE(error.find("cannot read"), std::string::npos) << error;
 }
 
