@@ -73,7 +73,8 @@ TEST(LiveFilter, ChangesUnderAPollingReaderFreeOnlyWhatNoReaderHolds) {
         f.offline(0);
         EXPECT_LE(jit, polls.load());
     });
-    while (polls.load() == 0) std::this_thread::yield();  // online and polling
+    while (polls.load() == 0)
+        std::this_thread::yield();  // online and polling
     const uint64_t first = polls.load();
     // Reader 1 never comes online (a stage that has not started): it never
     // holds a change up.
