@@ -5,6 +5,9 @@
 //
 //   t_counting = true; ...the code under test...; t_counting = false;
 //   EXPECT_EQ(g_allocs.load(std::memory_order_relaxed), 0);
+//
+// To count on threads that cannot say so themselves (DPDK lcores), set
+// g_count_if to a function that says whether the calling thread counts.
 #pragma once
 
 #include <atomic>
@@ -23,9 +26,11 @@ void __libc_free(void*);
 namespace {
 std::atomic<long> g_allocs{0};
 thread_local bool t_counting = false;
+std::atomic<bool (*)()> g_count_if{nullptr};
 void note() {
-    // Relaxed: a plain event count read by the same thread after the region.
-    if (t_counting) g_allocs.fetch_add(1, std::memory_order_relaxed);
+    // Relaxed: a plain event count, read after the threads that count are done.
+    bool (*count_if)() = g_count_if.load(std::memory_order_relaxed);
+    if (t_counting || (count_if && count_if())) g_allocs.fetch_add(1, std::memory_order_relaxed);
 }
 }  // namespace
 
