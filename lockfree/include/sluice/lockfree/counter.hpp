@@ -25,6 +25,20 @@ class Counter {
     std::atomic<uint64_t> v_{0};
 };
 
+// Several writers (e.g. the HTTP listener's worker threads), readers
+// anywhere: an atomic read-modify-write per update, so it belongs on control
+// paths only, never on a packet's.
+class SharedCounter {
+  public:
+    // relaxed: a statistic; nothing is published through it (as Counter).
+    void add(uint64_t n) { v_.fetch_add(n, std::memory_order_relaxed); }
+    void inc() { add(1); }
+    uint64_t get() const { return v_.load(std::memory_order_relaxed); }
+
+  private:
+    std::atomic<uint64_t> v_{0};
+};
+
 struct CounterInfo {
     const char* name;
     const char* description;
@@ -43,6 +57,15 @@ struct CounterInfo {
         std::array<uint64_t, info.size()> snapshot() const { return {LIST(SLUICE_COUNTER_GET)}; } \
     };                                                                                            \
     static_assert(alignof(NAME) == 64, "one cache line per writer")
+// The same for counters several threads write (SharedCounter).
+#define SLUICE_SHARED_COUNTER_BLOCK(NAME, LIST)                                                   \
+    struct alignas(64) NAME {                                                                     \
+        LIST(SLUICE_SHARED_COUNTER_DECLARE)                                                       \
+        static constexpr std::array info{LIST(SLUICE_COUNTER_INFO)};                              \
+        std::array<uint64_t, info.size()> snapshot() const { return {LIST(SLUICE_COUNTER_GET)}; } \
+    };                                                                                            \
+    static_assert(alignof(NAME) == 64, "apart from other threads' lines")
 #define SLUICE_COUNTER_DECLARE(name, desc) ::sluice::lockfree::Counter name;
+#define SLUICE_SHARED_COUNTER_DECLARE(name, desc) ::sluice::lockfree::SharedCounter name;
 #define SLUICE_COUNTER_INFO(name, desc) ::sluice::lockfree::CounterInfo{#name, desc},
 #define SLUICE_COUNTER_GET(name, desc) name.get(),
