@@ -23,6 +23,9 @@ SLUICE_PACKAGES=(
   # egress.type = "jetstream" and collector groups (docs/scale-out.md): the
   # NATS C client, and the server the tests and benchmarks run a cluster of
   libnats-dev nats-server
+  # the HTTP listener (http/: civetweb) and its tests: promtool and a
+  # Prometheus server (tests/system/test_metrics.py)
+  libcivetweb-dev prometheus
   # the Debian packages (debian/) and their test (tests/system/test_packaging.py)
   debhelper help2man lintian
   # tests, demo, benchmarks

@@ -17,36 +17,35 @@
 
 namespace sluice::session {
 
-std::string read_secret_file(const std::string& path) {
+std::string read_secret_file(const std::string& path, std::string_view what,
+                             std::string_view share) {
     // Opened first and checked through the descriptor: the file checked is
     // the file read.
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         throw std::runtime_error(fmt::format(
-            "cannot read key file {}: {}; create it with: head -c 32 /dev/urandom | base64 > {} "
-            "&& chmod 600 {}, and give the same file to both ends",
-            path, std::strerror(errno), path, path));
+            "cannot read {} {}: {}; create it with: head -c 32 /dev/urandom | base64 > {} "
+            "&& chmod 600 {}, and {}",
+            what, path, std::strerror(errno), path, path, share));
     }
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         ::close(fd);
-        throw std::runtime_error(
-            fmt::format("key file {} is not a regular file: give the path of the file that "
-                        "holds the key",
-                        path));
+        throw std::runtime_error(fmt::format(
+            "{} {} is not a regular file: give the path of the file itself", what, path));
     }
     if ((st.st_mode & 077) != 0) {
         ::close(fd);
         throw std::runtime_error(
-            fmt::format("key file {} is readable by other users (mode {:o}): anyone on this host "
+            fmt::format("{} {} is readable by other users (mode {:o}): anyone on this host "
                         "could use it; run chmod 600 {} (and chown it to the user that runs "
                         "sluice)",
-                        path, st.st_mode & 0777, path));
+                        what, path, st.st_mode & 0777, path));
     }
     if (st.st_size > static_cast<off_t>(kMaxKeyFileBytes)) {
         ::close(fd);
         throw std::runtime_error(fmt::format(
-            "key file {} holds {} bytes, more than a key file may ({}): is it the right file?",
+            "{} {} holds {} bytes, more than such a file may ({}): is it the right file?", what,
             path, st.st_size, kMaxKeyFileBytes));
     }
     std::string s(static_cast<std::size_t>(st.st_size), '\0');

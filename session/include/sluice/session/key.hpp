@@ -11,6 +11,7 @@
 #include <initializer_list>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sluice::session {
@@ -28,7 +29,10 @@ inline constexpr std::size_t kMaxKeyFileBytes = 1 << 20;
 // std::runtime_error naming the file and what to do) when it is missing,
 // unreadable, not a regular file, larger than kMaxKeyFileBytes, or readable
 // by group or others (a key anyone on the host can read protects nothing).
-std::string read_secret_file(const std::string& path);
+// `what` names the file in messages ("key file", "token file"), `share`
+// says where its copy goes.
+std::string read_secret_file(const std::string& path, std::string_view what = "key file",
+                             std::string_view share = "give the same file to both ends");
 
 // Reads a key file: its bytes, minus one trailing "\n" or "\r\n", at least
 // kMinKeyBytes long. Throws std::runtime_error with a message naming the file
