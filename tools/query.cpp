@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "sluice/index/builder.hpp"
+#include "sluice/index/request.hpp"
 #include "sluice/index/timefmt.hpp"
 
 namespace {
@@ -154,25 +155,17 @@ int main(int argc, char** argv) {
             } else if (k == "-w") {
                 out = *v;
                 out_given = true;
-            } else if (k == "--stream" || k == "--block-bytes") {
+            } else if (k == "--stream") {
+                if (auto e = index::add_stream(spec, k, *v)) return usage_error(*e);
+            } else if (k == "--block-bytes") {
                 char* end = nullptr;
                 errno = 0;
                 const unsigned long long n = std::strtoull(v->c_str(), &end, 10);
-                if (v->empty() || *end || errno || (k == "--block-bytes" && n < 4096))
-                    return usage_error(k + " '" + *v + "': give a number" +
-                                       (k == "--block-bytes" ? " >= 4096" : ""));
-                if (k == "--stream")
-                    spec.streams.push_back(n);
-                else
-                    spec.build.block_bytes = n;
-            } else {
-                const auto t = index::parse_time(*v);
-                if (!t)
-                    return usage_error(k + " '" + *v +
-                                       "' is not a time: give RFC 3339 (2024-05-14T14:02:00Z, "
-                                       "2024-05-14T16:02:00.5+02:00) or unix seconds "
-                                       "(1715695320.5)");
-                (k == "--from" ? spec.from_ns : spec.to_ns) = *t;
+                if (v->empty() || *end || errno || n < 4096)
+                    return usage_error(k + " '" + *v + "': give a number >= 4096");
+                spec.build.block_bytes = n;
+            } else if (auto e = index::set_time(spec, k == "--from", k, *v)) {
+                return usage_error(*e);
             }
         } else if (k.size() > 1 && k[0] == '-' && k != "-") {
             return usage_error("unknown option '" + k + "'");
@@ -187,20 +180,16 @@ int main(int argc, char** argv) {
         return reindex(reindex_files, spec.build, verbose);
     }
     if (spec.dirs.empty()) return usage_error("--dir DIR is required");
-    if (spec.from_ns >= spec.to_ns)
-        return usage_error("--from " + index::format_time(spec.from_ns) + " is not before --to " +
-                           index::format_time(spec.to_ns) + ": nothing lies between them");
+    if (auto e = index::check_range(spec, "--from", "--to")) return usage_error(*e);
     for (const std::string& w : words)
         spec.filter += (spec.filter.empty() ? "" : " ") + w;
     if (flows && out_given)
         return usage_error("--flows writes JSON lines to standard output; drop -w");
 
     std::string error;
-    const std::string filter_text = spec.filter;
-    auto q = index::Query::make(spec, &error);
+    auto q = index::make_query(spec, &error);
     if (!q) {
-        std::fprintf(stderr, "sluice-query: bad filter '%s': %s\n", filter_text.c_str(),
-                     error.c_str());
+        std::fprintf(stderr, "sluice-query: %s\n", error.c_str());
         return kExitUsage;
     }
 
@@ -219,9 +208,7 @@ int main(int argc, char** argv) {
     std::setvbuf(f, buf, _IOFBF, sizeof buf);
 
     std::string comment = "sluice-query";
-    if (!spec.filter.empty()) comment += (spec.inner ? " --inner '" : " '") + spec.filter + "'";
-    if (spec.from_ns) comment += " from " + index::format_time(spec.from_ns);
-    if (spec.to_ns != UINT64_MAX) comment += " to " + index::format_time(spec.to_ns);
+    if (const std::string d = index::describe(spec); !d.empty()) comment += " " + d;
 
     const double t0 = now_s();
     index::QueryStats st;

@@ -509,8 +509,17 @@ void option(std::vector<std::byte>& v, uint16_t code, std::string_view s) {
 
 }  // namespace
 
+PcapngSink::PcapngSink(ByteOutput& out, std::string_view application, std::string_view comment)
+    : out_(&out) {
+    header(application, comment);
+}
+
 PcapngSink::PcapngSink(std::FILE* out, std::string_view application, std::string_view comment)
-    : out_(out) {
+    : file_(std::make_unique<FileOutput>(out)), out_(file_.get()) {
+    header(application, comment);
+}
+
+void PcapngSink::header(std::string_view application, std::string_view comment) {
     std::vector<std::byte> shb;
     put32(shb, pcapng::kSectionHeaderBlock);
     put32(shb, 0);  // length, patched below
@@ -528,7 +537,7 @@ PcapngSink::PcapngSink(std::FILE* out, std::string_view application, std::string
 }
 
 bool PcapngSink::write(std::span<const std::byte> b) {
-    if (ok_ && std::fwrite(b.data(), 1, b.size(), out_) != b.size()) ok_ = false;
+    if (ok_ && !out_->write(b)) ok_ = false;
     return ok_;
 }
 

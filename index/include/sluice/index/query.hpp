@@ -99,19 +99,41 @@ struct DataFileName {
 };
 std::optional<DataFileName> parse_data_file_name(std::string_view name);
 
+// Where a PcapngSink's bytes go: a file (sluice-query) or an HTTP response
+// (the collector's GET /query).
+class ByteOutput {
+  public:
+    virtual ~ByteOutput() = default;
+    virtual bool write(std::span<const std::byte> bytes) = 0;  // false: stop
+};
+
+class FileOutput final : public ByteOutput {
+  public:
+    explicit FileOutput(std::FILE* f) : f_(f) {}
+    bool write(std::span<const std::byte> b) override {
+        return std::fwrite(b.data(), 1, b.size(), f_) == b.size();
+    }
+
+  private:
+    std::FILE* f_;
+};
+
 // Writes the packets as one pcapng section: a section header, each distinct
 // interface (its block as in the file) before its first packet, the packets'
 // blocks as in the files (options and comments kept) with the interface id
 // renumbered.
 class PcapngSink : public QuerySink {
   public:
+    PcapngSink(ByteOutput& out, std::string_view application, std::string_view comment);
     PcapngSink(std::FILE* out, std::string_view application, std::string_view comment);
     bool packet(const QueryPacket& p) override;
     bool ok() const { return ok_; }
 
   private:
+    void header(std::string_view application, std::string_view comment);
     bool write(std::span<const std::byte> b);
-    std::FILE* out_;
+    std::unique_ptr<FileOutput> file_;  // the FILE* constructor's
+    ByteOutput* out_;
     bool ok_ = true;
     std::vector<std::pair<std::vector<std::byte>, uint32_t>> interfaces_;  // IDB -> output id
     std::vector<std::pair<uint64_t, uint32_t>> seen_;  // (source << 32 | id) -> output id
