@@ -1,6 +1,7 @@
 #include "sluice/collector/cli.hpp"
 
 #include <charconv>
+#include <cstring>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -8,6 +9,7 @@
 #include "sluice/jetstream/group.hpp"
 #include "sluice/jetstream/stream_spec.hpp"
 #include "sluice/rdma/protocol.hpp"
+#include "sluice/session/key.hpp"
 #include "sluice/session/keyring.hpp"
 #include "sluice/tcp/tls.hpp"
 
@@ -120,6 +122,21 @@ resumes where its files end, so senders replay exactly what is missing.
                             senders wait (backpressure), RDMA ones are
                             refused (busy)
   --summary-json F          also write the exit summary to F as JSON
+  --metrics ADDR:PORT       an HTTP listener: GET /metrics (Prometheus) and
+                            GET /query (packets back as pcapng, like
+                            sluice-query; needs --http-token-file or
+                            --http-tls-ca). See docs/operations.md
+  --http-token-file F       GET /query requires "Authorization: Bearer" and
+                            the text of F (at least 16 bytes, mode 0600)
+  --http-tls-cert F --http-tls-key F
+                            HTTPS with this certificate (PEM, chain after
+                            it) and its key
+  --http-tls-ca F           require a client certificate signed by this CA
+                            on every request (with --http-tls-cert)
+  --http-max-queries N      GET /query running at once (default 4); beyond,
+                            503
+  --http-timeout MS         a request must arrive whole, and each piece of a
+                            response be taken, within MS ms (default 10000)
 
 A collector group (docs/scale-out.md): every member reads the same JetStream
 stream; each sluice stream is written by one member at a time (a lease in
@@ -217,7 +234,7 @@ std::optional<uint64_t> parse_duration(std::string_view s) {
 CliResult parse_command_line(const std::vector<std::string>& args) {
     CliResult r;
     CollectorOptions o;
-    std::string key_file;
+    std::string key_file, token_file;
     bool listen_given = false;
     auto usage_error = [&](const std::string& msg) {
         r.exit_code = kExitUsage;
@@ -433,6 +450,29 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
             o.group.tls_cert = v;
         } else if (a == "--nats-tls-key") {
             o.group.tls_key = v;
+        } else if (a == "--metrics") {
+            auto e = session::parse_endpoint(v);
+            if (!e || e->transport != session::Transport::Tcp)
+                return usage_error(
+                    fmt::format("--metrics '{}': give ADDR:PORT, e.g. 127.0.0.1:9470", v));
+            o.metrics = std::move(*e);
+        } else if (a == "--http-token-file") {
+            token_file = v;
+        } else if (a == "--http-tls-cert") {
+            o.http_tls_cert = v;
+        } else if (a == "--http-tls-key") {
+            o.http_tls_key = v;
+        } else if (a == "--http-tls-ca") {
+            o.http_tls_ca = v;
+        } else if (a == "--http-max-queries") {
+            const auto n = number(1, 256);
+            if (!n) return usage_error(fmt::format("--http-max-queries '{}': give 1..256", v));
+            o.http_max_queries = static_cast<uint32_t>(*n);
+        } else if (a == "--http-timeout") {
+            const auto n = number(100, 3600000);
+            if (!n)
+                return usage_error(fmt::format("--http-timeout '{}': give ms, 100..3600000", v));
+            o.http_timeout_ms = static_cast<uint32_t>(*n);
         } else {
             return usage_error(fmt::format("unknown option '{}'", a));
         }
@@ -473,6 +513,42 @@ CliResult parse_command_line(const std::vector<std::string>& args) {
             o.max_disk);
     }
     o.key_file = key_file;
+    const bool http_options = !token_file.empty() || !o.http_tls_cert.empty() ||
+                              !o.http_tls_key.empty() || !o.http_tls_ca.empty();
+    if (http_options && !o.metrics)
+        return usage_error(
+            "the --http-* options configure the HTTP listener: give --metrics "
+            "ADDR:PORT too");
+    if (o.http_tls_cert.empty() != o.http_tls_key.empty())
+        return usage_error("HTTPS needs --http-tls-cert and --http-tls-key together");
+    if (!o.http_tls_ca.empty() && o.http_tls_cert.empty())
+        return usage_error("--http-tls-ca needs HTTPS: give --http-tls-cert and --http-tls-key");
+    if (!token_file.empty()) {
+        std::string text;
+        try {
+            text = session::read_secret_file(
+                token_file, "token file",
+                "give its text to the clients of GET /query (Authorization: Bearer TEXT)");
+        } catch (const std::exception& e) {
+            r.exit_code = kExitRuntime;
+            r.message = fmt::format("sluice-collector: --http-token-file: {}\n", e.what());
+            return r;
+        }
+        if (!text.empty() && text.back() == '\n') text.pop_back();
+        if (!text.empty() && text.back() == '\r') text.pop_back();
+        bool printable = text.size() >= session::kMinKeyBytes && text.size() <= 256;
+        for (char ch : text) {
+            const auto c = static_cast<unsigned char>(ch);
+            printable = printable && c > 0x20 && c < 0x7f;
+        }
+        if (!printable)
+            return usage_error(fmt::format(
+                "--http-token-file {}: a token is {} to 256 printable ASCII characters without "
+                "spaces (an HTTP header carries it); e.g. head -c 32 /dev/urandom | base64 > {}",
+                token_file, session::kMinKeyBytes, token_file));
+        o.http_token.resize(text.size());
+        std::memcpy(o.http_token.data(), text.data(), text.size());
+    }
     if (!key_file.empty()) {
         try {
             o.keys =

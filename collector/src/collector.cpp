@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sluice/http/server.hpp"
 #include "sluice/rdma/listener.hpp"
 #include "sluice/report/log.hpp"
 #include "sluice/session/clock.hpp"
@@ -163,6 +164,7 @@ Collector::Collector(const CollectorOptions& options) : opt_(options) {
     ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, stop_fd_.get(), &ev);
     ev.data.u64 = kTagReload;
     ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, reload_fd_.get(), &ev);
+    start_http();
 }
 
 void Collector::check_memory_budget() const {
@@ -252,8 +254,10 @@ void Collector::recover_streams() {
     }
 }
 
-// The listeners go before the streams and the handler they call.
+// The HTTP listener's threads and the listeners go before the streams and
+// the handler they read or call.
 Collector::~Collector() {
+    stop_http();
     group_.reset();
     rdma_.reset();
     tcp_.reset();
@@ -411,6 +415,7 @@ int Collector::run() {
     }
 
     if (hooks_.stopping) hooks_.stopping();
+    stop_http();
     // Stop: every batch is committed and acknowledged already (each turn
     // ends with a commit); tell the senders why the connection ends, or hand
     // the group's streams back to it.
@@ -482,6 +487,7 @@ void Collector::timers(uint64_t now) {
         stats_line(now);
         next_stats_ns_ = now + opt_.stats_interval_s * 1'000'000'000ull;
     }
+    if (http_) publish_streams();
     if (hooks_.tick) hooks_.tick();
 }
 

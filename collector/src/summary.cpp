@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "sluice/collector/collector.hpp"
+#include "sluice/http/server.hpp"
 #include "sluice/report/format.hpp"
 #include "sluice/report/json.hpp"
 #include "sluice/report/log.hpp"
@@ -84,17 +85,23 @@ std::string Collector::summary_text() const {
             out += fmt::format(" {} {}{}", GroupCounters::info[i].name, g[i],
                                i + 1 < g.size() ? "," : "\n");
     }
+    if (http_) {
+        out += "  http:";
+        for (const auto& [name, value] : http_counters())
+            out += fmt::format(" {} {},", name, value);
+        out.back() = '\n';
+    }
     return out;
 }
 
 std::string Collector::summary_json() const {
     const double secs = started_ns_ ? (session::monotonic_ns() - started_ns_) / 1e9 : 0;
     auto totals = [](const StreamTotals& t) {
-        return fmt::format(
-            "{{\"frames_written\": {}, \"packets_written\": {}, \"packet_bytes_written\": {}, "
-            "\"frames_duplicate\": {}, \"frames_lost\": {}, \"packets_lost\": {}, \"gaps\": {}}}",
-            t.frames_written, t.packets_written, t.packet_bytes_written, t.frames_duplicate,
-            t.frames_lost, t.packets_lost, t.gaps);
+        const auto v = t.values();
+        std::string o = "{";
+        for (std::size_t i = 0; i < v.size(); ++i)
+            o += fmt::format("{}\"{}\": {}", i ? ", " : "", StreamTotals::info[i].name, v[i]);
+        return o + "}";
     };
     std::string out = fmt::format("{{\"seconds\": {:.3f}, \"streams\": [", secs);
     bool first = true;
@@ -130,6 +137,15 @@ std::string Collector::summary_json() const {
         const auto g = group_->counters().snapshot();
         for (std::size_t i = 0; i < g.size(); ++i)
             out += fmt::format(", \"{}\": {}", GroupCounters::info[i].name, g[i]);
+        out += "}";
+    }
+    if (http_) {
+        out += ", \"http\": {";
+        bool first_http = true;
+        for (const auto& [name, value] : http_counters()) {
+            out += fmt::format("{}\"{}\": {}", first_http ? "" : ", ", name, value);
+            first_http = false;
+        }
         out += "}";
     }
     out += "}\n";

@@ -232,6 +232,53 @@ TEST(Cli, KeyFilesAreReadAndNonLoopbackThenAllowed) {
     std::remove(path.c_str());
 }
 
+TEST(Cli, TheHttpListener) {
+    const std::string token = ::testing::TempDir() + "/cli.token";
+    std::ofstream(token) << "tok-0123456789abcdef\n";
+    ::chmod(token.c_str(), 0600);
+    auto r = parse({"--out", "d", "--metrics", "127.0.0.1:9471", "--http-token-file", token,
+                    "--http-max-queries", "2", "--http-timeout", "500"});
+    ASSERT_TRUE(r.options) << r.message;
+    ASSERT_TRUE(r.options->metrics);
+    EXPECT_EQ(r.options->metrics->port, 9471);
+    EXPECT_EQ(r.options->http_token.size(), 20u);
+    EXPECT_EQ(r.options->http_max_queries, 2u);
+    EXPECT_EQ(r.options->http_timeout_ms, 500u);
+    EXPECT_FALSE(parse({"--out", "d"}).options->metrics);
+    r = parse({"--out", "d", "--metrics", "[::1]:9471", "--http-tls-cert", "c", "--http-tls-key",
+               "k", "--http-tls-ca", "a"});
+    ASSERT_TRUE(r.options) << r.message;
+    EXPECT_EQ(r.options->http_tls_ca, "a");
+
+    struct Case {
+        std::vector<std::string> args;
+        const char* says;
+    } cases[] = {
+        {{"--out", "d", "--metrics", "9471"}, "--metrics '9471': give ADDR:PORT"},
+        {{"--out", "d", "--metrics", "rdma://1.2.3.4:5"}, "--metrics 'rdma://1.2.3.4:5'"},
+        {{"--out", "d", "--http-token-file", token}, "give --metrics ADDR:PORT too"},
+        {{"--out", "d", "--metrics", "127.0.0.1:1", "--http-tls-key", "k"}, "together"},
+        {{"--out", "d", "--metrics", "127.0.0.1:1", "--http-tls-ca", "a"}, "--http-tls-ca needs"},
+        {{"--out", "d", "--metrics", "127.0.0.1:1", "--http-timeout", "5"}, "--http-timeout '5'"},
+    };
+    for (const auto& c : cases) {
+        const auto q = parse(c.args);
+        EXPECT_FALSE(q.options);
+        EXPECT_EQ(q.exit_code, kExitUsage) << c.says;
+        EXPECT_NE(q.message.find(c.says), std::string::npos) << q.message;
+    }
+    std::ofstream(token) << "has a space in it\n";
+    r = parse({"--out", "d", "--metrics", "127.0.0.1:1", "--http-token-file", token});
+    EXPECT_EQ(r.exit_code, kExitUsage);
+    EXPECT_NE(r.message.find("printable ASCII"), std::string::npos) << r.message;
+    ::chmod(token.c_str(), 0640);
+    r = parse({"--out", "d", "--metrics", "127.0.0.1:1", "--http-token-file", token});
+    EXPECT_EQ(r.exit_code, kExitRuntime);
+    EXPECT_NE(r.message.find("token file"), std::string::npos) << r.message;
+    EXPECT_NE(r.message.find("chmod 600"), std::string::npos) << r.message;
+    std::remove(token.c_str());
+}
+
 TEST(Cli, RdmaListenAndRing) {
     const std::string path = ::testing::TempDir() + "/cli-rdma.key";
     std::ofstream(path) << "0123456789abcdef0123456789abcdef\n";

@@ -12,6 +12,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +33,11 @@ class TcpListener;
 namespace sluice::rdma {
 class RdmaListener;
 }
+namespace sluice::http {
+class Server;
+class Request;
+class Response;
+}  // namespace sluice::http
 
 namespace sluice::collector {
 
@@ -100,6 +107,14 @@ struct CollectorOptions {
     // TLS 1.3 on tcp:// when tls.cert is set; with tls.ca, client
     // certificates are required (and then a key is not, off loopback).
     tcp::TlsSettings tls = tls_defaults();
+
+    // --metrics ADDR: the HTTP listener, GET /metrics and GET /query
+    // (docs/operations.md, "The HTTP listener"); unset: none.
+    std::optional<session::Endpoint> metrics;
+    std::vector<std::byte> http_token;  // --http-token-file: GET /query needs it
+    std::string http_tls_cert, http_tls_key, http_tls_ca;
+    uint32_t http_max_queries = 4;     // GET /query running at once; beyond: 503
+    uint32_t http_timeout_ms = 10000;  // a request must arrive, a response piece leave, within it
 
     static tcp::TlsSettings tls_defaults() {
         tcp::TlsSettings t;
@@ -188,6 +203,19 @@ struct CollectorOptions {
     _(rejected_by_peer, "Connections the sender ended with a REJECT (see the log line).")
 SLUICE_COUNTER_BLOCK(CollectorCounters, SLUICE_COLLECTOR_COUNTERS);
 
+// GET /query on the HTTP listener, written by its worker threads.
+#define SLUICE_QUERY_COUNTERS(_)                                                            \
+    _(queries, "GET /query requests that streamed their whole result.")                     \
+    _(queries_busy,                                                                         \
+      "GET /query refused with 503: --http-max-queries queries were running. Retry later, " \
+      "or raise it.")                                                                       \
+    _(queries_failed,                                                                       \
+      "GET /query results cut short: the client left or read slower than --http-timeout "   \
+      "allows, a capture file could not be read, or the collector stopped (see the log).")  \
+    _(query_packets, "Packets GET /query sent.")                                            \
+    _(query_bytes, "pcapng bytes GET /query sent.")
+SLUICE_SHARED_COUNTER_BLOCK(QueryCounters, SLUICE_QUERY_COUNTERS);
+
 class StreamHandler;
 class GroupSource;
 
@@ -227,6 +255,10 @@ class Collector {
     uint16_t port() const { return port_; }  // the bound port (listen port 0: chosen for it)
     const CollectorCounters& counters() const { return counters_; }
     const FileCounters& file_counters() const { return file_counters_; }
+    // The HTTP listener's URL ("http://127.0.0.1:9470"); empty without --metrics.
+    std::string metrics_url() const;
+    // The Prometheus text GET /metrics serves (http.cpp); any thread.
+    std::string metrics_text() const;
 
     // The exit summary (text) and its JSON form (summary.cpp).
     std::string summary_text() const;
@@ -283,6 +315,16 @@ class Collector {
     void run_group();  // run()'s loop for a group member
     friend class StreamHandler;
     friend class GroupSource;
+    // The HTTP listener (http.cpp): started last by the constructor, stopped
+    // first by run()'s shutdown. Its threads read the counters (relaxed
+    // atomics) and the streams' board, which the event loop republishes
+    // every timer turn; they never touch the streams themselves.
+    void start_http();
+    void stop_http();
+    void publish_streams();
+    void serve_query(const http::Request& req, http::Response& resp);
+    // The HTTP listener's and GET /query's counters, for the summary.
+    std::vector<std::pair<std::string, uint64_t>> http_counters() const;
 
     CollectorOptions opt_;
     StreamSettings settings_;
@@ -309,6 +351,20 @@ class Collector {
     // For the stats line's rates.
     uint64_t last_stats_ns_ = 0, last_packets_ = 0, last_bytes_ = 0;
     CollectorHooks hooks_;
+
+    // What the HTTP threads may read of the streams: a copy, refreshed by
+    // the event loop every 100 ms under board_mutex_.
+    struct StreamBoard {
+        uint64_t id = 0;
+        bool connected = false;
+        StreamTotals run;
+    };
+    mutable std::mutex board_mutex_;
+    std::vector<StreamBoard> board_;
+    QueryCounters query_counters_;
+    std::atomic<uint32_t> queries_running_{0};
+    std::atomic<bool> http_stopping_{false};  // running queries end at their next write
+    std::unique_ptr<http::Server> http_;
 };
 
 }  // namespace sluice::collector

@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "sluice/lockfree/counter.hpp"
 #include "sluice/session/keyring.hpp"
 
 namespace sluice::collector {
@@ -27,14 +28,38 @@ struct InterfaceKey {
     bool operator==(const InterfaceKey&) const = default;
 };
 
+// What a stream wrote and lost, declared once with what each means to the
+// operator: the summary's names and the metrics' HELP
+// (sluice_collector_stream_NAME_total). The state file stores them in this
+// order (state.cpp).
+#define SLUICE_STREAM_TOTALS(_)                                                            \
+    _(frames_written,                                                                      \
+      "Frames written to this stream's files (each acknowledged once "                     \
+      "written).")                                                                         \
+    _(packets_written, "Packets written to this stream's files.")                          \
+    _(packet_bytes_written, "Captured bytes of the packets written.")                      \
+    _(frames_duplicate,                                                                    \
+      "Frames discarded as duplicates: their sequence was written before (a replay after " \
+      "a reconnect). Harmless.")                                                           \
+    _(frames_lost,                                                                         \
+      "Frames that never came (gaps in the sequence): the sender dropped them, its "       \
+      "retransmit buffer full with overflow policy drop.")                                 \
+    _(packets_lost,                                                                        \
+      "Packets LOST in frames that never came (from the frames' packet indexes): packets " \
+      "offered = written + lost. The sender's retransmit buffer overflowed while this "    \
+      "collector was away or slow; raise egress.retransmit_frames, or use backpressure.")  \
+    _(gaps, "Gap events: each one range of sequences that never came (logged with the range).")
+
 struct StreamTotals {
-    uint64_t frames_written = 0;
-    uint64_t packets_written = 0;
-    uint64_t packet_bytes_written = 0;  // captured bytes
-    uint64_t frames_duplicate = 0;      // discarded: sequence already written
-    uint64_t frames_lost = 0;           // sequences never received (gaps)
-    uint64_t packets_lost = 0;          // packets of those frames (from packet indexes)
-    uint64_t gaps = 0;                  // gap events
+#define SLUICE_STREAM_TOTAL_FIELD(name, desc) uint64_t name = 0;
+    SLUICE_STREAM_TOTALS(SLUICE_STREAM_TOTAL_FIELD)
+#undef SLUICE_STREAM_TOTAL_FIELD
+    static constexpr std::array info{SLUICE_STREAM_TOTALS(SLUICE_COUNTER_INFO)};
+    std::array<uint64_t, info.size()> values() const {
+#define SLUICE_STREAM_TOTAL_VALUE(name, desc) name,
+        return {SLUICE_STREAM_TOTALS(SLUICE_STREAM_TOTAL_VALUE)};
+#undef SLUICE_STREAM_TOTAL_VALUE
+    }
     bool operator==(const StreamTotals&) const = default;
 };
 
