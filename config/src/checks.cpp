@@ -135,6 +135,14 @@ void check(Config& c, const Sink& sink, bool have_ports_key) {
                            "\": make them agree (or leave the scheme out)");
         }
     }
+    if (!c.stats.prometheus.empty()) {
+        const auto e = session::parse_endpoint(c.stats.prometheus);
+        if (!e || e->transport != session::Transport::Tcp) {
+            sink.error(at("stats.prometheus"), "stats.prometheus",
+                       "expected ADDR:PORT such as \"127.0.0.1:9470\" or \"[::1]:9470\", found " +
+                           quote(c.stats.prometheus) + (e ? "" : " (" + e.error().message + ")"));
+        }
+    }
     if (c.egress.type == EgressType::Rdma &&
         c.egress.rdma.signal_interval > c.egress.rdma.queue_depth / 2) {
         sink.error(at("egress.rdma_signal_interval"), "egress.rdma_signal_interval",

@@ -358,6 +358,12 @@ const std::vector<Section>& sections() {
             "telemetry (read them with sluice-ctl or dpdk-telemetry.py; sluice-ctl filter "
             "changes capture.filter while capturing).",
             [](Config& c) -> auto& { return c.stats.telemetry; }));
+        st.push_back(string<Config>("prometheus", "ADDR:PORT, empty = none",
+            "Serve every counter for Prometheus on GET http://ADDR:PORT/metrics (e.g. "
+            "\"127.0.0.1:9470\"), from a control thread on the main lcore's CPU: the worker lcores "
+            "are never involved. Anyone who reaches the address can read the metrics: keep it on "
+            "loopback or a management network.",
+            [](Config& c) -> auto& { return c.stats.prometheus; }));
         return v;
     }();
     return s;

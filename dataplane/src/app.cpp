@@ -25,8 +25,11 @@
 #include "sluice/dataplane/ports.hpp"
 #include "sluice/dataplane/stats.hpp"
 #include "sluice/dataplane/telemetry.hpp"
+#include "sluice/http/server.hpp"
 #include "sluice/mempool/huge_region.hpp"
 #include "sluice/report/log.hpp"
+#include "sluice/report/metrics.hpp"
+#include "sluice/session/endpoint.hpp"
 
 namespace sluice::dataplane {
 
@@ -158,6 +161,7 @@ int run_sluice(const Options& o) {
     std::vector<PortState> ports;
     std::map<int, rte_mempool*> pools;
     std::unique_ptr<Pipeline> pipeline;
+    std::unique_ptr<http::Server> metrics;
 
     // dpdk-dumpcap / dpdk-pdump attach through EAL's multi-process channel,
     // which --in-memory does without: then say so once, and run on.
@@ -179,6 +183,7 @@ int run_sluice(const Options& o) {
         }
     }
     auto cleanup = [&] {
+        metrics.reset();  // waits for a scrape in progress: it reads the pipeline
         set_telemetry_source(nullptr, nullptr, {});
         pipeline.reset();
         if (pdump) rte_pdump_uninit();
@@ -230,6 +235,31 @@ int run_sluice(const Options& o) {
         for (auto& [socket, mp] : pools)
             mbuf_pools.push_back(mp);
         set_telemetry_source(pipeline.get(), &ports, mbuf_pools);
+    }
+    if (!cfg.stats.prometheus.empty()) {
+        // GET /metrics on civetweb's threads, created here by the main
+        // lcore's thread and so pinned to its CPU (EAL set the affinity):
+        // a scrape reads the counters relaxed and never runs on a worker.
+        http::ServerSettings hs;
+        hs.listen = *session::parse_endpoint(cfg.stats.prometheus);  // checked with the config
+        hs.threads = 2;
+        const auto started = std::chrono::steady_clock::now();
+        std::vector<http::Route> routes;
+        routes.push_back({"/metrics", false,
+                          [&pipeline, &ports, started](const http::Request&, http::Response& r) {
+                              const double t = std::chrono::duration<double>(
+                                                   std::chrono::steady_clock::now() - started)
+                                                   .count();
+                              r.send(200, report::MetricsText::kContentType,
+                                     metrics_text(pipeline->snapshot(t, ports)));
+                          }});
+        try {
+            metrics = std::make_unique<http::Server>(hs, std::move(routes), "stats.prometheus");
+        } catch (const std::exception& e) {
+            cleanup();
+            return fail(kExitRuntime, e.what());
+        }
+        log_info("metrics on {}/metrics", metrics->url());
     }
     if (!pipeline->launch(error)) {
         cleanup();

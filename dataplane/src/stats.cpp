@@ -6,6 +6,7 @@
 
 #include "sluice/rdma/sender.hpp"
 #include "sluice/report/json.hpp"
+#include "sluice/report/metrics.hpp"
 #include "sluice/session/sender.hpp"
 #include "sluice/tcp/sender.hpp"
 
@@ -46,6 +47,33 @@ uint64_t Snapshot::total(std::string_view scope, std::string_view counter) const
     return t;
 }
 
+std::string metrics_text(const Snapshot& s) {
+    report::MetricsText m("sluice");
+    for (std::size_t i = 0; i < s.ports.size(); ++i) {
+        const auto& p = s.ports[i];
+        const report::MetricLabels labels{
+            {"port", std::to_string(i)}, {"name", p.name}, {"driver", p.driver}};
+        const auto v = p.values();
+        for (std::size_t c = 0; c < v.size(); ++c)
+            m.counter(fmt::format("port_{}", kPortCounters[c].name), kPortCounters[c].description,
+                      labels, v[c]);
+    }
+    for (const auto& b : s.blocks) {
+        const report::MetricLabels labels(b.labels.begin(), b.labels.end());
+        for (std::size_t c = 0; c < b.values.size() && c < b.info.size(); ++c)
+            m.counter(fmt::format("{}_{}", b.scope, b.info[c].name), b.info[c].description, labels,
+                      b.values[c]);
+    }
+    m.counter("dropped",
+              "Packets dropped anywhere inside sluice (the NIC's own drops not counted): the "
+              "sum of frame_pool_empty, ring_full (rss and capture), seal_failed, "
+              "retransmit_overflow and egress_errors. Alert on any increase; the per-block "
+              "counters say where.",
+              {}, s.dropped());
+    m.gauge("uptime_seconds", "Seconds since sluice started capturing.", {}, s.seconds);
+    return m.text();
+}
+
 uint64_t Snapshot::dropped() const {
     return total("rss", "ring_full") + total("queue", "frame_pool_empty") +
            total("capture", "ring_full") + total("codec", "seal_failed") +
@@ -60,15 +88,12 @@ std::string counter_reference_markdown() {
             out += fmt::format("| `{}` | {} |\n", c.name, c.description);
     };
     out +=
-        "\n### port (from the NIC)\n\nRead from the driver (`rte_eth_stats`) for each port.\n\n"
-        "| counter | meaning |\n|---|---|\n"
-        "| `ipackets`, `ibytes` | Packets and bytes the NIC delivered to sluice. |\n"
-        "| `imissed` | Packets the NIC DROPPED because its rx descriptors were full: the rx "
-        "lcores did not poll fast enough (or backpressure paused them). Add rx lcores and "
-        "queues, raise ports.rx_descriptors. |\n"
-        "| `rx_nombuf` | Packets the NIC DROPPED because the mbuf pool was empty. Raise "
-        "mempool.mbufs. |\n"
-        "| `ierrors` | Erroneous frames the NIC DROPPED (bad FCS, too long for the MTU). |\n";
+        "\nEach counter is also a Prometheus metric (`[stats] prometheus`, "
+        "docs/operations.md): `sluice_<scope>_<counter>_total` with the block's labels "
+        "(port, queue, lcore, stream), its description as HELP.\n";
+    table("port (from the NIC)",
+          "Read from the driver (`rte_eth_stats`) for each port; labels port, name, driver.",
+          kPortCounters);
     table("queue",
           "Per NIC queue (or software queue of a port dealt by software RSS), written by the rx "
           "lcore that polls it.",

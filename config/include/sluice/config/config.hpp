@@ -141,6 +141,7 @@ struct Stats {
     uint32_t interval_s = 1;
     std::string summary_json;
     bool telemetry = true;
+    std::string prometheus;  // ADDR:PORT of GET /metrics; empty: none
 };
 
 struct Position {

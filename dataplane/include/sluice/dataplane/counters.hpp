@@ -148,6 +148,20 @@ SLUICE_COUNTER_BLOCK(CodecCounters, SLUICE_CODEC_COUNTERS);
     _(egress_errors_frames, "Frames dropped for the same reason.")
 SLUICE_COUNTER_BLOCK(EgressCounters, SLUICE_EGRESS_COUNTERS);
 
+// Per port, read from the NIC's driver (rte_eth_stats) by the control
+// plane: not sluice's own counters, but described here with them.
+#define SLUICE_PORT_COUNTERS(_)                                                                   \
+    _(ipackets, "Packets the NIC delivered to sluice.")                                           \
+    _(ibytes, "Bytes the NIC delivered to sluice.")                                               \
+    _(imissed,                                                                                    \
+      "Packets the NIC DROPPED because its rx descriptors were full: the rx lcores did not "      \
+      "poll fast enough (or backpressure paused them). Add rx lcores and queues, raise "          \
+      "ports.rx_descriptors.")                                                                    \
+    _(rx_nombuf, "Packets the NIC DROPPED because the mbuf pool was empty. Raise mempool.mbufs.") \
+    _(ierrors, "Erroneous frames the NIC DROPPED (bad FCS, too long for the MTU).")
+inline constexpr std::array<CounterInfo, 5> kPortCounters{
+    SLUICE_PORT_COUNTERS(SLUICE_COUNTER_INFO)};
+
 // A counter block of any kind, type-erased for stats and telemetry.
 struct CounterBlockView {
     const char* scope;  // "queue", "rss", "capture", "codec", "egress"

@@ -2,6 +2,7 @@
 // the exit summary (text and JSON).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -17,6 +18,10 @@ struct PortSnapshot {
     std::string driver;
     // From the NIC (rte_eth_stats).
     uint64_t ipackets = 0, ibytes = 0, imissed = 0, ierrors = 0, rx_nombuf = 0;
+    // In the order of kPortCounters.
+    std::array<uint64_t, kPortCounters.size()> values() const {
+        return {ipackets, ibytes, imissed, rx_nombuf, ierrors};
+    }
 };
 
 // One counter block: its scope ("queue", "capture", "codec", "egress"), what
@@ -50,6 +55,12 @@ std::string summary_text(const Snapshot& s);
 
 // The same as JSON, with every counter's description.
 std::string summary_json(const Snapshot& s);
+
+// Every counter as Prometheus metrics (GET /metrics, [stats] prometheus):
+// sluice_port_NAME_total{port,name,driver}, sluice_SCOPE_NAME_total with
+// the block's labels, the counters' descriptions as HELP, and
+// sluice_dropped_total.
+std::string metrics_text(const Snapshot& s);
 
 // Every counter with its description, as Markdown tables (docs/pipeline.md
 // embeds it; a test keeps the two identical).
