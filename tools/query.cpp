@@ -207,8 +207,7 @@ int main(int argc, char** argv) {
     static char buf[1 << 20];
     std::setvbuf(f, buf, _IOFBF, sizeof buf);
 
-    std::string comment = "sluice-query";
-    if (const std::string d = index::describe(spec); !d.empty()) comment += " " + d;
+    const index::SectionHeader shb = index::section_header(spec, SLUICE_VERSION);
 
     const double t0 = now_s();
     index::QueryStats st;
@@ -219,7 +218,7 @@ int main(int argc, char** argv) {
         ok = q->run(sink, st, warnings, &error);
         if (ok) sink.write(f);
     } else {
-        index::PcapngSink sink(f, "sluice-query " SLUICE_VERSION, comment);
+        index::PcapngSink sink(f, shb.application, shb.comment);
         ok = q->run(sink, st, warnings, &error) && sink.ok();
         if (ok && !sink.ok())
             error = std::string("cannot write the output: ") + std::strerror(errno);

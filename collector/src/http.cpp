@@ -236,8 +236,10 @@ void Collector::serve_query(const http::Request& req, http::Response& resp) {
         return;
     }
     ResponseOutput out(resp, http_stopping_, query_counters_);
-    index::PcapngSink pcapng(out, "sluice-collector " SLUICE_VERSION,
-                             what.empty() ? "GET /query" : "GET /query " + what);
+    // The same section header as sluice-query's: the same bytes for the
+    // same query.
+    const index::SectionHeader shb = index::section_header(spec, SLUICE_VERSION);
+    index::PcapngSink pcapng(out, shb.application, shb.comment);
     CountingSink sink(pcapng);
     index::QueryStats st;
     std::vector<std::string> warnings;

@@ -51,4 +51,10 @@ std::string describe(const QuerySpec& spec) {
     return s;
 }
 
+SectionHeader section_header(const QuerySpec& spec, std::string_view version) {
+    const std::string what = describe(spec);
+    return {"sluice-query " + std::string(version),
+            what.empty() ? "sluice-query" : "sluice-query " + what};
+}
+
 }  // namespace sluice::index

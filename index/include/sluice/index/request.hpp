@@ -30,9 +30,18 @@ std::optional<std::string> check_range(const QuerySpec& spec, std::string_view f
 // error") when libpcap refuses the filter.
 std::optional<Query> make_query(QuerySpec spec, std::string* error);
 
-// What the output's section header says the query was, after the program's
-// name: "'host 10.1.2.3' from 2024-05-14T14:02:00.000000000Z to ...", with
-// "--inner " before the filter when it matches the innermost packet.
+// What the query was: "'host 10.1.2.3' from 2024-05-14T14:02:00.000000000Z
+// to ...", with "--inner " before the filter when it matches the innermost
+// packet; "" for every packet. For logs, and in the section header.
 std::string describe(const QuerySpec& spec);
+
+// The section header of a query's pcapng: shb_userappl "sluice-query
+// VERSION", the comment "sluice-query" and describe(). A function of the
+// query alone, not of who asks, so that sluice-query and GET /query write
+// the same bytes for the same query on the same files.
+struct SectionHeader {
+    std::string application, comment;
+};
+SectionHeader section_header(const QuerySpec& spec, std::string_view version);
 
 }  // namespace sluice::index
