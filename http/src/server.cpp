@@ -4,6 +4,7 @@
 #include <cctype>
 #include <csignal>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 
 #include <civetweb.h>
@@ -93,23 +94,33 @@ bool token_matches(std::string_view given, std::span<const std::byte> expected) 
 }
 
 // Query parameters: '&'-separated NAME=VALUE, percent- and '+'-decoded.
-bool parse_params(const char* qs, std::vector<std::pair<std::string, std::string>>& out) {
-    if (!qs) return true;
+// The reason when the query string is refused, nullopt when it is read.
+std::optional<std::string> parse_params(const char* qs,
+                                        std::vector<std::pair<std::string, std::string>>& out) {
+    if (!qs) return std::nullopt;
     std::string_view q = qs;
+    enum class Bad { none, encoding, control };
     auto decode = [](std::string_view in, std::string& to) {
-        to.resize(in.size() + 1);
-        const int n = mg_url_decode(in.data(), static_cast<int>(in.size()), to.data(),
-                                    static_cast<int>(to.size()), 1);
-        if (n < 0) return false;
-        to.resize(static_cast<std::size_t>(n));
-        // A '%' not followed by two hex digits passes through as it is:
-        // refuse it rather than guess.
+        // A '%' not followed by two hex digits passes civetweb's decoder
+        // as it is: refuse it rather than guess.
         for (std::size_t i = 0; i < in.size(); ++i) {
             if (in[i] == '%' && (i + 2 >= in.size() || !std::isxdigit(uint8_t(in[i + 1])) ||
                                  !std::isxdigit(uint8_t(in[i + 2]))))
-                return false;
+                return Bad::encoding;
         }
-        return true;
+        to.resize(in.size() + 1);
+        const int n = mg_url_decode(in.data(), static_cast<int>(in.size()), to.data(),
+                                    static_cast<int>(to.size()), 1);
+        if (n < 0) return Bad::encoding;
+        to.resize(static_cast<std::size_t>(n));
+        // A NUL would end the text where libpcap reads it (a filter checked
+        // is not the filter logged), a line break would forge log lines and
+        // split the one-line errors that quote the value: no control bytes.
+        for (const char ch : to) {
+            const auto c = static_cast<unsigned char>(ch);
+            if (c < 0x20 || c == 0x7f) return Bad::control;
+        }
+        return Bad::none;
     };
     while (!q.empty()) {
         const std::size_t amp = q.find('&');
@@ -118,11 +129,17 @@ bool parse_params(const char* qs, std::vector<std::pair<std::string, std::string
         if (part.empty()) continue;
         const std::size_t eq = part.find('=');
         std::string name, value;
-        if (!decode(part.substr(0, eq), name)) return false;
-        if (eq != std::string_view::npos && !decode(part.substr(eq + 1), value)) return false;
+        Bad bad = decode(part.substr(0, eq), name);
+        if (bad == Bad::none && eq != std::string_view::npos)
+            bad = decode(part.substr(eq + 1), value);
+        if (bad == Bad::encoding)
+            return "the query string is not URL-encoded (a '%' without two hex digits)";
+        if (bad == Bad::control)
+            return "the query string holds a control character (%00-%1F or %7F): give "
+                   "printable text";
         out.emplace_back(std::move(name), std::move(value));
     }
-    return true;
+    return std::nullopt;
 }
 
 // civetweb's own messages (TLS handshake errors, ...): at most one line per
@@ -151,16 +168,28 @@ struct Server::Glue {
 
     // civetweb answers by itself only before a handler runs: a request it
     // could not read whole (malformed, too large, or not complete within the
-    // timeout: civetweb says "Malformed message" for both).
-    static int http_error(mg_connection* c, int status, const char*) {
+    // timeout). The answer is one line saying what the bounds are, like
+    // every other refusal, rather than civetweb's error page.
+    static int http_error(mg_connection* c, int status, const char* errmsg) {
         Server& self = of(c);
         Connection& st = t_connection;
         const bool late = st.active && session::monotonic_ns() - st.start_ns >=
                                            uint64_t(self.settings_.timeout_ms) * 1'000'000;
         st.counted = true;
         (late ? self.counters_.incomplete : self.counters_.bad_requests).inc();
-        (void)status;
-        return 1;  // civetweb sends its error page
+        const std::string reason =
+            late ? fmt::format("the request did not arrive whole within {} ms: send it at once",
+                               self.settings_.timeout_ms)
+                 : fmt::format(
+                       "the request cannot be read ({}): this listener takes a request "
+                       "line and headers of at most {} bytes, the query string included",
+                       errmsg && *errmsg ? errmsg : "malformed", kMaxRequestBytes);
+        mg_printf(c,
+                  "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                  "Content-Length: %zu\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n"
+                  "%s\n",
+                  status, mg_get_response_code_text(c, status), reason.size() + 1, reason.c_str());
+        return 0;  // answered
     }
 
     static int log_message(const mg_connection* c, const char* message) {
@@ -329,8 +358,8 @@ void Server::handle(mg_connection* c) {
         resp.send(401, "text/plain; charset=utf-8",
                   "a bearer token is required: Authorization: Bearer <the token file's text>\n",
                   {{"WWW-Authenticate", "Bearer"}});
-    } else if (!parse_params(ri->query_string, req.params_)) {
-        resp.error(400, "the query string is not URL-encoded (a '%' without two hex digits)");
+    } else if (const auto bad = parse_params(ri->query_string, req.params_)) {
+        resp.error(400, *bad);
     } else {
         try {
             route->handler(req, resp);

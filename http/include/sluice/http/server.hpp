@@ -4,7 +4,9 @@
 // needs and counts what it refuses:
 //
 //   - bounds: a request line and headers of at most kMaxRequestBytes and
-//     kMaxHeaders headers (431 beyond), GET only (405), known paths (404);
+//     kMaxHeaders headers (431 beyond), GET only (405), known paths (404),
+//     query parameters URL-encoded and, decoded, free of control bytes
+//     (400: they are quoted in errors and logs, and handed to libpcap);
 //   - time: a whole request must arrive within `timeout_ms`, and each piece
 //     of a response must leave within it, so an idle, slow-sending or
 //     slow-reading client (slowloris) holds a worker thread for a bounded
