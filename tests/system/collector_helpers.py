@@ -281,3 +281,29 @@ def check_with_wireshark(out, stream_id, want, tmp_path):
         assert (p[0] * 1_000_000_000 + p[1], p[3], p[4]) == (w["ts_ns"], w["orig_len"], w["data"])
 
 
+
+
+def scrape(port, timeout=10):
+    """GET /metrics of a listener on loopback: the text."""
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as r:
+        return r.read().decode()
+
+
+def metric_samples(text):
+    """{"name{labels}": value} of a Prometheus text exposition."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def promtool_check(text):
+    """promtool accepts the exposition, its lint (names, _total on counters,
+    HELP) included: it prints nothing."""
+    p = subprocess.run(["/usr/bin/promtool", "check", "metrics"], input=text,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.strip() == "" and p.stderr.strip() == "", p.stdout + p.stderr

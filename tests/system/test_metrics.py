@@ -14,11 +14,11 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from collector_helpers import Collector, free_port, read_stream
+from collector_helpers import Collector, free_port, promtool_check, read_stream
+from collector_helpers import metric_samples as samples
 from conftest import EAL, Running, write_config
 
 PROMETHEUS = "/usr/bin/prometheus"
-PROMTOOL = "/usr/bin/promtool"
 
 
 def fetch(url, timeout=10):
@@ -26,26 +26,9 @@ def fetch(url, timeout=10):
         return r.read().decode()
 
 
-def samples(text):
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
-
-
 def total(values, metric):
     """Sum of a metric over its label sets."""
     return sum(v for k, v in values.items() if k == metric or k.startswith(metric + "{"))
-
-
-def promtool_check(text):
-    p = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True,
-                       text=True, timeout=60)
-    assert p.returncode == 0, p.stdout + p.stderr
-    # promtool's lint (names, _total on counters, HELP) prints its findings.
-    assert p.stdout.strip() == "" and p.stderr.strip() == "", p.stdout + p.stderr
 
 
 def wait_until(what, condition, timeout=120):
