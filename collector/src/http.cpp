@@ -12,6 +12,8 @@
 #include "sluice/report/log.hpp"
 #include "sluice/report/metrics.hpp"
 #include "sluice/session/clock.hpp"
+#include "sluice/tcp/listener.hpp"
+#include "sluice/tcp/tls.hpp"
 
 namespace sluice::collector {
 namespace {
@@ -146,6 +148,13 @@ std::string Collector::metrics_text() const {
     const auto files = file_counters_.snapshot();
     for (std::size_t i = 0; i < files.size(); ++i)
         m.counter(FileCounters::info[i].name, FileCounters::info[i].description, {}, files[i]);
+    // tcp_ goes only after the HTTP listener has stopped (~Collector).
+    if (tcp_ && tcp::tls_enabled(opt_.tls, tcp::TlsRole::Server)) {
+        const auto tls = tcp_->tls_stats().snapshot();
+        for (std::size_t i = 0; i < tls.size(); ++i)
+            m.counter(tcp::TlsCounters::info[i].name, tcp::TlsCounters::info[i].description, {},
+                      tls[i]);
+    }
     {
         std::lock_guard lock(board_mutex_);
         for (const StreamBoard& s : board_) {

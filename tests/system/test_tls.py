@@ -12,7 +12,8 @@ import subprocess
 import pytest
 
 from collector_helpers import (COLLECTOR, Collector, assert_same_packets, check_with_wireshark,
-                               expected_packets, free_port, read_stream, send)
+                               expected_packets, free_port, metric_samples, promtool_check,
+                               read_stream, scrape, send)
 from tls_certs import make_certs
 
 
@@ -91,6 +92,44 @@ def test_sender_without_client_certificate_is_refused_and_counted(tmp_path, pcap
     assert col.result()["counters"]["refused_tls"] >= 2
     assert "the sender presented no certificate and --tls-ca requires one" in col.log()
     assert "the sender's certificate is not signed by the CA in --tls-ca" in col.log()
+
+
+def test_tls_counters_are_prometheus_metrics(tmp_path, pcapgen, certs):
+    """With --metrics, the summary's tls counters are metrics too, with
+    their descriptions, and promtool accepts them."""
+    pcap = pcapgen(packets=200, seed=26)
+    mport = free_port()
+    col = tls_collector(tmp_path / "out", certs, args=["--metrics", f"127.0.0.1:{mport}"])
+    p, _ = send(pcap, col.port, stream_id=1, tls_ca=certs / "ca.pem",
+                tls_cert=certs / "client.pem", tls_key=certs / "client.key",
+                tls_server_name="collector.test")
+    assert p.returncode == 0, p.stderr
+    p, _ = send(pcap, col.port, stream_id=2, tls_ca=certs / "ca.pem", give_up_ms=1500,
+                timeout=60)
+    assert p.returncode == 1  # no client certificate
+    text = scrape(mport)
+    promtool_check(text)
+    m = metric_samples(text)
+    assert m["sluice_collector_tls_handshakes_total"] == 1
+    assert m["sluice_collector_tls_failures_total"] >= 1
+    assert m["sluice_collector_tls_user_space_total"] + \
+        m["sluice_collector_tls_kernel_recv_total"] >= 1
+    assert "# HELP sluice_collector_tls_failures_total TLS handshakes or TLS connections that " \
+           "failed" in text
+    assert "# TYPE sluice_collector_tls_failures_total counter" in text
+    assert col.stop() == 0
+    tls = col.result()["tls"]
+    assert tls["tls_handshakes"] == 1
+    assert tls["tls_failures"] >= m["sluice_collector_tls_failures_total"]
+
+
+def test_without_tls_no_tls_metrics(tmp_path):
+    mport = free_port()
+    col = Collector(tmp_path / "out", args=["--metrics", f"127.0.0.1:{mport}"])
+    text = scrape(mport)
+    assert "sluice_collector_handshakes_total 0" in text
+    assert "sluice_collector_tls_" not in text
+    assert col.stop() == 0
 
 
 def test_plaintext_sender_to_tls_collector(tmp_path, pcapgen, certs):
