@@ -499,6 +499,7 @@ uint64_t Pipeline::received() const {
 Snapshot Pipeline::snapshot(double seconds, const std::vector<PortState>& ports) const {
     Snapshot s;
     s.seconds = seconds;
+    std::lock_guard lock(port_stats_mutex_);
     for (const auto& p : ports) {
         PortSnapshot ps;
         ps.name = p.name;

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -341,6 +342,9 @@ class Pipeline {
     void drain_and_stop(double timeout_s);
     bool all_drained() const;
 
+    // Every counter, read relaxed; the NICs' through rte_eth_stats_get.
+    // Control threads only (the main lcore, the telemetry thread, the
+    // metrics listener's threads), never a worker; safe from several at once.
     Snapshot snapshot(double seconds, const std::vector<PortState>& ports) const;
 
     struct RingInfo {
@@ -404,6 +408,10 @@ class Pipeline {
     std::vector<LcoreWork> work_;
     std::vector<unsigned> lcore_ids_;
     bool launched_ = false;
+    // rte_eth_stats_get is not thread-safe: drivers that read clear-on-read
+    // registers add them into their own totals. snapshot() runs on several
+    // control threads at once; none of them is a worker lcore.
+    mutable std::mutex port_stats_mutex_;
 };
 
 }  // namespace sluice::dataplane
