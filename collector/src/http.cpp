@@ -4,6 +4,7 @@
 // receiving and writing while a large query streams out.
 #include <cstring>
 
+#include "group_source.hpp"
 #include <fmt/format.h>
 
 #include "sluice/collector/collector.hpp"
@@ -148,12 +149,19 @@ std::string Collector::metrics_text() const {
     const auto files = file_counters_.snapshot();
     for (std::size_t i = 0; i < files.size(); ++i)
         m.counter(FileCounters::info[i].name, FileCounters::info[i].description, {}, files[i]);
-    // tcp_ goes only after the HTTP listener has stopped (~Collector).
+    // tcp_ and group_ go only after the HTTP listener has stopped (~Collector).
     if (tcp_ && tcp::tls_enabled(opt_.tls, tcp::TlsRole::Server)) {
         const auto tls = tcp_->tls_stats().snapshot();
         for (std::size_t i = 0; i < tls.size(); ++i)
             m.counter(tcp::TlsCounters::info[i].name, tcp::TlsCounters::info[i].description, {},
                       tls[i]);
+    }
+    if (group_) {
+        const report::MetricLabels labels{{"group", opt_.group.group}};
+        const auto g = group_->counters().snapshot();
+        for (std::size_t i = 0; i < g.size(); ++i)
+            m.counter(fmt::format("group_{}", GroupCounters::info[i].name),
+                      GroupCounters::info[i].description, labels, g[i]);
     }
     {
         std::lock_guard lock(board_mutex_);

@@ -279,3 +279,36 @@ def test_a_stream_with_other_settings_is_refused_naming_them(tmp_path, pcapgen):
             p.stderr
     finally:
         cluster.stop()
+
+
+def test_a_group_members_metrics(tmp_path, pcapgen, members):
+    """--metrics on a group member: the group's counters (labelled with the
+    group) beside the streams', promtool-clean, counting what it wrote."""
+    from collector_helpers import free_port, metric_samples, promtool_check, scrape
+    cluster = Cluster(tmp_path / "nats", size=1).start()
+    try:
+        pcap = pcapgen(packets=300, seed=73)
+        mport = free_port()
+        m = Member(tmp_path / "a", cluster.url(), extra=["--metrics", f"127.0.0.1:{mport}"])
+        members.append(m)
+        p = subprocess.run([str(SEND), "--pcap", str(pcap), "--to", cluster.url(),
+                            "--stream-id", "5"], capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        written = 'sluice_collector_stream_packets_written_total{stream="5"}'
+
+        def all_written():
+            try:
+                return metric_samples(scrape(mport)).get(written) == 300
+            except OSError:
+                return False  # not listening yet
+        wait_for("the member to write the stream", all_written, 60)
+        text = scrape(mport)
+        promtool_check(text)
+        values = metric_samples(text)
+        assert values['sluice_collector_group_streams_taken_total{group="g1"}'] == 1
+        assert values['sluice_collector_group_frames_corrupt_total{group="g1"}'] == 0
+        assert "# HELP sluice_collector_group_streams_taken_over_total Of those, streams " \
+               "taken from a collector" in text
+        assert m.stop() == 0, m.log()
+    finally:
+        cluster.stop()
