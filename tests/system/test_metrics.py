@@ -218,3 +218,26 @@ def test_a_bad_prometheus_address_is_a_config_error(tmp_path):
     p = run_sluice(["--check-config", str(cfg)])
     assert p.returncode == 2
     assert "stats.prometheus" in p.stderr and "expected ADDR:PORT" in p.stderr
+
+
+def test_a_closed_stream_keeps_its_metrics(tmp_path, pcapgen):
+    """With --max-streams 1, a second stream closes the first (it has no
+    sender): the first's counters stay, with connected 0."""
+    from collector_helpers import send
+    pcap = pcapgen(packets=200, seed=34)
+    mport = free_port()
+    col = Collector(tmp_path / "out", args=["--metrics", f"127.0.0.1:{mport}",
+                                            "--max-streams", "1"])
+    for stream in (1, 2):
+        p, _ = send(pcap, col.port, stream_id=stream)
+        assert p.returncode == 0, p.stderr
+    url = f"http://127.0.0.1:{mport}/metrics"
+    # The streams' totals are republished by the event loop every 100 ms.
+    s = wait_until("both streams in the metrics", lambda: (lambda m: m if m.get(
+        'sluice_collector_stream_packets_written_total{stream="2"}') == 200 else None)(
+            samples(fetch(url))))
+    assert s["sluice_collector_streams_retired_total"] == 1, (s, col.log())
+    assert s['sluice_collector_stream_packets_written_total{stream="1"}'] == 200
+    assert s['sluice_collector_stream_connected{stream="1"}'] == 0
+    promtool_check(fetch(url))
+    assert col.stop() == 0
