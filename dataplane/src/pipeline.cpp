@@ -447,6 +447,7 @@ bool Pipeline::launch(std::string& error) {
 }
 
 void Pipeline::publish_nic_drops() {
+    std::lock_guard lock(port_stats_mutex_);
     for (auto& d : nic_drops_) {
         rte_eth_stats st{};
         if (rte_eth_stats_get(d->port_id, &st) != 0) continue;

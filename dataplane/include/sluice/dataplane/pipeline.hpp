@@ -409,8 +409,9 @@ class Pipeline {
     std::vector<unsigned> lcore_ids_;
     bool launched_ = false;
     // rte_eth_stats_get is not thread-safe: drivers that read clear-on-read
-    // registers add them into their own totals. snapshot() runs on several
-    // control threads at once; none of them is a worker lcore.
+    // registers add them into their own totals. snapshot() and
+    // publish_nic_drops() run on several control threads at once; none of
+    // them is a worker lcore.
     mutable std::mutex port_stats_mutex_;
 };
 
