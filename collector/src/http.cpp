@@ -225,9 +225,14 @@ void Collector::serve_query(const http::Request& req, http::Response& resp) {
             err = index::set_time(spec, k == "from", k, v);
         } else if (k == "stream") {
             err = index::add_stream(spec, k, v);
+        } else if (k == "inner") {
+            if (v == "1" || v == "true")
+                spec.inner = true;
+            else if (v != "0" && v != "false")
+                err = fmt::format("inner '{}': give 1 or 0", v);
         } else {
             err = fmt::format(
-                "unknown parameter '{}': GET /query takes filter, from, to and stream", k);
+                "unknown parameter '{}': GET /query takes filter, from, to, stream and inner", k);
         }
         if (err) {
             resp.error(400, *err);

@@ -121,6 +121,30 @@ def test_query_streams_what_sluice_query_writes(tmp_path, served, params, args):
         assert f"'{params['filter']}'" in comment
 
 
+def test_inner_matches_the_innermost_packet_as_sluice_query_inner_does(tmp_path, pcapgen):
+    """Every packet in a tunnel: inner=1 finds the HTTPS packets by their inner
+    port, byte for byte what sluice-query --inner writes; without it, by the
+    outer headers alone, fewer packets match."""
+    pcap = pcapgen(packets=3000, tunnel="mix", seed=52)
+    token = write_key(tmp_path / "token", TOKEN)
+    mport = free_port()
+    out = tmp_path / "out"
+    col = Collector(out, args=["--metrics", f"127.0.0.1:{mport}", "--http-token-file", token])
+    p, _ = send(pcap, col.port, stream_id=1)
+    assert p.returncode == 0, p.stderr
+    params = {"filter": "tcp port 443", "inner": "1"}
+    status, _, body = get(mport, "/query", params, token=TOKEN)
+    assert status == 200, body
+    assert body == sluice_query(tmp_path, out, "--inner", "tcp port 443")
+    assert len(without_section_header(body)) > 1000
+    assert section_comment(body) == "sluice-query --inner 'tcp port 443'"
+    status, _, outer = get(mport, "/query", {**params, "inner": "0"}, token=TOKEN)
+    assert status == 200, outer
+    assert outer == sluice_query(tmp_path, out, "tcp port 443")
+    assert len(without_section_header(outer)) < len(without_section_header(body))
+    assert col.stop() == 0, col.log()
+
+
 def test_time_ranges_select_as_sluice_query_does(tmp_path, served):
     col, mport, out, pcap, _ = served
     # Times from the capture itself: the middle third of stream 1's packets.
@@ -152,6 +176,7 @@ def test_without_the_token_401_and_counted(served):
     ({"from": "2024-05-14T14:05:00Z", "to": "2024-05-14T14:02:00Z"}, "is not before to"),
     ({"stream": "x"}, "stream 'x': give a number"),
     ({"filtre": "tcp"}, "unknown parameter 'filtre'"),
+    ({"inner": "yes"}, "inner 'yes': give 1 or 0"),
 ])
 def test_a_bad_filter_or_time_is_400_with_the_reason(served, params, reason):
     _, mport, _, _, _ = served
