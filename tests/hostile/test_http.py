@@ -228,7 +228,7 @@ def test_each_defence_refuses_and_counts(listener, what, request_bytes, statuses
         before["sluice_collector_http_incomplete_total"]
     assert "query from" not in col.log()
     assert col.proc.poll() is None, col.log()
-    assert_same_packets(read_stream(out, stream), expected_packets(pcap))
+    assert_same_packets(read_stream(out, stream, writing=True), expected_packets(pcap))
 
 
 def test_one_request_per_connection(listener):

@@ -191,9 +191,11 @@ def output_files(out, stream_id, writing=False):
     return [f for _, f in sorted(files)]
 
 
-def read_stream(out, stream_id):
+def read_stream(out, stream_id, writing=False):
+    """A stream's packets; with `writing`, the file being written's too
+    (a stream of a collector that still runs)."""
     packets = []
-    for f in output_files(out, stream_id):
+    for f in output_files(out, stream_id, writing):
         packets += read_pcapng(f)
     return packets
 
