@@ -200,6 +200,11 @@ def test_metrics_name_streams_and_connection_counters(served):
     assert m['sluice_collector_stream_packets_lost_total{stream="1"}'] == 0
     assert m["sluice_collector_handshakes_total"] == 2
     assert m["sluice_collector_http_queries_running"] == 0
+    # The file counters (retention, --on-rotate) and the reload counters too.
+    assert "sluice_collector_files_finished_total" in m
+    assert m["sluice_collector_files_deleted_max_disk_total"] == 0
+    assert m["sluice_collector_on_rotate_failed_total"] == 0
+    assert m["sluice_collector_reloads_total"] == 0
     status, headers, body = get(mport, "/metrics")
     assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     text = body.decode()
@@ -232,7 +237,7 @@ def test_beyond_max_queries_503_and_the_collector_keeps_receiving(tmp_path, serv
     p, _ = send(pcap, col.port, stream_id=3)
     assert p.returncode == 0, p.stderr
     assert metrics(mport)["sluice_collector_http_queries_running"] == 1
-    assert_same_packets(read_stream(out, 3), expected_packets(pcap))
+    assert_same_packets(read_stream(out, 3, writing=True), expected_packets(pcap))
     slow.close()
     # The slot comes back once the server's write fails (client gone) or
     # times out (--http-timeout 3000).
