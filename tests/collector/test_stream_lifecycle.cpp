@@ -379,8 +379,9 @@ TEST(StreamLifecycle, AGroupStreamsFinishedFileStaysFinishedAndTheNextWaitsForCo
     ASSERT_TRUE(s->commit());
     ASSERT_TRUE(s->confirm_commit());
     ASSERT_TRUE(s->finish_file());
-    EXPECT_EQ(fx.add(*s, make_frames(7, packets(10, 39), 10, wire::Codec::None, 4).frames[0]),
-              FrameOutcome::Written);
+    // The stream holds the frame's bytes until the commit: they outlive it.
+    const auto next_file = make_frames(7, packets(10, 39), 10, wire::Codec::None, 4);
+    EXPECT_EQ(fx.add(*s, next_file.frames[0]), FrameOutcome::Written);
     s->set_source_position(9);
     ASSERT_TRUE(s->commit());
     ASSERT_TRUE(s->pending());
@@ -396,8 +397,8 @@ TEST(StreamLifecycle, AGroupStreamsFinishedFileStaysFinishedAndTheNextWaitsForCo
     EXPECT_FALSE(fs::exists(undone));
     EXPECT_FALSE(fs::exists(undone.substr(0, undone.size() - 5)));
     // After a finish, a frame while nothing is pending opens the next file.
-    EXPECT_EQ(fx.add(*s, make_frames(7, packets(10, 39), 10, wire::Codec::None, 4).frames[0]),
-              FrameOutcome::Written);
+    const auto again = make_frames(7, packets(10, 39), 10, wire::Codec::None, 4);
+    EXPECT_EQ(fx.add(*s, again.frames[0]), FrameOutcome::Written);
 }
 
 // What a sender reports of (port 0, queues 0 and 1): counters only, no packet.
