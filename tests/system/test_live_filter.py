@@ -153,3 +153,7 @@ def test_sluice_ctl_says_what_to_check_when_no_sluice_answers(tmp_path):
     assert "cannot reach sluice at" in r.stderr and "--file-prefix" in r.stderr, r.stderr
     r = subprocess.run([str(CTL), "frobnicate"], capture_output=True, text=True)
     assert r.returncode == 2 and "unknown command frobnicate" in r.stderr, r.stderr
+    # The telemetry socket reads at most 1024 bytes: a longer command is refused
+    # before it is sent, with the limit named.
+    r = subprocess.run([str(CTL), "filter", "host " + "1" * 1100], capture_output=True, text=True)
+    assert r.returncode == 2 and "longer than the telemetry socket takes" in r.stderr, r.stderr
