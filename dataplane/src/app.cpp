@@ -274,8 +274,11 @@ int run_sluice(const Options& o) {
     auto seconds = [&] { return std::chrono::duration<double>(clock::now() - t0).count(); };
     Snapshot prev = pipeline->snapshot(0, ports);
     double next_print = cfg.stats.interval_s;
+    // --idle-timeout counts time without packets, not time in which
+    // backpressure held rx back (a frozen collector, a full retransmit
+    // buffer): a paused poll is activity, so a pcap replay is not cut short.
     double last_rx_change = 0;
-    uint64_t last_rx = 0;
+    uint64_t last_rx = 0, last_paused = 0;
     std::string reason = "signal";
     std::vector<std::string> links;
     links.reserve(ports.size());
@@ -318,7 +321,9 @@ int run_sluice(const Options& o) {
             break;
         }
         const uint64_t rx = pipeline->received();
-        if (rx != last_rx) last_rx = rx, last_rx_change = t;
+        const uint64_t paused = pipeline->paused_polls();
+        if (rx != last_rx || paused != last_paused)
+            last_rx = rx, last_paused = paused, last_rx_change = t;
         if (o.packets && rx >= o.packets) {
             reason = fmt::format("{} packets received", rx);
             break;

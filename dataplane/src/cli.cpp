@@ -42,7 +42,8 @@ Options (after --):
   --stats-interval S      seconds between stats lines (stats.interval_s)
   --duration S            stop after S seconds
   --packets N             stop once N packets have been received
-  --idle-timeout S        stop after S seconds without packets (once any arrived)
+  --idle-timeout S        stop after S seconds without packets (once any arrived);
+                          time in which backpressure holds rx back does not count
 
 Stops cleanly on SIGINT or SIGTERM: drains, flushes, prints a summary.
 

@@ -497,6 +497,13 @@ uint64_t Pipeline::received() const {
     return n;
 }
 
+uint64_t Pipeline::paused_polls() const {
+    uint64_t n = 0;
+    for (const auto& c : capture_counters_)
+        n += c->rx_paused.get();
+    return n;
+}
+
 Snapshot Pipeline::snapshot(double seconds, const std::vector<PortState>& ports) const {
     Snapshot s;
     s.seconds = seconds;

@@ -142,6 +142,42 @@ def test_collector_slower_than_sender_drops_are_counted_exactly(tmp_path, pcapge
     assert col.stream(1)["run"]["packets_written"] == written
 
 
+def test_idle_timeout_does_not_count_time_held_by_backpressure(tmp_path, pcapgen):
+    # --idle-timeout ends a replay that has run out of packets, not one that
+    # backpressure holds back: the collector frozen for three times the idle
+    # timeout, every packet still arrives once it thaws.
+    pcap = pcapgen(packets=40000, seed=35)
+    out = tmp_path / "out"
+    col = Collector(out)
+    summary = tmp_path / "sluice.json"
+    cfg = write_config(tmp_path, sluice_config(pcap, col.port, summary, """
+        [mempool]
+        frame_buffers = 16
+        [batch]
+        frame_size = 65536
+        [capture]
+        overflow = "backpressure"
+        """))
+    col.proc.send_signal(signal.SIGSTOP)
+    try:
+        sluice = Running(EAL + ["--", "--config", str(cfg), "--idle-timeout", "1",
+                                "--set", "egress.retransmit_frames=8"], timeout=60)
+        time.sleep(3)
+        assert sluice.proc.poll() is None, (
+            "sluice stopped while backpressure held rx back:\n" + "".join(sluice.stderr_lines))
+    finally:
+        col.proc.send_signal(signal.SIGCONT)
+    rc = sluice.proc.wait(timeout=120)
+    _, err = sluice.proc.communicate()
+    assert rc == 0, "".join(sluice.stderr_lines) + err
+    col.stop()
+    s = json.loads(summary.read_text())
+    assert s["totals"]["capture"]["rx_paused"] > 0, "backpressure never engaged"
+    assert s["dropped"] == 0, s
+    assert s["totals"]["queue"]["captured"] == 40000
+    same(read_stream(out, 1), expected(pcap))
+
+
 def test_wrong_key_is_refused_and_reported(tmp_path, pcapgen):
     pcap = pcapgen(packets=500, seed=34)
     out = tmp_path / "out"

@@ -360,6 +360,8 @@ class Pipeline {
     const std::vector<std::unique_ptr<FrameSink>>& sinks() const { return sinks_; }
     const std::vector<unsigned>& lcores() const { return lcore_ids_; }
     uint64_t received() const;  // rx_packets over all queues
+    // rx_paused over all capture stages: polls backpressure held back.
+    uint64_t paused_polls() const;
     // capture.filter, which control threads may change while capturing.
     LiveFilter& filter() const { return *filter_; }
 
