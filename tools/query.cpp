@@ -11,9 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "query_remote.hpp"
 #include <unistd.h>
 
 #include "sluice/index/builder.hpp"
+#include "sluice/index/merge.hpp"
 #include "sluice/index/request.hpp"
 #include "sluice/index/timefmt.hpp"
 
@@ -24,6 +26,7 @@ using namespace sluice;
 constexpr int kExitOk = 0, kExitFailed = 1, kExitUsage = 2;
 
 const char* kUsage = R"(usage: sluice-query --dir DIR [--dir DIR...] [options] [FILTER]
+       sluice-query --url URL [--url URL...] [--dir DIR...] [options] [FILTER]
        sluice-query --dir DIR --flows [options] [FILTER]
        sluice-query --reindex FILE...
 
@@ -33,6 +36,14 @@ range, in time order across files and streams, as pcapng. The index beside
 each file (NAME.idx) lets it read only the blocks that can match.
 
   --dir DIR          a capture directory (repeat for several)
+  --url URL          a collector's HTTP listener (http[s]://HOST:PORT, its
+                     --metrics address): its GET /query answers the same
+                     query on its directory; answers from several collectors
+                     and directories are merged in time order (repeat)
+  --token-file F     the bearer token for --url (the collector's
+                     --http-token-file)
+  --ca F             trust this CA for https:// URLs (default: the system's)
+  --cert F --key F   a client certificate for https:// URLs
   --stream N         only stream N (repeat for several; default: all)
   --from T           packets at or after T
   --to T             packets before T
@@ -50,7 +61,8 @@ each file (NAME.idx) lets it read only the blocks that can match.
   --reindex FILE...  rebuild FILE.idx from FILE (plain or .zst) alone
   --help, --version
 
-Exit codes: 0 done; 1 a directory or file could not be read or written;
+Exit codes: 0 done; 1 a directory, file or collector could not be read or
+written (or a collector refused the query);
 2 bad command line, filter or time. See docs/query.md.
 )";
 
@@ -107,13 +119,72 @@ int reindex(const std::vector<std::string>& files, const index::BuildSettings& s
     return rc;
 }
 
+// The first line of `path`, without surrounding white space.
+std::optional<std::string> read_token(const std::string& path, std::string* error) {
+    std::FILE* f = std::fopen(path.c_str(), "r");
+    if (!f) {
+        *error = "cannot read --token-file " + path + ": " + std::strerror(errno);
+        return std::nullopt;
+    }
+    char line[4096] = "";
+    const bool got = std::fgets(line, sizeof line, f) != nullptr;
+    std::fclose(f);
+    std::string t = got ? line : "";
+    const auto b = t.find_first_not_of(" \t\r\n"), e = t.find_last_not_of(" \t\r\n");
+    if (b == std::string::npos) {
+        *error = "--token-file " + path + " is empty: its first line is the token";
+        return std::nullopt;
+    }
+    return t.substr(b, e - b + 1);
+}
+
+// Answers from collectors (and the local directories, as one answer),
+// merged in time order into `sink`.
+bool run_across(const std::vector<std::string>& urls, index::QuerySpec spec,
+                std::optional<index::Query> local, const query_tool::RemoteAuth& auth,
+                index::QuerySink& sink, bool verbose, std::vector<std::string>& warnings,
+                std::string* error) {
+    const index::SectionHeader shb = index::section_header(spec, SLUICE_VERSION);
+    std::vector<std::unique_ptr<query_tool::AnswerSource>> sources;
+    if (local) sources.push_back(query_tool::AnswerSource::local(std::move(*local), shb));
+    for (const std::string& u : urls)
+        sources.push_back(query_tool::AnswerSource::fetch(u, spec, auth));
+    std::vector<index::AnswerReader> readers;
+    for (const auto& s : sources) {
+        if (s->fd() < 0) {
+            *error = s->finish();
+            return false;
+        }
+        readers.emplace_back(s->name(), s->fd());
+    }
+    std::string merge_error;
+    bool ok = index::merge_answers(readers, sink, &merge_error);
+    // A source's own failure (an HTTP status, a lost connection) explains
+    // a damaged or short answer better than the merge does, and an answer
+    // that ended on a block boundary may still have been cut short.
+    for (auto& s : sources) {
+        const std::string e = s->finish();
+        warnings.insert(warnings.end(), s->warnings().begin(), s->warnings().end());
+        if (!e.empty() && (ok || error->empty())) *error = e;
+        if (!e.empty()) ok = false;
+    }
+    if (!ok && error->empty()) *error = merge_error;
+    if (verbose)
+        for (const auto& r : readers)
+            std::fprintf(stderr, "sluice-query: %s: %llu packets, %s\n", r.name().c_str(),
+                         (unsigned long long)r.packets(), human(r.bytes()).c_str());
+    return ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     index::QuerySpec spec;
     std::string out = "-";
     bool out_given = false, flows = false, verbose = false, reindex_mode = false;
-    std::vector<std::string> words, reindex_files;
+    std::vector<std::string> words, reindex_files, urls;
+    std::string token_file;
+    query_tool::RemoteAuth auth;
     const std::vector<std::string> a(argv + 1, argv + argc);
     for (std::size_t i = 0; i < a.size(); ++i) {
         const std::string& k = a[i];
@@ -147,11 +218,25 @@ int main(int argc, char** argv) {
         } else if (k == "--reindex") {
             reindex_mode = true;
         } else if (k == "--dir" || k == "--stream" || k == "--from" || k == "--to" || k == "-w" ||
-                   k == "--block-bytes") {
+                   k == "--block-bytes" || k == "--url" || k == "--token-file" || k == "--ca" ||
+                   k == "--cert" || k == "--key") {
             const auto v = value(k.c_str());
             if (!v) return usage_error(k + " needs a value");
             if (k == "--dir") {
                 spec.dirs.push_back(*v);
+            } else if (k == "--url") {
+                if (!query_tool::query_url(*v))
+                    return usage_error("--url '" + *v +
+                                       "': give http://HOST:PORT or https://HOST:PORT");
+                urls.push_back(*v);
+            } else if (k == "--token-file") {
+                token_file = *v;
+            } else if (k == "--ca") {
+                auth.ca = *v;
+            } else if (k == "--cert") {
+                auth.cert = *v;
+            } else if (k == "--key") {
+                auth.key = *v;
             } else if (k == "-w") {
                 out = *v;
                 out_given = true;
@@ -175,11 +260,14 @@ int main(int argc, char** argv) {
     }
     if (reindex_mode) {
         if (reindex_files.empty()) return usage_error("--reindex needs at least one FILE");
-        if (!spec.dirs.empty() || !words.empty() || flows)
+        if (!spec.dirs.empty() || !urls.empty() || !words.empty() || flows)
             return usage_error("--reindex takes only files (and -v, --block-bytes)");
         return reindex(reindex_files, spec.build, verbose);
     }
-    if (spec.dirs.empty()) return usage_error("--dir DIR is required");
+    if (spec.dirs.empty() && urls.empty()) return usage_error("--dir DIR or --url URL is required");
+    if (urls.empty() && (!token_file.empty() || !auth.ca.empty() || !auth.cert.empty()))
+        return usage_error("--token-file, --ca and --cert go with --url");
+    if (auth.cert.empty() != auth.key.empty()) return usage_error("--cert and --key go together");
     if (auto e = index::check_range(spec, "--from", "--to")) return usage_error(*e);
     for (const std::string& w : words)
         spec.filter += (spec.filter.empty() ? "" : " ") + w;
@@ -191,6 +279,14 @@ int main(int argc, char** argv) {
     if (!q) {
         std::fprintf(stderr, "sluice-query: %s\n", error.c_str());
         return kExitUsage;
+    }
+    if (!token_file.empty()) {
+        const auto t = read_token(token_file, &error);
+        if (!t) {
+            std::fprintf(stderr, "sluice-query: %s\n", error.c_str());
+            return kExitFailed;
+        }
+        auth.token = *t;
     }
 
     std::FILE* f = stdout;
@@ -212,16 +308,24 @@ int main(int argc, char** argv) {
     const double t0 = now_s();
     index::QueryStats st;
     std::vector<std::string> warnings;
+    auto run = [&](index::QuerySink& sink) {
+        if (urls.empty()) return q->run(sink, st, warnings, &error);
+        std::optional<index::Query> local;
+        if (!spec.dirs.empty()) local.emplace(std::move(*q));
+        return run_across(urls, spec, std::move(local), auth, sink, verbose, warnings, &error);
+    };
     bool ok;
     if (flows) {
         index::FlowSink sink;
-        ok = q->run(sink, st, warnings, &error);
+        ok = run(sink);
         if (ok) sink.write(f);
     } else {
         index::PcapngSink sink(f, shb.application, shb.comment);
-        ok = q->run(sink, st, warnings, &error) && sink.ok();
-        if (ok && !sink.ok())
+        ok = run(sink);
+        if (!sink.ok()) {
             error = std::string("cannot write the output: ") + std::strerror(errno);
+            ok = false;
+        }
     }
     if (std::fflush(f) != 0 || (f != stdout && std::fclose(f) != 0)) {
         if (ok) error = "cannot write " + out + ": " + std::strerror(errno);
@@ -234,7 +338,7 @@ int main(int argc, char** argv) {
                      "sluice-query: %llu file(s) without a usable index were read in full; "
                      "sluice-query --reindex FILE builds one\n",
                      (unsigned long long)st.files_without_index);
-    if (verbose) {
+    if (verbose && urls.empty()) {
         std::fprintf(stderr, "sluice-query: index keys: %s\n", q->predicate().describe().c_str());
         std::fprintf(stderr,
                      "sluice-query: %llu files (%llu outside the time range by their index alone), "

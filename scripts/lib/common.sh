@@ -26,6 +26,8 @@ SLUICE_PACKAGES=(
   # the HTTP listener (http/: civetweb) and its tests: promtool and a
   # Prometheus server (tests/system/test_metrics.py)
   libcivetweb-dev prometheus
+  # sluice-query --url: answers fetched from collectors over HTTP(S)
+  libcurl4-openssl-dev
   # the Debian packages (debian/) and their test (tests/system/test_packaging.py)
   debhelper help2man lintian
   # tests, demo, benchmarks
