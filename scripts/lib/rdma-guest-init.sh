@@ -29,6 +29,13 @@ done < $C/shares
 ulimit -l unlimited
 modprobe -a crc32_pclmul crc32_generic rdma_rxe ib_uverbs rdma_ucm ib_umad veth ||
   fail "cannot load the RDMA modules"
+# Kernel TLS (TCP_ULP "tls"): the guest's Debian kernel has it, so the TLS
+# transport's kernel path runs for real here (tests/rdma guest_tls).
+# Its AES-GCM: the generic modules, and the AES-NI ones where the CPU QEMU
+# emulates has AES-NI (the kernel picks the fastest that loads).
+modprobe -a tls gcm ghash_generic ctr ||
+  echo "testbed-init: no kernel TLS modules (guest_tls will fail)"
+modprobe -a aesni_intel ghash_clmulni_intel 2> /dev/null || true
 MTU=$(cat $C/mtu 2> /dev/null || echo 9000)
 ip link set lo up
 ip link add veth0 type veth peer name veth1

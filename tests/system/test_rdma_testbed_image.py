@@ -14,6 +14,7 @@ GUEST_PROGRAMS = [
     "tests/rdma/guest_transport",
     "tests/rdma/guest_end_to_end",
     "tests/rdma/guest_sender_noalloc",
+    "tests/rdma/guest_tls",
     "tests/rdma/guest_testbed_smoke",
     "dataplane/sluice",
     "collector/sluice-collector",

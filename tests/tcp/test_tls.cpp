@@ -146,6 +146,10 @@ class TlsTest : public ::testing::TestWithParam<bool> {
     template <class Counters>
     void expect_mode(const Counters& c) {
         EXPECT_EQ(c.tls_handshakes.get(), 1u);
+#ifdef SLUICE_TLS_REQUIRE_KERNEL
+        // tests/rdma guest_tls: the testbed guest has kernel TLS.
+        ASSERT_TRUE(testing::kernel_has_tls()) << "this kernel refuses TCP_ULP \"tls\"";
+#endif
         const bool expect_kernel = kernel() && testing::kernel_has_tls();
         std::printf(
             "[ TLS mode ] %s (kernel TLS %s, %s)\n", mode_name(c),
