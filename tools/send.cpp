@@ -19,6 +19,7 @@
 
 #include "sluice/jetstream/sender.hpp"
 #include "sluice/rdma/sender.hpp"
+#include "sluice/report/histogram.hpp"
 #include "sluice/report/json.hpp"
 #include "sluice/session/clock.hpp"
 #include "sluice/session/endpoint.hpp"
@@ -75,9 +76,11 @@ replay after a reconnect), then waits for every frame to be acknowledged.
                            (default 60000)
   --give-up-ms N           exit 1 after N ms without a working connection
                            (default: never)
-  --report FILE            write counts, dropped frames, sender counters and
-                           the seconds from the first packet to the last
-                           acknowledgement as JSON
+  --report FILE            write counts, dropped frames, sender counters, the
+                           seconds from the first packet to the last
+                           acknowledgement, and each frame's latency from its
+                           first packet to its acknowledgement (p50, p99,
+                           p99.9, max in ns: latency_ns) as JSON
 JetStream (--to jetstream://...):
   --jetstream-stream NAME  the JetStream stream (default SLUICE; created when
                            missing, checked when it exists)
@@ -140,6 +143,7 @@ std::vector<Packet> read_pcap(const std::string& path) {
 // One frame buffer: the raw frame, and the sealed copy when compressed.
 struct Slot {
     std::unique_ptr<std::byte[]> raw, sealed;
+    uint64_t first_packet_ns = 0;  // when its first packet was taken (monotonic)
     bool busy = false;
 };
 
@@ -222,10 +226,13 @@ class Run {
             "\"offered_bytes\": {}, \"seconds\": {:.6f}, "
             "\"dropped_frames\": {}, \"dropped_packets\": {}, \"dropped\": [{}], \"sender\": "
             "{{{}}}, "
+            "\"latency_ns\": {{\"frames\": {}, \"p50\": {}, \"p99\": {}, \"p999\": {}, "
+            "\"max\": {}}}, "
             "\"last_error\": {}}}\n",
             ok ? "true" : "false", offered_packets_, next_seq_, offered_bytes_, seconds,
-            dropped_.size(), dropped_packets_, ranges, counters,
-            report::json_string(tx_.stats().last_error.get()));
+            dropped_.size(), dropped_packets_, ranges, counters, latency_.count(),
+            latency_.percentile(0.5), latency_.percentile(0.99), latency_.percentile(0.999),
+            latency_.max(), report::json_string(tx_.stats().last_error.get()));
     }
 
     uint64_t offered_packets() const { return offered_packets_; }
@@ -258,8 +265,12 @@ class Run {
     void reclaim() {
         void* done[64];
         for (std::size_t n; (n = tx_.reclaim(done)) > 0;)
-            for (std::size_t k = 0; k < n; ++k)
-                static_cast<Slot*>(done[k])->busy = false;
+            for (std::size_t k = 0; k < n; ++k) {
+                // Acknowledged: from its first packet to now.
+                Slot* s = static_cast<Slot*>(done[k]);
+                latency_.record(session::monotonic_ns() - s->first_packet_ns);
+                s->busy = false;
+            }
     }
 
     bool begin() {
@@ -271,6 +282,7 @@ class Run {
                     builder_.begin({s.raw.get(), o_.frame_size}, o_.stream_id, next_seq_,
                                    offered_packets_);
                     began_ns_ = session::monotonic_ns();
+                    s.first_packet_ns = began_ns_;  // the packet that begins it comes next
                     return true;
                 }
             }
@@ -315,6 +327,8 @@ class Run {
     uint64_t next_seq_ = 0, offered_packets_ = 0, offered_bytes_ = 0, began_ns_ = 0;
     uint64_t errors_seen_ = 0, down_since_ = 0, dropped_packets_ = 0;
     std::vector<std::pair<uint64_t, uint32_t>> dropped_;  // first packet index, count
+    // Each acknowledged frame, from its first packet to its acknowledgement.
+    report::LatencyHistogram latency_;
 };
 
 std::optional<uint64_t> number(const std::string& s) {
