@@ -4,8 +4,12 @@
 #include <csignal>
 #include <cstring>
 #include <optional>
+#include <type_traits>
 
+// The types and constants only: libcurl itself is loaded with dlopen.
+#define CURL_DISABLE_TYPECHECK 1
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -38,6 +42,64 @@ void block_sigpipe() {
     pthread_sigmask(SIG_BLOCK, &s, nullptr);
 }
 
+// libcurl, loaded the first time a --url asks for it: linked, its twenty
+// libraries would be loaded and relocated at every sluice-query start, a
+// third of a query that finds nothing (docs/performance.md, "Retrieval").
+struct Curl {
+    CURLcode (*global_init)(long);
+    CURL* (*easy_init)();
+    CURLcode (*easy_setopt)(CURL*, CURLoption, ...);
+    CURLcode (*easy_perform)(CURL*);
+    CURLcode (*easy_getinfo)(CURL*, CURLINFO, ...);
+    void (*easy_cleanup)(CURL*);
+    const char* (*easy_strerror)(CURLcode);
+    char* (*easy_escape)(CURL*, const char*, int);
+    void (*free)(void*);
+    curl_slist* (*slist_append)(curl_slist*, const char*);
+    void (*slist_free_all)(curl_slist*);
+};
+
+// Loads libcurl and initialises it, once (from the main thread, before any
+// fetch starts); nullptr and `error` when it cannot.
+const Curl* load_curl(std::string* error) {
+    static std::string failure;
+    static const Curl* const api = []() -> const Curl* {
+        void* h = ::dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+            failure = std::string("cannot load libcurl (apt-get install libcurl4): ") + ::dlerror();
+            return nullptr;
+        }
+        static Curl c;
+        bool ok = true;
+        auto sym = [&](auto& f, const char* name) {
+            f = reinterpret_cast<std::remove_reference_t<decltype(f)>>(::dlsym(h, name));
+            ok = ok && f;
+        };
+        sym(c.global_init, "curl_global_init");
+        sym(c.easy_init, "curl_easy_init");
+        sym(c.easy_setopt, "curl_easy_setopt");
+        sym(c.easy_perform, "curl_easy_perform");
+        sym(c.easy_getinfo, "curl_easy_getinfo");
+        sym(c.easy_cleanup, "curl_easy_cleanup");
+        sym(c.easy_strerror, "curl_easy_strerror");
+        sym(c.easy_escape, "curl_easy_escape");
+        sym(c.free, "curl_free");
+        sym(c.slist_append, "curl_slist_append");
+        sym(c.slist_free_all, "curl_slist_free_all");
+        if (!ok) {
+            failure = "libcurl.so.4 lacks a function sluice-query needs: upgrade libcurl4";
+            return nullptr;
+        }
+        if (c.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+            failure = "libcurl cannot initialise (curl_global_init failed)";
+            return nullptr;
+        }
+        return &c;
+    }();
+    if (!api) *error = failure;
+    return api;
+}
+
 class PipeOutput final : public index::ByteOutput {
   public:
     explicit PipeOutput(int fd) : fd_(fd) {}
@@ -48,6 +110,7 @@ class PipeOutput final : public index::ByteOutput {
 };
 
 struct Transfer {
+    const Curl* api = nullptr;
     CURL* curl = nullptr;
     int fd = -1;
     long status = 0;
@@ -58,7 +121,7 @@ struct Transfer {
 size_t on_data(char* p, size_t size, size_t n, void* user) {
     auto& t = *static_cast<Transfer*>(user);
     const size_t bytes = size * n;
-    if (t.status == 0) curl_easy_getinfo(t.curl, CURLINFO_RESPONSE_CODE, &t.status);
+    if (t.status == 0) t.api->easy_getinfo(t.curl, CURLINFO_RESPONSE_CODE, &t.status);
     if (t.status != 200) {
         if (t.body.size() < 512) t.body.append(p, std::min<size_t>(bytes, 512 - t.body.size()));
         return bytes;
@@ -78,10 +141,10 @@ std::string first_line(std::string s) {
     return s;
 }
 
-std::string escape(CURL* c, const std::string& v) {
-    char* e = curl_easy_escape(c, v.data(), int(v.size()));
+std::string escape(const Curl& api, CURL* c, const std::string& v) {
+    char* e = api.easy_escape(c, v.data(), int(v.size()));
     std::string s = e ? e : "";
-    curl_free(e);
+    api.free(e);
     return s;
 }
 
@@ -124,66 +187,70 @@ std::string AnswerSource::finish() {
 std::unique_ptr<AnswerSource> AnswerSource::fetch(const std::string& url,
                                                   const index::QuerySpec& spec,
                                                   const RemoteAuth& auth) {
-    static const bool http_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+    std::string why;
+    const Curl* api = load_curl(&why);
     std::unique_ptr<AnswerSource> s(new AnswerSource(url));
     if (s->write_fd_ < 0) return s;
-    if (!http_ready) {
-        s->error_ = url + ": cannot start the HTTP library (libcurl)";
+    if (!api) {
+        s->error_ = url + ": " + why;
         ::close(s->read_fd_), ::close(s->write_fd_);
         s->read_fd_ = s->write_fd_ = -1;
         return s;
     }
-    s->thread_ = std::thread([src = s.get(), target = query_url(url).value_or(url), spec, auth] {
-        block_sigpipe();
-        Transfer t;
-        t.fd = src->write_fd_;
-        t.curl = curl_easy_init();
-        curl_slist* headers = nullptr;
-        if (!t.curl) {
-            src->error_ = src->name_ + ": cannot start an HTTP client";
-        } else {
-            std::string q;
-            auto add = [&](const char* k, const std::string& v) {
-                q += (q.empty() ? "?" : "&") + std::string(k) + "=" + escape(t.curl, v);
-            };
-            if (!spec.filter.empty()) add("filter", spec.filter);
-            if (spec.from_ns) add("from", index::format_time(spec.from_ns));
-            if (spec.to_ns != UINT64_MAX) add("to", index::format_time(spec.to_ns));
-            for (uint64_t id : spec.streams)
-                add("stream", std::to_string(id));
-            if (spec.inner) add("inner", "1");
-            const std::string full = target + q;
-            const std::string bearer = "Authorization: Bearer " + auth.token;
-            if (!auth.token.empty()) headers = curl_slist_append(headers, bearer.c_str());
-            char why[CURL_ERROR_SIZE] = "";
-            curl_easy_setopt(t.curl, CURLOPT_URL, full.c_str());
-            curl_easy_setopt(t.curl, CURLOPT_PROTOCOLS_STR, "http,https");
-            curl_easy_setopt(t.curl, CURLOPT_NOSIGNAL, 1L);
-            curl_easy_setopt(t.curl, CURLOPT_ERRORBUFFER, why);
-            curl_easy_setopt(t.curl, CURLOPT_HTTPHEADER, headers);
-            curl_easy_setopt(t.curl, CURLOPT_CONNECTTIMEOUT, 10L);
-            curl_easy_setopt(t.curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-            curl_easy_setopt(t.curl, CURLOPT_LOW_SPEED_TIME, auth.stall_timeout_s);
-            curl_easy_setopt(t.curl, CURLOPT_WRITEFUNCTION, on_data);
-            curl_easy_setopt(t.curl, CURLOPT_WRITEDATA, &t);
-            if (!auth.ca.empty()) curl_easy_setopt(t.curl, CURLOPT_CAINFO, auth.ca.c_str());
-            if (!auth.cert.empty()) curl_easy_setopt(t.curl, CURLOPT_SSLCERT, auth.cert.c_str());
-            if (!auth.key.empty()) curl_easy_setopt(t.curl, CURLOPT_SSLKEY, auth.key.c_str());
-            const CURLcode rc = curl_easy_perform(t.curl);
-            if (t.status == 0) curl_easy_getinfo(t.curl, CURLINFO_RESPONSE_CODE, &t.status);
-            if (t.pipe_closed) {
-                // The merge stopped reading: its own error says why.
-            } else if (rc != CURLE_OK) {
-                src->error_ = src->name_ + ": " + (why[0] ? why : curl_easy_strerror(rc));
-            } else if (t.status != 200) {
-                src->error_ = src->name_ + ": HTTP " + std::to_string(t.status) +
-                              (t.body.empty() ? "" : ": " + first_line(t.body));
+    s->thread_ =
+        std::thread([src = s.get(), api, target = query_url(url).value_or(url), spec, auth] {
+            block_sigpipe();
+            Transfer t;
+            t.api = api;
+            t.fd = src->write_fd_;
+            t.curl = api->easy_init();
+            curl_slist* headers = nullptr;
+            if (!t.curl) {
+                src->error_ = src->name_ + ": cannot start an HTTP client";
+            } else {
+                std::string q;
+                auto add = [&](const char* k, const std::string& v) {
+                    q += (q.empty() ? "?" : "&") + std::string(k) + "=" + escape(*api, t.curl, v);
+                };
+                if (!spec.filter.empty()) add("filter", spec.filter);
+                if (spec.from_ns) add("from", index::format_time(spec.from_ns));
+                if (spec.to_ns != UINT64_MAX) add("to", index::format_time(spec.to_ns));
+                for (uint64_t id : spec.streams)
+                    add("stream", std::to_string(id));
+                if (spec.inner) add("inner", "1");
+                const std::string full = target + q;
+                const std::string bearer = "Authorization: Bearer " + auth.token;
+                if (!auth.token.empty()) headers = api->slist_append(headers, bearer.c_str());
+                char why[CURL_ERROR_SIZE] = "";
+                api->easy_setopt(t.curl, CURLOPT_URL, full.c_str());
+                api->easy_setopt(t.curl, CURLOPT_PROTOCOLS_STR, "http,https");
+                api->easy_setopt(t.curl, CURLOPT_NOSIGNAL, 1L);
+                api->easy_setopt(t.curl, CURLOPT_ERRORBUFFER, why);
+                api->easy_setopt(t.curl, CURLOPT_HTTPHEADER, headers);
+                api->easy_setopt(t.curl, CURLOPT_CONNECTTIMEOUT, 10L);
+                api->easy_setopt(t.curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+                api->easy_setopt(t.curl, CURLOPT_LOW_SPEED_TIME, auth.stall_timeout_s);
+                api->easy_setopt(t.curl, CURLOPT_WRITEFUNCTION, on_data);
+                api->easy_setopt(t.curl, CURLOPT_WRITEDATA, &t);
+                if (!auth.ca.empty()) api->easy_setopt(t.curl, CURLOPT_CAINFO, auth.ca.c_str());
+                if (!auth.cert.empty())
+                    api->easy_setopt(t.curl, CURLOPT_SSLCERT, auth.cert.c_str());
+                if (!auth.key.empty()) api->easy_setopt(t.curl, CURLOPT_SSLKEY, auth.key.c_str());
+                const CURLcode rc = api->easy_perform(t.curl);
+                if (t.status == 0) api->easy_getinfo(t.curl, CURLINFO_RESPONSE_CODE, &t.status);
+                if (t.pipe_closed) {
+                    // The merge stopped reading: its own error says why.
+                } else if (rc != CURLE_OK) {
+                    src->error_ = src->name_ + ": " + (why[0] ? why : api->easy_strerror(rc));
+                } else if (t.status != 200) {
+                    src->error_ = src->name_ + ": HTTP " + std::to_string(t.status) +
+                                  (t.body.empty() ? "" : ": " + first_line(t.body));
+                }
             }
-        }
-        curl_slist_free_all(headers);
-        if (t.curl) curl_easy_cleanup(t.curl);
-        ::close(src->write_fd_);
-    });
+            api->slist_free_all(headers);
+            if (t.curl) api->easy_cleanup(t.curl);
+            ::close(src->write_fd_);
+        });
     return s;
 }
 
