@@ -140,7 +140,7 @@ std::optional<std::string> read_token(const std::string& path, std::string* erro
 
 // Answers from collectors (and the local directories, as one answer),
 // merged in time order into `sink`.
-bool run_across(const std::vector<std::string>& urls, index::QuerySpec spec,
+bool run_across(const std::vector<std::string>& urls, const index::QuerySpec& spec,
                 std::optional<index::Query> local, const query_tool::RemoteAuth& auth,
                 index::QuerySink& sink, bool verbose, std::vector<std::string>& warnings,
                 std::string* error) {
