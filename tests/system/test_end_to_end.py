@@ -105,40 +105,52 @@ def test_collector_killed_mid_stream_every_packet_exactly_once(tmp_path, pcapgen
     same(read_stream(out, 1), expected(pcap))
 
 
-def test_collector_slower_than_sender_drops_are_counted_exactly(tmp_path, pcapgen):
-    # The collector is frozen (SIGSTOP) while sluice captures: the retransmit
-    # buffer fills and, with the drop policy, the rest is dropped and counted.
-    pcap = pcapgen(packets=20000, seed=33)
+SMALL_BUFFERS = textwrap.dedent("""
+    [mempool]
+    frame_buffers = 16
+    [batch]
+    frame_size = 65536
+    """)
+
+
+def run_against_frozen_collector(tmp_path, pcap, extra, args, while_frozen=None):
+    """sluice replays `pcap` to a collector frozen (SIGSTOP) for 3 s from
+    before it starts, then thawed; sluice must exit 0 on its own. Returns
+    (summary dict, collector, output dir, sluice's stderr)."""
     out = tmp_path / "out"
     col = Collector(out)
     summary = tmp_path / "sluice.json"
-    cfg = write_config(tmp_path, sluice_config(pcap, col.port, summary, """
-        [mempool]
-        frame_buffers = 16
-        [batch]
-        frame_size = 65536
-        """))
+    cfg = write_config(tmp_path, sluice_config(pcap, col.port, summary, SMALL_BUFFERS + extra))
     col.proc.send_signal(signal.SIGSTOP)
     try:
-        sluice = Running(EAL + ["--", "--config", str(cfg), "--idle-timeout", "2",
-                                "--set", "egress.retransmit_frames=8",
-                                "--set", "egress.timeout_ms=1000"], timeout=60)
+        sluice = Running(EAL + ["--", "--config", str(cfg)] + args, timeout=60)
         time.sleep(3)
+        if while_frozen:
+            while_frozen(sluice)
     finally:
         col.proc.send_signal(signal.SIGCONT)
     rc = sluice.proc.wait(timeout=120)
     _, err = sluice.proc.communicate()
-    assert rc == 0, "".join(sluice.stderr_lines) + err
+    stderr = "".join(sluice.stderr_lines) + err
+    assert rc == 0, stderr
     col.stop()
-    s = json.loads(summary.read_text())
+    return json.loads(summary.read_text()), col, out, stderr
+
+
+def test_collector_slower_than_sender_drops_are_counted_exactly(tmp_path, pcapgen):
+    # The collector is frozen (SIGSTOP) while sluice captures: the retransmit
+    # buffer fills and, with the drop policy, the rest is dropped and counted.
+    pcap = pcapgen(packets=20000, seed=33)
+    s, col, out, stderr = run_against_frozen_collector(
+        tmp_path, pcap, "", ["--idle-timeout", "2", "--set", "egress.retransmit_frames=8",
+                             "--set", "egress.timeout_ms=1000"])
     written = len(read_stream(out, 1))
     offered = 20000
     assert s["ports"][0]["ipackets"] == offered
     assert s["dropped"] > 0, "the collector was never too slow"
     assert offered == written + s["dropped"]
     # The collector saw the drops as gaps in the stream and counted them too.
-    assert col.stream(1)["run"]["packets_lost"] == s["dropped"], (
-        "".join(sluice.stderr_lines) + err + col.log())
+    assert col.stream(1)["run"]["packets_lost"] == s["dropped"], stderr + col.log()
     assert col.stream(1)["run"]["packets_written"] == written
 
 
@@ -147,31 +159,14 @@ def test_idle_timeout_does_not_count_time_held_by_backpressure(tmp_path, pcapgen
     # backpressure holds back: the collector frozen for three times the idle
     # timeout, every packet still arrives once it thaws.
     pcap = pcapgen(packets=40000, seed=35)
-    out = tmp_path / "out"
-    col = Collector(out)
-    summary = tmp_path / "sluice.json"
-    cfg = write_config(tmp_path, sluice_config(pcap, col.port, summary, """
-        [mempool]
-        frame_buffers = 16
-        [batch]
-        frame_size = 65536
-        [capture]
-        overflow = "backpressure"
-        """))
-    col.proc.send_signal(signal.SIGSTOP)
-    try:
-        sluice = Running(EAL + ["--", "--config", str(cfg), "--idle-timeout", "1",
-                                "--set", "egress.retransmit_frames=8"], timeout=60)
-        time.sleep(3)
+
+    def still_running(sluice):
         assert sluice.proc.poll() is None, (
             "sluice stopped while backpressure held rx back:\n" + "".join(sluice.stderr_lines))
-    finally:
-        col.proc.send_signal(signal.SIGCONT)
-    rc = sluice.proc.wait(timeout=120)
-    _, err = sluice.proc.communicate()
-    assert rc == 0, "".join(sluice.stderr_lines) + err
-    col.stop()
-    s = json.loads(summary.read_text())
+
+    s, _, out, _ = run_against_frozen_collector(
+        tmp_path, pcap, '[capture]\noverflow = "backpressure"\n',
+        ["--idle-timeout", "1", "--set", "egress.retransmit_frames=8"], still_running)
     assert s["totals"]["capture"]["rx_paused"] > 0, "backpressure never engaged"
     assert s["dropped"] == 0, s
     assert s["totals"]["queue"]["captured"] == 40000
