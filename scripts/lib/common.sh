@@ -32,8 +32,9 @@ SLUICE_PACKAGES=(
   debhelper help2man lintian
   # tests, demo, benchmarks
   python3 python3-pytest python3-scapy tshark tcpdump tcpreplay iperf3 lz4 zstd
-  # the latency benchmark's peer (bench/latency): the kernel's TCP floor
-  sockperf
+  # the latency benchmark's peer (bench/latency): the kernel's TCP floor, and
+  # gnuplot for the plots in docs/performance.md
+  sockperf gnuplot-nox
   # certificates for the TLS tests and benchmark (tests/system/test_tls.py, bench/tcp/run)
   openssl
   psmisc iproute2 procps util-linux
