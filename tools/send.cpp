@@ -157,9 +157,9 @@ class Run {
           encoder_({.codec = o.codec, .max_raw_frame_bytes = o.frame_size}),
           slots_(o.retransmit + 2) {
         for (auto& s : slots_) {
-            s.raw = std::make_unique<std::byte[]>(o.frame_size);
-            s.sealed =
-                std::make_unique<std::byte[]>(wire::FrameEncoder::max_sealed_size(o.frame_size));
+            s.raw = std::make_unique_for_overwrite<std::byte[]>(o.frame_size);
+            s.sealed = std::make_unique_for_overwrite<std::byte[]>(
+                wire::FrameEncoder::max_sealed_size(o.frame_size));
         }
     }
 

@@ -74,7 +74,10 @@ std::string alert_name(int desc) {
 
 TlsChannel::TlsChannel(const TlsContext& ctx, int fd, std::string_view verify_name,
                        std::size_t out_bytes)
-    : ctx_(ctx), fd_(fd), out_(std::make_unique<std::byte[]>(out_bytes)), out_cap_(out_bytes) {
+    : ctx_(ctx),
+      fd_(fd),
+      out_(std::make_unique_for_overwrite<std::byte[]>(out_bytes)),
+      out_cap_(out_bytes) {
     ssl_ = SSL_new(ctx.get());
     out_bio_ = BIO_new(buffer_bio_method());
     if (!ssl_ || !out_bio_) {
