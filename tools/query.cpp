@@ -126,10 +126,18 @@ std::optional<std::string> read_token(const std::string& path, std::string* erro
         *error = "cannot read --token-file " + path + ": " + std::strerror(errno);
         return std::nullopt;
     }
-    char line[4096] = "";
+    // A token is a line of at most kMaxToken bytes; a longer first line is
+    // refused, not cut (a cut token would only earn a 401 without a reason).
+    constexpr std::size_t kMaxToken = 4096;
+    char line[kMaxToken + 2] = "";
     const bool got = std::fgets(line, sizeof line, f) != nullptr;
     std::fclose(f);
     std::string t = got ? line : "";
+    if (t.size() > kMaxToken && t.back() != '\n') {
+        *error = "--token-file " + path + ": its first line is longer than " +
+                 std::to_string(kMaxToken) + " bytes; a bearer token is one short line";
+        return std::nullopt;
+    }
     const auto b = t.find_first_not_of(" \t\r\n"), e = t.find_last_not_of(" \t\r\n");
     if (b == std::string::npos) {
         *error = "--token-file " + path + " is empty: its first line is the token";

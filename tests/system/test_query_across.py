@@ -139,10 +139,12 @@ def test_bad_url_options_are_usage_errors(argv, reason):
     assert reason in p.stderr.decode()
 
 
-def test_a_token_file_that_is_missing_or_empty(tmp_path):
+def test_a_token_file_that_is_missing_empty_or_too_long(tmp_path):
     (tmp_path / "empty").write_text("\n")
+    (tmp_path / "long").write_text("t" * 5000 + "\n")
     for f, reason in ((tmp_path / "none", "cannot read --token-file"),
-                      (tmp_path / "empty", "is empty")):
+                      (tmp_path / "empty", "is empty"),
+                      (tmp_path / "long", "longer than 4096 bytes")):
         p = query("-w", tmp_path / "x.pcapng", "--url", "http://127.0.0.1:1", "--token-file", f)
         assert p.returncode == 1
         assert reason in p.stderr.decode()
