@@ -214,6 +214,9 @@ def ok_200(body, chunked_unterminated=False):
     (ok_200(shb() + idb() + epb(0)[:30]), "cut short inside a block"),
     (ok_200(shb() + idb() + epb(0), chunked_unterminated=True), "transfer closed"),
     (ok_200(shb() + shb()), "a second section"),
+    # An id: pytest puts the test id in the environment (PYTEST_CURRENT_TEST).
+    pytest.param(ok_200(shb() + idb() * 65537), "more than 65536 interfaces",
+                 id="too-many-interfaces"),
     (b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 21\r\n\r\nthe disk is on fire\r\n",
      "HTTP 500: the disk is on fire"),
 ])
