@@ -145,7 +145,9 @@ void GroupSource::renew(uint64_t now) {
         } else if (e.outcome == GroupStore::Outcome::Conflict) {
             counters_.leases_lost.inc();
             drop(id, CloseCause::Replaced,
-                 fmt::format("stream {}: another collector of group {} took it over", id, o_.group),
+                 fmt::format("stream {}: another collector of group {} took it over (renewing "
+                             "lease revision {} was refused)",
+                             id, o_.group, o.revision),
                  false);
             return;  // owned_ changed
         } else {

@@ -259,7 +259,12 @@ void GroupSource::take_updates(uint64_t now) {
         }
         counters_.leases_lost.inc();
         drop(*id, CloseCause::Replaced,
-             fmt::format("stream {}: another collector of group {} took it over", *id, o_.group),
+             fmt::format(
+                 "stream {}: another collector of group {} took it over (lease revision "
+                 "{} by {}, after this collector's {})",
+                 *id, o_.group, u.revision,
+                 l ? (l->owner.empty() ? std::string("nobody") : l->owner) : std::string("?"),
+                 it->second->revision),
              false);
     }
 }

@@ -53,8 +53,9 @@ class StreamHandler;
       "Commits cut back out of the files because the group never took them (the lease had "        \
       "moved on): the stream's new owner writes those frames.")                                    \
     _(commits_unsettled,                                                                           \
-      "Commits whose lease update got no answer (NATS lost mid-commit): kept aside until the "     \
-      "group's records say whether they count.")                                                   \
+      "Commits whose lease update got no answer (NATS lost mid-commit), or raced another "         \
+      "collector taking the stream over: kept aside until the group's records say whether they "   \
+      "count.")                                                                                    \
     _(frames_waited,                                                                               \
       "Frames read before an earlier frame of their stream (whose first publish was lost and "     \
       "published again later): they waited for it, so nothing was lost.")                          \
@@ -65,6 +66,10 @@ class StreamHandler;
     _(messages_not_frames,                                                                         \
       "Messages on the frames' subjects that are not sluice frames (no Sluice-Frame header, or a " \
       "frame of another stream id): skipped. Something else publishes there.")                     \
+    _(deliveries_lost,                                                                             \
+      "Messages JetStream handed to this collector that never reached it (a fetch answer that "    \
+      "came after the client library stopped waiting, on a slow host): reading starts again "      \
+      "from the last commit, so nothing is lost or doubled.")                                      \
     _(frames_corrupt,                                                                              \
       "Frames stored in JetStream that fail verification (CRC, lengths, decompression) or "        \
       "name more interfaces than a file holds: skipped, and counted lost by their stream.")        \
@@ -129,6 +134,7 @@ class GroupSource final : public session::ReceiverTransport {
         uint64_t written_ns = 0;   // the last lease write
         std::vector<Held> done;    // handed out, freed after the commit
         uint64_t waited_seen = 0;  // order->waiting() when last counted
+        uint64_t delivered = 0;    // the consumer sequence of the last message read
         bool closed = false;       // drop()ped: stop using it; freed at the next turn
     };
     using GroupStore = jetstream::GroupStore;
@@ -162,11 +168,23 @@ class GroupSource final : public session::ReceiverTransport {
     bool open_reader(Owned& o);
     bool read(Owned& o, uint64_t now);
     void accept_message(Owned& o, natsMsg* msg);
+    // After a commit: what was read past it is read again, through a new
+    // consumer starting at the lease's position.
+    void read_again(Owned& o);
     void drain(Owned& o);
     bool write(Owned& o, const Held& h, uint64_t sequence);
     // Commits what was written, reaching at most JetStream position `limit`
     // (a frame being written holds the position back).
     bool commit(Owned& o, uint64_t now, uint64_t limit = UINT64_MAX);
+    // Whether a lease update that succeeded, replacing revision `expected`,
+    // surely carried its commit. NATS servers before 2.9.21 let two updates
+    // that expect the same revision both succeed when they race
+    // (nats-server issue 4320), so a member taking the stream over may have
+    // succeeded too. It writes down whom it took the stream from, and at
+    // which revision, before its own update: no such record at `expected`
+    // or later means nothing raced. False also when the record cannot be
+    // read.
+    bool uncontested(uint64_t id, uint64_t expected);
     void free_done(Owned& o, bool acknowledge, uint64_t settled);
     // Ends this collector's writing of the stream: `release` hands the lease
     // back to the group (owner empty) so another member takes it at once.

@@ -42,7 +42,19 @@ bool GroupSource::open_reader(Owned& o) {
         return false;
     }
     o.reader = std::move(*r);
+    o.delivered = 0;
     return true;
+}
+
+void GroupSource::read_again(Owned& o) {
+    o.order->release_all();
+    while (const auto w = o.order->next())
+        natsMsg_Destroy(static_cast<natsMsg*>(w->handle));
+    o.order = std::make_unique<jetstream::FrameOrder>(o_.reorder_frames);
+    o.order->start(o.lease.position);
+    o.order->reset(o.session_known && o.lease.known, o.lease.next_sequence);
+    o.waited_seen = 0;
+    o.reader.reset();  // opened again by the next read()
 }
 
 GroupSource::Settle GroupSource::settle(uint64_t id) {
@@ -64,6 +76,20 @@ GroupSource::Settle GroupSource::settle(uint64_t id) {
         // The lease holds this collector's last successful write: the pending
         // commit, or the one before it.
         counts = l->position == st.source_position && l->next_sequence == st.next_sequence;
+        if (counts) {
+            // An update taking the stream over may have raced the one that
+            // carried the commit and still be on its way (see uncontested()).
+            // One written now comes after it: if it lands, nothing raced it.
+            Lease again = *l;
+            ++again.beat;
+            const auto w = store_->update(jetstream::lease_key(id), encode(again), lease.revision);
+            if (w.outcome == GroupStore::Outcome::Failed) {
+                log_nats_error(
+                    fmt::format("stream {}: settling the last commit: {}", id, store_->error()));
+                return Settle::Unknown;
+            }
+            if (w.outcome == GroupStore::Outcome::Conflict) return Settle::Unknown;  // next turn
+        }
     } else if (l) {
         // Taken over since: the taker wrote down where this collector stopped.
         const auto rel = store_->get(jetstream::release_key(me_, id));
@@ -79,8 +105,7 @@ GroupSource::Settle GroupSource::settle(uint64_t id) {
     }
     if (counts) {
         s.confirm_commit();
-        log_info("stream {}: the last commit before the stop counts (the group's lease has it)",
-                 id);
+        log_info("stream {}: its last commit counts (the group's lease has it)", id);
     } else {
         counters_.commits_undone.inc();
         if (!s.undo_commit()) {
@@ -88,8 +113,8 @@ GroupSource::Settle GroupSource::settle(uint64_t id) {
             return Settle::Unknown;
         }
         log_info(
-            "stream {}: the last commit before the stop was not taken by the group; cut "
-            "back to sequence {} (its frames are written by whoever owns the stream)",
+            "stream {}: its last commit was not taken by the group; cut back to sequence {} "
+            "(its frames are written by whoever owns the stream)",
             id, s.saved().next_sequence);
     }
     unsettled_.erase(id);
@@ -113,13 +138,28 @@ bool GroupSource::read(Owned& o, uint64_t now) {
                                    natsStatus_GetText(st), jetstream::last_error(st)));
         return false;
     }
+    bool lost = false;
     for (int i = 0; i < list.Count && !o.closed; ++i) {
         natsMsg* m = list.Msgs[i];
+        // The consumer numbers its deliveries 1, 2, 3...: a number skipped is
+        // a delivery that never got here. The frames' tags would then take
+        // the frames it carried for lost, though JetStream holds them.
+        const uint64_t delivered = jetstream::consumer_sequence_of_reply(natsMsg_GetReply(m));
+        if (delivered > o.delivered + 1) {
+            counters_.deliveries_lost.add(delivered - o.delivered - 1);
+            log_warning(
+                "stream {}: JetStream deliveries {}..{} never reached this collector (a fetch "
+                "answer that came too late, on a slow host); reading again from the last commit",
+                o.id, o.delivered + 1, delivered - 1);
+            lost = true;
+            break;  // this one and the rest go with the list
+        }
+        if (delivered) o.delivered = delivered;
         list.Msgs[i] = nullptr;  // ours now
         accept_message(o, m);
     }
     natsMsgList_Destroy(&list);  // with any message not taken
-    if (!o.closed) commit(o, now);
+    if (!o.closed && commit(o, now) && lost) read_again(o);
     return true;
 }
 
@@ -258,12 +298,30 @@ bool GroupSource::commit(Owned& o, uint64_t now, uint64_t limit) {
     ++next.beat;
     // The commit point: the lease update either carries this commit to the
     // group or finds the lease moved (taken over) and undoes it.
-    auto e = store_->update(jetstream::lease_key(id), encode(next), o.revision);
+    uint64_t expected = o.revision;
+    auto e = store_->update(jetstream::lease_key(id), encode(next), expected);
     if (e.outcome == GroupStore::Outcome::Conflict && refresh_own(o)) {
         next.beat = o.lease.beat + 1;
-        e = store_->update(jetstream::lease_key(id), encode(next), o.revision);
+        expected = o.revision;
+        e = store_->update(jetstream::lease_key(id), encode(next), expected);
     }
     note_write(e.outcome, now);
+    if (e.outcome == GroupStore::Outcome::Done && !uncontested(id, expected)) {
+        // Another member took the stream over from the revision this update
+        // replaced, at the same moment: which of the two counts is settled
+        // from the bucket, as for an update that got no answer.
+        o.revision = e.revision;
+        o.lease = next;
+        free_done(o, false, 0);
+        counters_.commits_unsettled.inc();
+        log_warning(
+            "stream {}: the lease update carrying a commit raced another collector of group {} "
+            "taking the stream over; the commit is settled from the group's records",
+            id, o_.group);
+        unsettled_.insert(id);
+        drop(id, CloseCause::Replaced, "", false);
+        return false;
+    }
     if (e.outcome == GroupStore::Outcome::Done) {
         o.revision = e.revision;
         o.lease = next;
@@ -294,6 +352,17 @@ bool GroupSource::commit(Owned& o, uint64_t now, uint64_t limit) {
     unsettled_.insert(id);
     drop(id, CloseCause::PeerClosed, "", false);
     return false;
+}
+
+bool GroupSource::uncontested(uint64_t id, uint64_t expected) {
+    const auto rel = store_->get(jetstream::release_key(me_, id));
+    if (rel.outcome == GroupStore::Outcome::Missing) return true;
+    if (rel.outcome == GroupStore::Outcome::Failed) {
+        log_nats_error(fmt::format("stream {}: checking a commit: {}", id, store_->error()));
+        return false;
+    }
+    const auto r = jetstream::decode_release(rel.value);
+    return !r || r->lease_revision < expected;
 }
 
 void GroupSource::free_done(Owned& o, bool acknowledge, uint64_t settled) {

@@ -53,9 +53,13 @@ std::optional<FrameTag> parse_frame_tag(std::string_view text) {
     return FrameTag{*session, *floor, *gap};
 }
 
-uint64_t stream_sequence_of_reply(std::string_view reply) {
-    // $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending> (9 tokens), or
-    // $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>... (12 and more).
+namespace {
+
+// Token `k` after <consumer> (0: delivered, 1: stream seq, 2: consumer seq)
+// of a consumer's reply subject:
+// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending> (9 tokens), or
+// $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>... (12 and more).
+uint64_t reply_number(std::string_view reply, std::size_t k) {
     std::array<std::string_view, 12> t;
     std::size_t n = 0;
     while (n < t.size()) {
@@ -65,8 +69,18 @@ uint64_t stream_sequence_of_reply(std::string_view reply) {
         reply.remove_prefix(dot + 1);
     }
     if (n < 9 || t[0] != "$JS" || t[1] != "ACK") return 0;
-    const auto v = number(n == 9 ? t[5] : t[7]);
+    const auto v = number(n == 9 ? t[4 + k] : t[6 + k]);
     return v ? *v : 0;
+}
+
+}  // namespace
+
+uint64_t stream_sequence_of_reply(std::string_view reply) {
+    return reply_number(reply, 1);
+}
+
+uint64_t consumer_sequence_of_reply(std::string_view reply) {
+    return reply_number(reply, 2);
 }
 
 }  // namespace sluice::jetstream

@@ -139,6 +139,7 @@ report::Result<std::unique_ptr<GroupStore>> GroupStore::open(jsCtx* js, const st
                                                              uint32_t replicas) {
     std::unique_ptr<GroupStore> g(new GroupStore());
     g->bucket_ = "sluice_" + group;
+    g->js_ = js;
     natsStatus s = js_KeyValue(&g->kv_, js, g->bucket_.c_str());
     if (s != NATS_OK) {
         kvConfig c;
@@ -184,14 +185,25 @@ GroupStore::Entry GroupStore::outcome_of(natsStatus s, const char* what, const s
 }
 
 GroupStore::Entry GroupStore::get(const std::string& key) {
-    kvEntry* k = nullptr;
-    Entry e = outcome_of(kvStore_Get(&k, kv_, key.c_str()), "reading", key);
-    if (k) {
-        e.revision = kvEntry_Revision(k);
-        e.value.assign(static_cast<const char*>(kvEntry_Value(k)),
-                       static_cast<std::size_t>(kvEntry_ValueLen(k)));
-        kvEntry_Destroy(k);
+    // A bucket is the stream KV_<bucket>; a key's value is the last message
+    // on $KV.<bucket>.<key> (a delete or purge leaves a marker there).
+    natsMsg* m = nullptr;
+    jsErrCode je = static_cast<jsErrCode>(0);
+    const std::string stream = "KV_" + bucket_;
+    const std::string subject = "$KV." + bucket_ + "." + key;
+    natsStatus s = js_GetLastMsg(&m, js_, stream.c_str(), subject.c_str(), nullptr, &je);
+    if (s != NATS_OK && je == JSNoMessageFoundErr) s = NATS_NOT_FOUND;
+    Entry e = outcome_of(s, "reading", key);
+    if (!m) return e;
+    const char* op = nullptr;
+    const bool deleted = natsMsgHeader_Get(m, "KV-Operation", &op) == NATS_OK && op;
+    if (deleted) {
+        e.outcome = Outcome::Missing;
+    } else {
+        e.revision = natsMsg_GetSequence(m);
+        e.value.assign(natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m)));
     }
+    natsMsg_Destroy(m);
     return e;
 }
 

@@ -8,13 +8,30 @@
 
 namespace sluice::jetstream {
 
+bool fresh_as_asked(const jsConsumerInfo& ci, uint64_t after) {
+    if (!ci.Config || ci.Delivered.Consumer != 0) return false;
+    if (after > 0)
+        return ci.Config->DeliverPolicy == js_DeliverByStartSequence &&
+               ci.Config->OptStartSeq == after + 1;
+    return ci.Config->DeliverPolicy == js_DeliverAll;
+}
+
 report::Result<std::unique_ptr<StreamReader>> StreamReader::open(jsCtx* js,
                                                                  const ReaderOptions& o) {
     std::unique_ptr<StreamReader> r(new StreamReader());
     r->opt_ = o;
-    // Whatever an earlier owner left stands at its own position.
+    const auto fail = [&o](const std::string& why) {
+        return report::Error{EIO, fmt::format("cannot read {} from JetStream stream {} "
+                                              "(consumer {}): {}",
+                                              o.subject, o.stream, o.durable, why)};
+    };
+    // Whatever an earlier owner left stands at its own position: it goes
+    // first, and a removal that fails (no answer during an election) fails
+    // the open, retried later, rather than reading from where it stands.
     jsErrCode je = static_cast<jsErrCode>(0);
-    js_DeleteConsumer(js, o.stream.c_str(), o.durable.c_str(), nullptr, &je);
+    const natsStatus ds = js_DeleteConsumer(js, o.stream.c_str(), o.durable.c_str(), nullptr, &je);
+    if (ds != NATS_OK && ds != NATS_NOT_FOUND && je != JSConsumerNotFoundErr)
+        return fail("removing the consumer an earlier owner left: " + last_error(ds));
 
     jsSubOptions so;
     jsSubOptions_Init(&so);
@@ -31,12 +48,29 @@ report::Result<std::unique_ptr<StreamReader>> StreamReader::open(jsCtx* js,
     } else {
         so.Config.DeliverPolicy = js_DeliverAll;
     }
+    je = static_cast<jsErrCode>(0);
     const natsStatus s =
         js_PullSubscribe(&r->sub_, js, o.subject.c_str(), o.durable.c_str(), nullptr, &so, &je);
-    if (s != NATS_OK) {
-        return report::Error{EIO, fmt::format("cannot read {} from JetStream stream {} "
-                                              "(consumer {}): {}",
-                                              o.subject, o.stream, o.durable, last_error(s))};
+    if (s != NATS_OK) return fail(last_error(s));
+    // A pull subscription binds to a consumer of that name if one exists (one
+    // created after the removal above, or one whose removal the server had
+    // not applied yet): read only from the one asked for.
+    jsConsumerInfo* ci = nullptr;
+    je = static_cast<jsErrCode>(0);
+    const natsStatus is = natsSubscription_GetConsumerInfo(&ci, r->sub_, nullptr, &je);
+    if (is != NATS_OK) return fail("checking the consumer: " + last_error(is));
+    const bool fresh = fresh_as_asked(*ci, o.after);
+    const uint64_t delivered = ci->Delivered.Stream;
+    jsConsumerInfo_Destroy(ci);
+    if (!fresh) {
+        natsSubscription_Destroy(r->sub_);
+        r->sub_ = nullptr;
+        js_DeleteConsumer(js, o.stream.c_str(), o.durable.c_str(), nullptr, &je);
+        return fail(
+            fmt::format("a consumer an earlier owner left (delivered up to position {}) "
+                        "stood in place of one starting after position {}; removed, "
+                        "opened again at the next attempt",
+                        delivered, o.after));
     }
     return r;
 }

@@ -118,6 +118,9 @@ void JetStreamSender::run_attempt(const std::shared_ptr<Attempt>& a) {
 
 void JetStreamSender::on_publish_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae,
                                      void* closure) {
+    // The message is the handler's to free, whatever the answer: a frame
+    // that was not stored is published again from the retransmit buffer.
+    const std::unique_ptr<natsMsg, void (*)(natsMsg*)> owned(msg, natsMsg_Destroy);
     auto* link = static_cast<Link*>(closure);
     const char* id = nullptr;
     if (natsMsgHeader_Get(msg, kMsgIdHeader, &id) != NATS_OK || !id) return;
@@ -248,6 +251,7 @@ bool JetStreamSender::publish(uint64_t now) {
             core_.fail(now, format_into(msg, "cannot publish to {}: {}", peer_, last_error(s)));
             return true;
         }
+        published_ = true;
         counters_.frames_published.inc();
         core_.sent(now, f.bytes.size(), rtx.advance(f.bytes.size()));
     }
@@ -271,6 +275,16 @@ bool JetStreamSender::poll_stream(session::SenderCore& core, uint64_t now) {
 
 void JetStreamSender::drop_connection() {
     if (attempt_) retired_.push_back(std::move(attempt_));
+    if (client_ && published_) {
+        // Frames published and not acknowledged yet stay with the context,
+        // which does not free them: they are published again over the next
+        // connection, so these copies go. (Asked only after a publish: the
+        // library keeps no such list before one.)
+        natsMsgList pending{};
+        if (js_PublishAsyncGetPendingList(&pending, client_->js()) == NATS_OK)
+            natsMsgList_Destroy(&pending);
+    }
+    published_ = false;
     client_.reset();
     ++epoch_;  // failures reported for the old connection no longer count
     // Join attempts that finished; one still connecting is joined later.

@@ -53,5 +53,15 @@ TEST(FrameTag, StreamPositionsComeFromReplySubjects) {
     EXPECT_EQ(stream_sequence_of_reply("$JS.ACK.S.c.1.x.1.1.1"), 0u);
 }
 
+TEST(FrameTag, DeliveryNumbersComeFromReplySubjects) {
+    EXPECT_EQ(consumer_sequence_of_reply("$JS.ACK.SLUICE.g_7.1.1400.31.1796598501479926610.100"),
+              31u);
+    EXPECT_EQ(consumer_sequence_of_reply(
+                  "$JS.ACK.hub.ACCHASH.SLUICE.g_7.2.77.5.1796598501479926610.0.token"),
+              5u);
+    EXPECT_EQ(consumer_sequence_of_reply("_INBOX.abc"), 0u);
+    EXPECT_EQ(consumer_sequence_of_reply("$JS.ACK.S.c.1.1.x.1.1"), 0u);
+}
+
 }  // namespace
 }  // namespace sluice::jetstream

@@ -49,5 +49,9 @@ std::optional<FrameTag> parse_frame_tag(std::string_view text);
 // subject ($JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>...., with or
 // without the domain and account tokens); 0 when it is not such a subject.
 uint64_t stream_sequence_of_reply(std::string_view reply);
+// The consumer sequence of that delivery: 1, 2, 3... for each message the
+// consumer hands out (a redelivery too), so a number skipped means a
+// delivery that never reached the reader. 0 when it is not such a subject.
+uint64_t consumer_sequence_of_reply(std::string_view reply);
 
 }  // namespace sluice::jetstream

@@ -104,6 +104,10 @@ class GroupStore {
     GroupStore(const GroupStore&) = delete;
     GroupStore& operator=(const GroupStore&) = delete;
 
+    // The key's value as the bucket's leader has it. The bucket allows direct
+    // reads, which any replica answers, and a replica catching up after a
+    // restart answers with an older revision: a compare-and-set decided on
+    // that would fail again and again. So this read goes to the leader.
     Entry get(const std::string& key);
     Entry create(const std::string& key, std::string_view value);
     Entry update(const std::string& key, std::string_view value, uint64_t revision);
@@ -126,6 +130,7 @@ class GroupStore {
     Entry outcome_of(natsStatus s, const char* what, const std::string& key);
 
     std::string bucket_;
+    jsCtx* js_ = nullptr;  // the client's, which outlives this
     kvStore* kv_ = nullptr;
     kvWatcher* watch_ = nullptr;
     std::string error_;

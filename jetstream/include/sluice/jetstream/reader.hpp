@@ -2,7 +2,8 @@
 // owns it through a durable pull consumer ("sluice_<group>_<stream id>",
 // filtered on the stream's subject, acknowledging all up to the one named).
 // The owner opens it at the position its lease holds: a consumer left by an
-// earlier owner is replaced, since it may stand elsewhere. The stream's
+// earlier owner is replaced, since it may stand elsewhere (and the open
+// fails, to be tried again, while one stands in the way). The stream's
 // retention is by limits, so removing a consumer removes no message.
 #pragma once
 
@@ -26,6 +27,13 @@ struct ReaderOptions {
     uint32_t ack_wait_s = 60;
     uint32_t max_ack_pending = 20000;  // delivered, unacknowledged messages at most
 };
+
+// True when `ci` is the consumer StreamReader::open asked for, as it was
+// created: it starts after position `after` and has delivered nothing yet. A
+// consumer an earlier owner left (its removal failed or had not reached the
+// server when the subscription bound to it) has delivered messages, and
+// reading from it would skip those it handed out.
+bool fresh_as_asked(const jsConsumerInfo& ci, uint64_t after);
 
 class StreamReader {
   public:

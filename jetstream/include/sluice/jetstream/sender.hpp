@@ -155,6 +155,7 @@ class JetStreamSender final : private session::SenderTransport {
     std::shared_ptr<Attempt> attempt_;               // connecting now
     std::vector<std::shared_ptr<Attempt>> retired_;  // abandoned or done: joined later
     std::unique_ptr<Client> client_;
+    bool published_ = false;  // over client_, at least once
     uint32_t epoch_ = 0;
     uint64_t acknowledged_ = 0;  // the cumulative position given to the core
     session::SenderCore core_;   // after everything its transport calls use
