@@ -2,8 +2,10 @@
 lcore modes, the filter, jumbo and multi-segment packets, an external DPDK
 source over memif, and forced overflow with every drop counted."""
 import json
+import os
 import subprocess
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -214,11 +216,23 @@ def test_memif_from_testpmd_counts_match(tmp_path, pcapgen):
         f"net_memif0,role=client,socket={sock},socket-abstract=no,id=0", frames).replace(
             "mtu = 9000", "mtu = 1500"))
     sluice = None
+    # testpmd's output, read as it comes: its prompt ends in no newline.
+    printed = []
+
+    def read_testpmd():
+        while chunk := os.read(testpmd.stdout.fileno(), 65536):
+            printed.append(chunk.decode(errors="replace"))
+    reader = threading.Thread(target=read_testpmd, daemon=True)
+    reader.start()
     try:
-        deadline = time.time() + 30
-        while not sock.exists() and time.time() < deadline:
+        # Its ports are started when it prompts: the memif socket exists
+        # earlier (at probe), and a client connecting then is turned away
+        # for good on a slow host.
+        deadline = time.time() + 60
+        while "testpmd> " not in "".join(printed) and time.time() < deadline:
             time.sleep(0.1)
-        assert sock.exists(), "testpmd did not create its memif socket"
+        assert sock.exists(), "testpmd did not create its memif socket: " + "".join(printed)
+        assert "testpmd> " in "".join(printed), "testpmd did not start: " + "".join(printed)
         # The memif client connects when its port starts; sluice logs the link.
         sluice = Running(EAL_RTC + ["--", "--config", str(cfg), "--duration", "120"], timeout=60)
         assert sluice.wait_for("Link up", 30), "".join(sluice.stderr_lines)
@@ -234,14 +248,16 @@ def test_memif_from_testpmd_counts_match(tmp_path, pcapgen):
         rc, _, s_err = sluice.stop()
         testpmd.stdin.write("quit\n")
         testpmd.stdin.flush()
-        out, _ = testpmd.communicate(timeout=60)
+        testpmd.wait(timeout=60)
+        reader.join(timeout=10)
+        out = "".join(printed)
         stats = out[out.index("Forward statistics for port 1"):]
         sent = int(re.search(r"TX-packets:\s+(\d+)", stats).group(1))
         assert rc == 0, s_err
     finally:
         if testpmd.poll() is None:
             testpmd.kill()
-            testpmd.communicate()
+            testpmd.wait()
         if sluice:
             sluice.kill()
     # testpmd replays faster than one shared core drains the memif ring: what
