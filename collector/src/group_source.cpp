@@ -105,6 +105,9 @@ void GroupSource::log_nats_error(const std::string& what) {
 }
 
 bool GroupSource::connect(uint64_t now, bool at_start) {
+    // A connection that closed while this collector waited for the stream or
+    // the bucket is made again, not asked again.
+    if (client_ && client_->closed()) client_.reset();
     if (!client_) {
         jetstream::ClientOptions co;
         co.servers = o_.servers;

@@ -483,6 +483,30 @@ def test_frames_in_flight_when_a_connection_breaks_are_freed(tmp_path, pcapgen):
     assert report["sender"]["disconnects"] >= 1, report
 
 
+def test_a_member_waiting_for_the_stream_rides_out_a_server_restart(tmp_path, pcapgen,
+                                                                   members):
+    """A member started before any sender waits for the stream; its server
+    restarting meanwhile closes that connection, and the member connects
+    again instead of asking the closed one forever."""
+    cluster = Cluster(tmp_path / "nats", size=1).start()
+    try:
+        out = tmp_path / "a"
+        a = Member(out, cluster.url())
+        members.append(a)
+        wait_for("the member to wait for the stream", lambda: "waiting for it" in a.log(), 30,
+                 a.log)
+        cluster.kill(0)
+        cluster.start(0)
+        pcap = pcapgen("in.pcap", packets=500, seed=85)
+        p = subprocess.run([str(SEND), "--pcap", str(pcap), "--to", cluster.url(),
+                            "--stream-id", "9"], capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        wait_for("the stream written", lambda: count_packets([out], 9) >= 500, 60, a.log)
+        assert a.stop() == 0, a.log()
+    finally:
+        cluster.stop()
+
+
 def test_an_unreachable_cluster_is_a_clear_error(tmp_path, pcapgen):
     port = free_ports(1)[0]
     url = f"jetstream://127.0.0.1:{port}"
