@@ -81,11 +81,7 @@ GroupSource::GroupSource(Collector& collector, StreamHandler& handler, const Gro
 GroupSource::~GroupSource() {
     for (auto& [id, o] : owned_) {
         free_done(*o, false, 0);
-        if (o->order) {
-            o->order->release_all();
-            while (auto it = o->order->next())
-                natsMsg_Destroy(static_cast<natsMsg*>(it->handle));
-        }
+        free_waiting(*o);
     }
 }
 
@@ -282,11 +278,7 @@ void GroupSource::drop(uint64_t id, CloseCause cause, const std::string& why, bo
     // Nothing uncommitted may outlive the messages its bytes point into.
     o.stream->discard_uncommitted();
     free_done(o, false, 0);
-    if (o.order) {
-        o.order->release_all();
-        while (auto w = o.order->next())
-            natsMsg_Destroy(static_cast<natsMsg*>(w->handle));
-    }
+    free_waiting(o);
     o.reader.reset();
     if (release && store_ && !o.stream->pending()) {
         Lease next = o.lease;

@@ -171,6 +171,8 @@ class GroupSource final : public session::ReceiverTransport {
     // After a commit: what was read past it is read again, through a new
     // consumer starting at the lease's position.
     void read_again(Owned& o);
+    // Frees every message the frame order still holds (it is being thrown away).
+    static void free_waiting(Owned& o);
     void drain(Owned& o);
     bool write(Owned& o, const Held& h, uint64_t sequence);
     // Commits what was written, reaching at most JetStream position `limit`

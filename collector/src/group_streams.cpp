@@ -46,10 +46,15 @@ bool GroupSource::open_reader(Owned& o) {
     return true;
 }
 
-void GroupSource::read_again(Owned& o) {
+void GroupSource::free_waiting(Owned& o) {
+    if (!o.order) return;
     o.order->release_all();
     while (const auto w = o.order->next())
         natsMsg_Destroy(static_cast<natsMsg*>(w->handle));
+}
+
+void GroupSource::read_again(Owned& o) {
+    free_waiting(o);
     o.order = std::make_unique<jetstream::FrameOrder>(o_.reorder_frames);
     o.order->start(o.lease.position);
     o.order->reset(o.session_known && o.lease.known, o.lease.next_sequence);
