@@ -1,7 +1,10 @@
 #include "notify.hpp"
 
+#include <cstdio>
+#include <cstdlib>
 #include <ctime>
 
+#include <dlfcn.h>
 #include <systemd/sd-daemon.h>
 
 namespace sluice::collector {
@@ -13,29 +16,59 @@ uint64_t monotonic_ns() {
     return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
 }
 
+bool set(const char* name) {
+    const char* v = std::getenv(name);
+    return v && *v;
+}
+
 }  // namespace
 
+// libsystemd is loaded only when a service manager asks for notifications:
+// linked, it and the libraries it pulls in (libgcrypt, liblzma, libcap) would
+// be loaded and relocated at every start (docs/performance.md, "Start-up and
+// size").
 ServiceNotifier::ServiceNotifier() {
-    uint64_t usec = 0;
-    // > 0: the watchdog is on for this process ($WATCHDOG_PID, when set, names it).
-    if (::sd_watchdog_enabled(0, &usec) > 0 && usec > 0) watchdog_interval_ns_ = usec * 1000;
+    if (!set("NOTIFY_SOCKET") && !set("WATCHDOG_USEC")) return;
+    void* h = ::dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (h) {
+        notify_ = reinterpret_cast<decltype(notify_)>(::dlsym(h, "sd_notify"));
+        auto watchdog_enabled =
+            reinterpret_cast<decltype(&::sd_watchdog_enabled)>(::dlsym(h, "sd_watchdog_enabled"));
+        if (!notify_ || !watchdog_enabled) {
+            notify_ = nullptr;
+            std::fprintf(stderr,
+                         "sluice-collector: warning: libsystemd.so.0 lacks sd_notify; the service "
+                         "manager gets no READY=1 or WATCHDOG=1: upgrade libsystemd0\n");
+            return;
+        }
+        uint64_t usec = 0;
+        // > 0: the watchdog is on for this process ($WATCHDOG_PID, when set, names it).
+        if (watchdog_enabled(0, &usec) > 0 && usec > 0) watchdog_interval_ns_ = usec * 1000;
+    } else {
+        std::fprintf(stderr,
+                     "sluice-collector: warning: $NOTIFY_SOCKET is set but libsystemd cannot be "
+                     "loaded (%s): the service manager gets no READY=1 or WATCHDOG=1 and may stop "
+                     "the collector; apt-get install libsystemd0\n",
+                     ::dlerror());
+    }
 }
 
 void ServiceNotifier::ready(const std::string& status) {
+    if (!notify_) return;
     const std::string message = "READY=1\nSTATUS=" + status;
-    ::sd_notify(0, message.c_str());
+    notify_(0, message.c_str());
 }
 
 void ServiceNotifier::tick() {
-    if (watchdog_interval_ns_ == 0) return;
+    if (watchdog_interval_ns_ == 0 || !notify_) return;
     const uint64_t now = monotonic_ns();
     if (now < next_ping_ns_) return;
-    ::sd_notify(0, "WATCHDOG=1");
+    notify_(0, "WATCHDOG=1");
     next_ping_ns_ = now + watchdog_interval_ns_ / 2;
 }
 
 void ServiceNotifier::stopping() {
-    ::sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+    if (notify_) notify_(0, "STOPPING=1\nSTATUS=stopping");
 }
 
 }  // namespace sluice::collector

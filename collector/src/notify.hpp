@@ -1,7 +1,8 @@
 // The service manager's notification protocol (sd_notify(3)) for
 // sluice-collector run as a systemd Type=notify service: READY=1 once it
 // listens, WATCHDOG=1 from the event loop, STOPPING=1 when it begins to shut
-// down. Started any other way ($NOTIFY_SOCKET unset) every call does nothing.
+// down. Started any other way ($NOTIFY_SOCKET and $WATCHDOG_USEC unset) every
+// call does nothing, and libsystemd is not even loaded.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +12,8 @@ namespace sluice::collector {
 
 class ServiceNotifier {
   public:
-    // Reads the watchdog interval systemd passes ($WATCHDOG_USEC, WatchdogSec=).
+    // Loads libsystemd when a service manager is there, and reads the
+    // watchdog interval it passes ($WATCHDOG_USEC, WatchdogSec=).
     ServiceNotifier();
 
     void ready(const std::string& status);
@@ -21,7 +23,8 @@ class ServiceNotifier {
     void stopping();
 
   private:
-    uint64_t watchdog_interval_ns_ = 0;  // 0: no watchdog
+    int (*notify_)(int, const char*) = nullptr;  // sd_notify; nullptr: nobody to tell
+    uint64_t watchdog_interval_ns_ = 0;          // 0: no watchdog
     uint64_t next_ping_ns_ = 0;
 };
 

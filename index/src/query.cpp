@@ -7,10 +7,10 @@
 #include <queue>
 #include <unordered_map>
 
+#include "libpcap.hpp"
 #include "util.hpp"
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <pcap/pcap.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,27 +26,32 @@ namespace sluice::index {
 
 struct Query::Filters {
     std::string text;
+    // Set once a program compiled: every program below came from it.
+    const Libpcap* pcap = nullptr;
     std::map<uint16_t, std::optional<bpf_program>> by_link;
 
     ~Filters() {
         for (auto& [link, prog] : by_link)
-            if (prog) pcap_freecode(&*prog);
+            if (prog) pcap->freecode(&*prog);
     }
 
-    static std::optional<bpf_program> compile(const std::string& text, uint16_t link,
-                                              std::string* error) {
-        pcap_t* p = pcap_open_dead(link, 262144);
+    std::optional<bpf_program> compile(uint16_t link, std::string* error) {
+        const Libpcap* lib = libpcap(error);
+        if (!lib) return std::nullopt;
+        pcap_t* p = lib->open_dead(link, 262144);
         if (!p) {
             if (error) *error = "libpcap: out of memory";
             return std::nullopt;
         }
         bpf_program prog{};
         std::optional<bpf_program> r;
-        if (pcap_compile(p, &prog, text.c_str(), 1, PCAP_NETMASK_UNKNOWN) == 0)
+        if (lib->compile(p, &prog, text.c_str(), 1, PCAP_NETMASK_UNKNOWN) == 0) {
             r = prog;
-        else if (error)
-            *error = pcap_geterr(p);
-        pcap_close(p);
+            pcap = lib;
+        } else if (error) {
+            *error = lib->geterr(p);
+        }
+        lib->close(p);
         return r;
     }
 
@@ -58,7 +63,7 @@ struct Query::Filters {
         auto it = by_link.find(link);
         if (it == by_link.end()) {
             std::string error;
-            it = by_link.emplace(link, compile(text, link, &error)).first;
+            it = by_link.emplace(link, compile(link, &error)).first;
             if (!it->second)
                 warnings.push_back("the filter does not compile for link type " +
                                    std::to_string(link) + " (" + error +
@@ -80,7 +85,7 @@ std::optional<Query> Query::make(QuerySpec spec, std::string* error) {
     Predicate p;
     if (!f->text.empty()) {
         std::string why;
-        auto prog = Filters::compile(f->text, pcapng::kLinkTypeEthernet, &why);
+        auto prog = f->compile(pcapng::kLinkTypeEthernet, &why);
         if (!prog) {
             if (error) *error = why;
             return std::nullopt;
@@ -107,8 +112,8 @@ namespace {
 // Whether the filter matches the innermost packet of a tunnelled Ethernet
 // frame (QuerySpec::inner): an inner frame as it is, an inner IP packet
 // behind an Ethernet header of the MACs it travelled under, in `scratch`.
-bool inner_matches(const bpf_program* prog, std::span<const std::byte> frame, uint32_t orig_len,
-                   std::vector<std::byte>& scratch) {
+bool inner_matches(const Libpcap& pcap, const bpf_program* prog, std::span<const std::byte> frame,
+                   uint32_t orig_len, std::vector<std::byte>& scratch) {
     const tunnel::Decap d = tunnel::decapsulate(frame.data(), frame.size());
     if (!d.peeled()) return false;
     const std::size_t at = d.frame_offset();
@@ -123,7 +128,7 @@ bool inner_matches(const bpf_program* prog, std::span<const std::byte> frame, ui
     pcap_pkthdr h{};
     h.caplen = uint32_t(inner.size());
     h.len = orig_len > at ? orig_len - uint32_t(at) : h.caplen;
-    return pcap_offline_filter(prog, &h, reinterpret_cast<const u_char*>(inner.data())) != 0;
+    return pcap.offline_filter(prog, &h, reinterpret_cast<const u_char*>(inner.data())) != 0;
 }
 
 struct File {
@@ -411,10 +416,11 @@ bool Query::run(QuerySink& sink, QueryStats& stats, std::vector<std::string>& wa
                 pcap_pkthdr h{};
                 h.caplen = uint32_t(p->data.size());
                 h.len = p->orig_len;
-                if (!pcap_offline_filter(prog, &h,
+                const Libpcap& pcap = *filters_->pcap;
+                if (!pcap.offline_filter(prog, &h,
                                          reinterpret_cast<const u_char*>(p->data.data())) &&
                     !(spec_.inner && iface.link_type == pcapng::kLinkTypeEthernet &&
-                      inner_matches(prog, p->data, p->orig_len, inner_scratch)))
+                      inner_matches(pcap, prog, p->data, p->orig_len, inner_scratch)))
                     continue;
             }
             l.matches.push_back(

@@ -114,6 +114,35 @@ def test_collector_without_notify_socket_runs_as_before(tmp_path, monkeypatch):
     assert c.stop(signal.SIGTERM) == 0, c.log()
 
 
+def mapped_libraries(pid):
+    return {Path(line.split()[-1]).name.split(".so")[0]
+            for line in Path(f"/proc/{pid}/maps").read_text().splitlines()
+            if ".so" in line}
+
+
+def test_collector_loads_libsystemd_and_libpcap_only_when_asked(tmp_path, monkeypatch):
+    # Each library loaded at start costs every start (docs/performance.md,
+    # "Start-up and size"): libsystemd is loaded for a service manager only,
+    # libpcap for a query's filter only.
+    for var in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+        monkeypatch.delenv(var, raising=False)
+    plain = Collector(tmp_path / "plain")
+    libs = mapped_libraries(plain.proc.pid)
+    assert "libssl" in libs and "libzstd" in libs, libs  # linked ones are there
+    assert "libsystemd" not in libs and "libpcap" not in libs, libs
+    assert plain.stop(signal.SIGTERM) == 0, plain.log()
+
+    n = NotifySocket()
+    try:
+        monkeypatch.setenv("NOTIFY_SOCKET", n.path)
+        managed = Collector(tmp_path / "managed")
+        assert n.receive(lambda m: any(x.get("READY") == "1" for x in m)), n.messages
+        assert "libsystemd" in mapped_libraries(managed.proc.pid)
+        assert managed.stop(signal.SIGTERM) == 0, managed.log()
+    finally:
+        n.close()
+
+
 # ---- the Debian packages ---------------------------------------------------------
 
 PACKAGES = ("sluice", "sluice-collector")
