@@ -54,8 +54,19 @@ inline std::string build_root() {
 }
 
 // A pcap from sluice-pcapgen; returns its path.
+// The files make_pcap wrote, removed when the test program exits.
+struct TempFiles {
+    std::vector<std::string> paths;
+    ~TempFiles() {
+        for (const std::string& p : paths)
+            ::unlink(p.c_str());
+    }
+};
+
 inline std::string make_pcap(const std::string& name, const std::string& args) {
+    static TempFiles written;
     const std::string path = "/tmp/" + name + "-" + std::to_string(getpid()) + ".pcap";
+    written.paths.push_back(path);
     const std::string cmd = build_root() + "/tools/sluice-pcapgen --out " + path + " " + args;
     if (std::system(cmd.c_str()) != 0) return {};
     return path;
