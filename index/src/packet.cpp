@@ -170,6 +170,11 @@ PacketKeys parse_packet(std::span<const std::byte> frame) {
     }
 }
 
+bool may_hold_tunnel(const PacketKeys& k) {
+    return !k.ip() || k.vlan_tags != 0 ||
+           tunnel::ip_may_carry_tunnel(k.proto, k.has(PacketKeys::kDport) ? int{k.dport} : -1);
+}
+
 FrameKeys frame_keys(std::span<const std::byte> frame) {
     FrameKeys f;
     auto add = [&f](const PacketKeys& k) {
@@ -180,7 +185,9 @@ FrameKeys frame_keys(std::span<const std::byte> frame) {
         for (std::size_t i = 0; i < k.proto_count; ++i)
             f.protos[f.proto_count++] = k.protos[i];
     };
-    add(parse_packet(frame));
+    const PacketKeys outer = parse_packet(frame);
+    add(outer);
+    if (!may_hold_tunnel(outer)) return f;
     const tunnel::Decap d = tunnel::decapsulate(frame.data(), frame.size());
     if (!d.peeled()) return f;
     if (d.inner_ethertype == 0) {

@@ -10,6 +10,7 @@
 
 #include "sluice/index/keys.hpp"
 #include "sluice/index/packet.hpp"
+#include "sluice/tunnel/decap.hpp"
 
 namespace sluice::index {
 namespace {
@@ -251,6 +252,112 @@ TEST(Keys, TunnelledPacketsGiveTheirInnerKeysToo) {
     Frame plain = eth();
     plain.u16(0x0800).ipv4(6, 0x0a000009, 0x0a00000a).ports(51000, 443).zeros(16);
     EXPECT_EQ(frame_keys(plain.data()).count, 4u);
+}
+
+// frame_keys() skips tunnel::decapsulate() for packets the parse shows to be
+// plain: that shortcut must never skip a packet the walk would peel. Every
+// kind of frame, cut at every length and with bytes of its headers changed
+// at random, is checked against decapsulate() itself.
+TEST(Keys, TheShortcutPastDecapsulationNeverSkipsATunnel) {
+    std::vector<Frame> kinds;
+    auto add = [&kinds](Frame f) { kinds.push_back(std::move(f)); };
+    {
+        Frame f = eth();  // VXLAN
+        f.u16(0x0800).ipv4(17, 1, 2).ports(40000, 4789).u16(8).u16(0);
+        f.bytes({0x08, 0, 0, 0, 0, 0, 42, 0}).ether(0x0800).ipv4(6, 3, 4).ports(1, 2).zeros(16);
+        add(f);
+    }
+    {
+        Frame f = eth();  // Geneve, Ethernet inside
+        f.u16(0x0800).ipv4(17, 1, 2).ports(40000, 6081).u16(8).u16(0);
+        f.bytes({0, 0, 0x65, 0x58, 0, 0, 42, 0}).ether(0x0800).ipv4(6, 3, 4).ports(1, 2).zeros(16);
+        add(f);
+    }
+    {
+        Frame f = eth();  // GRE, IPv4 inside
+        f.u16(0x0800).ipv4(47, 1, 2).u16(0).u16(0x0800).ipv4(17, 3, 4).ports(5353, 53).zeros(8);
+        add(f);
+    }
+    {
+        Frame f = eth();  // IPv6, UDP to VXLAN's port
+        f.u16(0x86dd).ipv6(17, {0x20, 1}, {0x20, 2}).ports(1, 4789).u16(8).u16(0);
+        f.bytes({0x08, 0, 0, 0, 0, 0, 42, 0}).ether(0x0800).ipv4(6, 3, 4).ports(1, 2).zeros(16);
+        add(f);
+    }
+    {
+        Frame f = eth();  // IPv6, a hop-by-hop header, then GRE
+        f.u16(0x86dd).ipv6(0, {0x20, 1}, {0x20, 2}).bytes({47, 0, 0, 0, 0, 0, 0, 0});
+        f.u16(0).u16(0x0800).ipv4(6, 3, 4).ports(1, 2).zeros(16);
+        add(f);
+    }
+    {
+        Frame f = eth();  // tagged TCP
+        f.vlan(0x8100, 7).u16(0x0800).ipv4(6, 1, 2).ports(1, 443).zeros(16);
+        add(f);
+    }
+    {
+        Frame f = eth();  // MPLS
+        f.u16(0x8847).u32(0x00010140).ipv4(6, 3, 4).ports(1, 2).zeros(16);
+        add(f);
+    }
+    {
+        Frame f = eth();  // plain TCP, UDP, ICMP, IPv6 TCP, an IPv4 fragment
+        f.u16(0x0800).ipv4(6, 1, 2).ports(51000, 443).zeros(16);
+        add(f);
+    }
+    {
+        Frame f = eth();
+        f.u16(0x0800).ipv4(17, 1, 2).ports(5353, 53).u16(8).u16(0).zeros(8);
+        add(f);
+    }
+    {
+        Frame f = eth();
+        f.u16(0x0800).ipv4(1, 1, 2).zeros(16);
+        add(f);
+    }
+    {
+        Frame f = eth();
+        f.u16(0x86dd).ipv6(6, {0x20, 1}, {0x20, 2}).ports(1, 2).zeros(16);
+        add(f);
+    }
+    {
+        Frame f = eth();
+        f.u16(0x0800).ipv4(17, 1, 2, 0x2000).ports(1, 4789).u16(8).u16(0).zeros(24);
+        add(f);
+    }
+
+    std::mt19937 rng(7);
+    uint64_t checked = 0, skipped = 0, peeled = 0;
+    auto check = [&](const std::vector<std::byte>& frame) {
+        const PacketKeys k = parse_packet(frame);
+        const tunnel::Decap d = tunnel::decapsulate(frame.data(), frame.size());
+        ++checked;
+        peeled += d.peeled();
+        if (may_hold_tunnel(k)) return;
+        ++skipped;
+        // Skipped: decapsulate() must find nothing at all (not even a
+        // malformed or truncated tunnel it would count).
+        ASSERT_EQ(d.status, tunnel::Status::Plain)
+            << "proto " << int(k.proto) << " dport " << k.dport << " size " << frame.size();
+    };
+    for (const Frame& f : kinds) {
+        for (std::size_t n = 0; n <= f.size(); ++n)
+            check(f.cut(n));
+        for (int i = 0; i < 20000; ++i) {
+            std::vector<std::byte> m = f.data();
+            const int changes = 1 + int(rng() % 3);
+            for (int c = 0; c < changes; ++c) {
+                // Mostly the outer headers (EtherType, IP, ports), sometimes anywhere.
+                const std::size_t at = (rng() % 4)
+                                           ? 12 + rng() % std::min<std::size_t>(50, m.size() - 12)
+                                           : rng() % m.size();
+                m[at] = std::byte(rng());
+            }
+            check(m);
+        }
+    }
+    EXPECT_GT(skipped, checked / 10);  // the shortcut is taken...
+    EXPECT_GT(peeled, checked / 10);   // ...and tunnels were there to miss
 }
 
 TEST(Keys, KindsKeepEqualValuesApart) {

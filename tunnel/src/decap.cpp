@@ -17,8 +17,6 @@ constexpr uint16_t kEtherErspan2 = 0x88be;
 constexpr uint16_t kEtherErspan3 = 0x22eb;
 constexpr uint8_t kProtoGre = 47;
 constexpr uint8_t kProtoUdp = 17;
-constexpr uint16_t kPortVxlan = 4789;
-constexpr uint16_t kPortGeneve = 6081;
 
 // GRE flags (RFC 2784, RFC 2890): checksum, key, sequence present; version in
 // the low 3 bits; every other bit is reserved and must be 0.

@@ -10,8 +10,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <span>
-#include <vector>
 
 #include <sys/uio.h>
 
@@ -27,16 +27,14 @@ class Batch {
     std::size_t size() const { return bytes_; }
     void clear() {
         owned_.clear();
-        segments_.clear();
+        count_ = 0;
         bytes_ = 0;
     }
     // Room for n more owned bytes and k more segments: growth happens here,
     // once per frame, not per packet.
     void reserve(std::size_t n, std::size_t k) {
         owned_.reserve(owned_.size() + n);
-        const std::size_t want = segments_.size() + k;
-        if (want > segments_.capacity())
-            segments_.reserve(std::max(want, 2 * segments_.capacity()));
+        if (count_ + k > capacity_) grow_segments(count_ + k);
     }
 
     // n bytes at the end of the batch, in its own buffer; valid until the
@@ -44,12 +42,11 @@ class Batch {
     std::byte* grow(std::size_t n) {
         const std::size_t at = owned_.size();
         std::byte* p = owned_.grow(n);
-        if (!segments_.empty() && !segments_.back().external &&
-            segments_.back().offset + segments_.back().len == at) {
-            segments_.back().len += n;
-        } else {
-            segments_.push_back({nullptr, at, n, false});
-        }
+        Segment* last = count_ ? &segments_[count_ - 1] : nullptr;
+        if (last && !last->ptr && last->offset + last->len == at)
+            last->len += n;
+        else
+            push({nullptr, at, n});
         bytes_ += n;
         return p;
     }
@@ -59,7 +56,7 @@ class Batch {
     // Bytes that stay where they are until the batch is written.
     void reference(std::span<const std::byte> s) {
         if (s.empty()) return;
-        segments_.push_back({s.data(), 0, s.size(), true});
+        push({s.data(), 0, s.size()});
         bytes_ += s.size();
     }
 
@@ -67,32 +64,48 @@ class Batch {
     // count. Owned pointers are resolved here (the buffer no longer moves).
     std::size_t iovecs(std::size_t first, struct iovec* out, std::size_t max) const {
         std::size_t n = 0;
-        for (std::size_t i = first; i < segments_.size() && n < max; ++i, ++n) {
+        for (std::size_t i = first; i < count_ && n < max; ++i, ++n) {
             const Segment& s = segments_[i];
-            out[n].iov_base = const_cast<std::byte*>(s.external ? s.ptr : owned_.data() + s.offset);
+            out[n].iov_base = const_cast<std::byte*>(s.ptr ? s.ptr : owned_.data() + s.offset);
             out[n].iov_len = s.len;
         }
         return n;
     }
-    std::size_t segments() const { return segments_.size(); }
+    std::size_t segments() const { return count_; }
 
     // One contiguous copy (for a compressor).
     void flatten(ByteBuffer& out) const {
         out.clear();
         out.reserve(bytes_);
-        for (const Segment& s : segments_)
-            out.append(s.external ? s.ptr : owned_.data() + s.offset, s.len);
+        for (std::size_t i = 0; i < count_; ++i) {
+            const Segment& s = segments_[i];
+            out.append(s.ptr ? s.ptr : owned_.data() + s.offset, s.len);
+        }
     }
 
   private:
     struct Segment {
-        const std::byte* ptr;  // external
-        std::size_t offset;    // owned
+        const std::byte* ptr;  // referenced bytes; nullptr: owned ones, at `offset`
+        std::size_t offset;
         std::size_t len;
-        bool external;
     };
+    // Two or three segments per packet: a plain array, so that adding one is
+    // a store and a compare, with reserve() making room once per frame.
+    void push(const Segment& s) {
+        if (count_ == capacity_) [[unlikely]]
+            grow_segments(count_ + 1);
+        segments_[count_++] = s;
+    }
+    void grow_segments(std::size_t want) {
+        const std::size_t cap = std::max({want, 2 * capacity_, std::size_t{64}});
+        auto bigger = std::make_unique_for_overwrite<Segment[]>(cap);
+        if (count_) std::memcpy(bigger.get(), segments_.get(), count_ * sizeof(Segment));
+        segments_ = std::move(bigger);
+        capacity_ = cap;
+    }
     ByteBuffer owned_;
-    std::vector<Segment> segments_;
+    std::unique_ptr<Segment[]> segments_;
+    std::size_t count_ = 0, capacity_ = 0;
     std::size_t bytes_ = 0;
 };
 

@@ -57,4 +57,11 @@ struct PacketKeys {
 // a field cut off by the capture length is simply not recorded.
 PacketKeys parse_packet(std::span<const std::byte> frame);
 
+// Whether the frame parse_packet() read may hold a tunnel that
+// tunnel::decapsulate() peels. false (plain TCP, UDP to ports other than
+// VXLAN's and Geneve's, ICMP, untagged): it holds none, and the call is
+// skipped. Most packets are such: the parse already saw what the walk
+// through the headers would find.
+bool may_hold_tunnel(const PacketKeys& k);
+
 }  // namespace sluice::index

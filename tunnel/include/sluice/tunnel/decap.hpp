@@ -83,6 +83,30 @@ struct Decap {
 // compares per header; no allocation, no branch on data beyond `len`.
 Decap decapsulate(const std::byte* frame, std::size_t len);
 
+// The UDP destination ports decapsulate() opens.
+inline constexpr uint16_t kPortVxlan = 4789;
+inline constexpr uint16_t kPortGeneve = 6081;
+
+// Whether decapsulate() may find a tunnel in an untagged IPv4 or IPv6
+// packet (EtherType IPv4 or IPv6 right after the MAC addresses) whose IP
+// header says transport protocol `proto` (for IPv6, after extension
+// headers), with UDP destination port `dport` (-1: not captured). false
+// means it finds none (TCP, ICMP, ICMPv6, UDP to another port), so a caller
+// that parsed the packet already can skip the call; anything else may be a
+// tunnel and is left to decapsulate().
+constexpr bool ip_may_carry_tunnel(uint8_t proto, int dport) {
+    switch (proto) {
+        case 1:   // ICMP
+        case 6:   // TCP
+        case 58:  // ICMPv6
+            return false;
+        case 17:  // UDP
+            return dport < 0 || dport == kPortVxlan || dport == kPortGeneve;
+        default:
+            return true;
+    }
+}
+
 // Rewrites the bytes before an EtherType payload into an Ethernet header:
 // the MACs of d.mac_offset and d.inner_ethertype at d.frame_offset(). A
 // no-op for an inner Ethernet frame. The frame's bytes before
