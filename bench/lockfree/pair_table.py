@@ -7,6 +7,12 @@ each implementation's median and, for each non-baseline implementation, the medi
 
   pair_table.py FILE.json --baseline rte_ring --metric rate   # items/s, ratio = impl/baseline
   pair_table.py FILE.json --baseline rte_mempool --metric cost  # ns/item, ratio = impl/baseline
+
+With --summary-group NAME, each --goal 'GROUP/PARAM/IMPL OP VALUE [CASE]' records (bench/lib/
+summary.py) the median pair ratio of IMPL against the baseline in GROUP/PARAM, or, when IMPL is
+NUM/DEN, the ratio of those two implementations (as --extra NUM:DEN reports it). PARAM is the
+name's second part ("burst:32") or what follows its colon ("32"); CASE names the figure (by
+default "IMPL vs BASELINE, GROUP, PARAM").
 """
 import argparse
 import json
@@ -14,6 +20,10 @@ import re
 import statistics
 import sys
 from collections import OrderedDict, defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+import summary  # noqa: E402
 
 NAME = re.compile(r"^(?P<group>[^/]+)/(?P<param>[^/]+)/pair:(?P<pair>\d+)/(?P<impl>[^/]+)")
 
@@ -28,6 +38,52 @@ def quantile(values, q):
     return v[lo] + (v[hi] - v[lo]) * (pos - lo)
 
 
+def parse_goal(text):
+    """'GROUP/PARAM/IMPL OP VALUE [CASE]' -> (group, param, num, den or None, op, goal, case)."""
+    parts = text.split(None, 3)
+    if len(parts) < 3 or parts[1] not in summary.OPS:
+        sys.exit(f"--goal {text!r}: expected 'GROUP/PARAM/IMPL OP VALUE [CASE]', "
+                 f"OP one of {list(summary.OPS)}")
+    spec = parts[0].split("/", 2)
+    if len(spec) != 3:
+        sys.exit(f"--goal {text!r}: expected GROUP/PARAM/IMPL (or GROUP/PARAM/NUM/DEN)")
+    group, param, impl = spec
+    num, _, den = impl.replace(":", "/").partition("/")
+    return (group, param, num, den or None, parts[1], float(parts[2]),
+            parts[3] if len(parts) > 3 else None)
+
+
+def record_goals(args, table, unit):
+    """One summary record per --goal: the median pair ratio, its spread and both medians."""
+    goals = [parse_goal(g) for g in args.goal]
+    # In a NUM/DEN goal, the side also named alone in another goal is sluice's.
+    named = {num for _, _, num, den, _, _, _ in goals if den is None}
+    for group, param, num, den, op, goal, case in goals:
+        key = next((k for k in table if k[0] == group and
+                    (k[1] == param or k[1].split(":", 1)[-1] == param)), None)
+        peer_impl = den or args.baseline
+        if case is None:
+            case = (f"{num} vs {peer_impl}, {group.replace('_', ' ')}, "
+                    f"{(key[1] if key else param).replace(':', ' ')}")
+        by_impl = table[key] if key else {}
+        a, b = by_impl.get(num, {}), by_impl.get(peer_impl, {})
+        ratios = [a[p][0] / b[p][0] for p in a if p in b]
+        if not ratios:
+            summary.record(args.summary_group, case, float("nan"), op, goal,
+                           note="no result (filtered out or failed)")
+            continue
+        ours, theirs = (num, peer_impl) if den is None or num in named or den not in named \
+            else (den, num)
+        med = {i: f"{statistics.median(v for v, _ in by_impl[i].values()):.2f} {unit}"
+               for i in (ours, theirs)}
+        d = 1 if statistics.median(ratios) >= 10 else 2
+        worst = f"min {min(ratios):.{d}f}" if op == ">=" else f"max {max(ratios):.{d}f}"
+        summary.record(args.summary_group, case, statistics.median(ratios), op, goal,
+                       sluice=med[ours], peer=f"{theirs}: {med[theirs]}",
+                       spread=f"{quantile(ratios, 0.25):.{d}f}-{quantile(ratios, 0.75):.{d}f}, "
+                              f"{worst}", note=args.summary_note)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("json")
@@ -35,6 +91,13 @@ def main():
     ap.add_argument("--metric", choices=["rate", "cost"], required=True)
     ap.add_argument("--extra", action="append", default=[], metavar="NUM:DEN",
                     help="also report the median pair ratio NUM/DEN of two implementations")
+    ap.add_argument("--summary-group", metavar="NAME",
+                    help="record each --goal's figure for scripts/bench all (bench/lib/summary.py)")
+    ap.add_argument("--goal", action="append", default=[], metavar="'GROUP/PARAM/IMPL OP VALUE'",
+                    help="a goal to record with --summary-group, e.g. "
+                         "'two_threads/32/SpscRing >= 1.3' (IMPL may be NUM/DEN)")
+    ap.add_argument("--summary-note", default="", metavar="TEXT",
+                    help="a note for every recorded figure")
     args = ap.parse_args()
 
     data = json.load(open(args.json))
@@ -89,6 +152,8 @@ def main():
         preempted = sum(1 for i in impls for _, pre in by_impl[i].values() if pre)
         row.append(str(preempted))
         print("| " + " | ".join(row) + " |")
+    if args.summary_group:
+        record_goals(args, table, unit)
 
 
 if __name__ == "__main__":
