@@ -9,12 +9,12 @@
 // The types and constants only: libcurl itself is loaded with dlopen.
 #define CURL_DISABLE_TYPECHECK 1
 #include <curl/curl.h>
-#include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <unistd.h>
 
 #include "sluice/index/timefmt.hpp"
+#include "sluice/report/shared_library.hpp"
 
 namespace sluice::query_tool {
 
@@ -64,32 +64,19 @@ struct Curl {
 const Curl* load_curl(std::string* error) {
     static std::string failure;
     static const Curl* const api = []() -> const Curl* {
-        void* h = ::dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-        if (!h) {
-            failure = std::string("cannot load libcurl (apt-get install libcurl4): ") + ::dlerror();
-            return nullptr;
-        }
         static Curl c;
-        bool ok = true;
-        auto sym = [&](auto& f, const char* name) {
-            f = reinterpret_cast<std::remove_reference_t<decltype(f)>>(::dlsym(h, name));
-            ok = ok && f;
-        };
-        sym(c.global_init, "curl_global_init");
-        sym(c.easy_init, "curl_easy_init");
-        sym(c.easy_setopt, "curl_easy_setopt");
-        sym(c.easy_perform, "curl_easy_perform");
-        sym(c.easy_getinfo, "curl_easy_getinfo");
-        sym(c.easy_cleanup, "curl_easy_cleanup");
-        sym(c.easy_strerror, "curl_easy_strerror");
-        sym(c.easy_escape, "curl_easy_escape");
-        sym(c.free, "curl_free");
-        sym(c.slist_append, "curl_slist_append");
-        sym(c.slist_free_all, "curl_slist_free_all");
-        if (!ok) {
-            failure = "libcurl.so.4 lacks a function sluice-query needs: upgrade libcurl4";
-            return nullptr;
-        }
+        using report::symbol;
+        failure = report::load_shared_library(
+            "libcurl.so.4", "libcurl4",
+            {symbol(c.global_init, "curl_global_init"), symbol(c.easy_init, "curl_easy_init"),
+             symbol(c.easy_setopt, "curl_easy_setopt"), symbol(c.easy_perform, "curl_easy_perform"),
+             symbol(c.easy_getinfo, "curl_easy_getinfo"),
+             symbol(c.easy_cleanup, "curl_easy_cleanup"),
+             symbol(c.easy_strerror, "curl_easy_strerror"),
+             symbol(c.easy_escape, "curl_easy_escape"), symbol(c.free, "curl_free"),
+             symbol(c.slist_append, "curl_slist_append"),
+             symbol(c.slist_free_all, "curl_slist_free_all")});
+        if (!failure.empty()) return nullptr;
         if (c.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
             failure = "libcurl cannot initialise (curl_global_init failed)";
             return nullptr;

@@ -4,8 +4,7 @@
 #include <cstdlib>
 #include <ctime>
 
-#include <dlfcn.h>
-#include <systemd/sd-daemon.h>
+#include "sluice/report/shared_library.hpp"
 
 namespace sluice::collector {
 namespace {
@@ -29,28 +28,23 @@ bool set(const char* name) {
 // size").
 ServiceNotifier::ServiceNotifier() {
     if (!set("NOTIFY_SOCKET") && !set("WATCHDOG_USEC")) return;
-    void* h = ::dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
-    if (h) {
-        notify_ = reinterpret_cast<decltype(notify_)>(::dlsym(h, "sd_notify"));
-        auto watchdog_enabled =
-            reinterpret_cast<decltype(&::sd_watchdog_enabled)>(::dlsym(h, "sd_watchdog_enabled"));
-        if (!notify_ || !watchdog_enabled) {
-            notify_ = nullptr;
-            std::fprintf(stderr,
-                         "sluice-collector: warning: libsystemd.so.0 lacks sd_notify; the service "
-                         "manager gets no READY=1 or WATCHDOG=1: upgrade libsystemd0\n");
-            return;
-        }
-        uint64_t usec = 0;
-        // > 0: the watchdog is on for this process ($WATCHDOG_PID, when set, names it).
-        if (watchdog_enabled(0, &usec) > 0 && usec > 0) watchdog_interval_ns_ = usec * 1000;
-    } else {
+    int (*watchdog_enabled)(int, uint64_t*) = nullptr;
+    const std::string failure =
+        report::load_shared_library("libsystemd.so.0", "libsystemd0",
+                                    {report::symbol(notify_, "sd_notify"),
+                                     report::symbol(watchdog_enabled, "sd_watchdog_enabled")});
+    if (!failure.empty()) {
+        notify_ = nullptr;
         std::fprintf(stderr,
-                     "sluice-collector: warning: $NOTIFY_SOCKET is set but libsystemd cannot be "
-                     "loaded (%s): the service manager gets no READY=1 or WATCHDOG=1 and may stop "
-                     "the collector; apt-get install libsystemd0\n",
-                     ::dlerror());
+                     "sluice-collector: warning: started by a service manager ($NOTIFY_SOCKET "
+                     "or $WATCHDOG_USEC set) but %s: it gets no READY=1 or WATCHDOG=1 and may "
+                     "stop the collector\n",
+                     failure.c_str());
+        return;
     }
+    uint64_t usec = 0;
+    // > 0: the watchdog is on for this process ($WATCHDOG_PID, when set, names it).
+    if (watchdog_enabled(0, &usec) > 0 && usec > 0) watchdog_interval_ns_ = usec * 1000;
 }
 
 void ServiceNotifier::ready(const std::string& status) {

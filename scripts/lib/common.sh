@@ -19,7 +19,6 @@ SLUICE_PACKAGES=(
   ibverbs-utils perftest
   libhwloc-dev libnuma-dev liblz4-dev libzstd-dev libfmt-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev libpcap-dev
-  libsystemd-dev
   # egress.type = "jetstream" and collector groups (docs/scale-out.md): the
   # NATS C client, and the server the tests and benchmarks run a cluster of
   libnats-dev nats-server
