@@ -168,6 +168,14 @@ TEST(ReaderErrors, PayloadCrcMismatch) {
         auto g = make(c);
         g.back() ^= std::byte{0x80};
         EXPECT_EQ(open_error(g), WireError::PayloadCrcMismatch) << codec_name(c);
+        // A compressed payload is decoded before its CRC is checked: one the
+        // decoder also rejects is still reported by the check order, as a
+        // CRC mismatch, not as a decompression failure.
+        if (c == Codec::None) continue;
+        auto h = make(c);
+        for (std::size_t i = 0; i < 16; ++i)
+            h[kHeaderSize + i] = std::byte{0xff};
+        EXPECT_EQ(open_error(h), WireError::PayloadCrcMismatch) << codec_name(c);
     }
 }
 

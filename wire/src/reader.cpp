@@ -148,29 +148,44 @@ Result<FrameView> FrameReader::open(std::span<const std::byte> frame,
     const FrameInfo& info = *hdr;
     if (frame.size() < info.frame_len()) return WireError::Truncated;
     const std::span<const std::byte> stored = frame.subspan(kHeaderSize, info.stored_len);
-    if (simd::crc32c(stored.data(), stored.size()) != info.payload_crc)
-        return WireError::PayloadCrcMismatch;
+    const auto crc_ok = [&] {
+        return simd::crc32c(stored.data(), stored.size()) == info.payload_crc;
+    };
 
     std::span<const std::byte> payload = stored;
-    if (info.codec != Codec::None) {
+    if (info.codec == Codec::None) {
+        if (!crc_ok()) return WireError::PayloadCrcMismatch;
+    } else {
         if (scratch.size() < info.raw_len) return WireError::ScratchTooSmall;
+        // Decompressed first, checked after: the decoder's reads of the
+        // stored bytes from memory overlap with its work, and the CRC then
+        // reads them from the cache (docs/performance.md, "wire"). Both
+        // decoders are safe on any input (the CRC is no authentication: a
+        // hostile peer sends valid ones), and a frame that fails either way
+        // is reported as the reader's check order says: a payload whose CRC
+        // is wrong is PayloadCrcMismatch, whatever the decoder made of it.
+        WireError decoded{};
         if (info.codec == Codec::Lz4) {
             const int r = LZ4_decompress_safe(reinterpret_cast<const char*>(stored.data()),
                                               reinterpret_cast<char*>(scratch.data()),
                                               static_cast<int>(stored.size()),
                                               static_cast<int>(info.raw_len));
-            if (r < 0) return WireError::DecompressFailed;
-            if (static_cast<uint32_t>(r) != info.raw_len)
-                return WireError::DecompressedSizeMismatch;
+            if (r < 0)
+                decoded = WireError::DecompressFailed;
+            else if (static_cast<uint32_t>(r) != info.raw_len)
+                decoded = WireError::DecompressedSizeMismatch;
         } else {
             const std::size_t r = ZSTD_decompressDCtx(s_->zstd, scratch.data(), info.raw_len,
                                                       stored.data(), stored.size());
             if (ZSTD_isError(r))
-                return ZSTD_getErrorCode(r) == ZSTD_error_dstSize_tooSmall
-                           ? WireError::DecompressedSizeMismatch
-                           : WireError::DecompressFailed;
-            if (r != info.raw_len) return WireError::DecompressedSizeMismatch;
+                decoded = ZSTD_getErrorCode(r) == ZSTD_error_dstSize_tooSmall
+                              ? WireError::DecompressedSizeMismatch
+                              : WireError::DecompressFailed;
+            else if (r != info.raw_len)
+                decoded = WireError::DecompressedSizeMismatch;
         }
+        if (!crc_ok()) return WireError::PayloadCrcMismatch;
+        if (decoded != WireError{}) return decoded;
         payload = scratch.first(info.raw_len);
     }
     const WireError e = (info.flags & flag::kStatistics)
