@@ -17,6 +17,16 @@ import sys
 OPS = {">=": lambda v, g: v >= g, "<=": lambda v, g: v <= g}
 
 
+def spread(xs, worst=min):
+    """The spread of per-pair or per-round figures: the 25th-75th percentile
+    and the worst of them (min, or max for a figure that must stay low)."""
+    xs = sorted(xs)
+    if not xs:
+        return ""
+    q = lambda f: xs[min(len(xs) - 1, int(round(f * (len(xs) - 1))))]
+    return f"{q(0.25):.2f}-{q(0.75):.2f}, {worst.__name__} {worst(xs):.2f}"
+
+
 def met(value, op, goal):
     if op is None or goal is None or value is None or math.isnan(value):
         return None
