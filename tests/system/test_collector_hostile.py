@@ -171,6 +171,23 @@ def test_hostile_peers_never_stall_a_real_sender(tmp_path, pcapgen):
     assert reason == 5 and "payload CRC mismatch" in text
     expect["dropped_bad_frame"] += 1
 
+    # Compressed payloads of garbage: the reader decodes before it checks the
+    # payload CRC, so the decoders meet these bytes. With a wrong CRC the
+    # frame is refused for the CRC whatever the decoder made of it; with a
+    # valid one (a hostile sender computes it) the decoder refuses it.
+    for codec, stream in ((1, 60), (2, 61)):  # LZ4, zstd
+        for good_crc in (False, True):
+            s, _ = handshake(port, stream_id=stream)
+            junk = b"\xff" * 64
+            head = struct.pack("<4sBBBBHHIQQQIII", b"SLCF", 1, 8, codec, 0, 0, 0, 1, stream, 0,
+                               0, 4096, len(junk),
+                               crc32c(junk) ^ (0 if good_crc else 1)) + b"\0" * 8
+            s.sendall(head + struct.pack("<I", crc32c(head)) + junk)
+            reason, text = closed_by_collector(s)
+            want = "codec rejected the frame payload" if good_crc else "payload CRC mismatch"
+            assert reason == 5 and want in text, (codec, good_crc, text)
+            expect["dropped_bad_frame"] += 1
+
     # An oversized stored length (header CRC fixed up so only the length is wrong).
     s, _ = handshake(port, stream_id=52)
     f = bytearray(frame(52, 0, 0, [(1, b"z" * 64)]))
