@@ -80,7 +80,9 @@ replay after a reconnect), then waits for every frame to be acknowledged.
                            seconds from the first packet to the last
                            acknowledgement, and each frame's latency from its
                            first packet to its acknowledgement (p50, p99,
-                           p99.9, max in ns: latency_ns) as JSON
+                           p99.9, max in ns: latency_ns), and in two parts:
+                           to its submission (to_submit: the flush wait)
+                           and from there to the ACK (to_ack), as JSON
 JetStream (--to jetstream://...):
   --jetstream-stream NAME  the JetStream stream (default SLUICE; created when
                            missing, checked when it exists)
@@ -144,6 +146,7 @@ std::vector<Packet> read_pcap(const std::string& path) {
 struct Slot {
     std::unique_ptr<std::byte[]> raw, sealed;
     uint64_t first_packet_ns = 0;  // when its first packet was taken (monotonic)
+    uint64_t submitted_ns = 0;     // when the sealed frame went to the sender
     bool busy = false;
 };
 
@@ -227,12 +230,16 @@ class Run {
             "\"dropped_frames\": {}, \"dropped_packets\": {}, \"dropped\": [{}], \"sender\": "
             "{{{}}}, "
             "\"latency_ns\": {{\"frames\": {}, \"p50\": {}, \"p99\": {}, \"p999\": {}, "
-            "\"max\": {}}}, "
+            "\"max\": {}, \"to_submit\": {{\"p50\": {}, \"p99\": {}, \"p999\": {}, \"max\": {}}}, "
+            "\"to_ack\": {{\"p50\": {}, \"p99\": {}, \"p999\": {}, \"max\": {}}}}}, "
             "\"last_error\": {}}}\n",
             ok ? "true" : "false", offered_packets_, next_seq_, offered_bytes_, seconds,
             dropped_.size(), dropped_packets_, ranges, counters, latency_.count(),
             latency_.percentile(0.5), latency_.percentile(0.99), latency_.percentile(0.999),
-            latency_.max(), report::json_string(tx_.stats().last_error.get()));
+            latency_.max(), to_submit_.percentile(0.5), to_submit_.percentile(0.99),
+            to_submit_.percentile(0.999), to_submit_.max(), to_ack_.percentile(0.5),
+            to_ack_.percentile(0.99), to_ack_.percentile(0.999), to_ack_.max(),
+            report::json_string(tx_.stats().last_error.get()));
     }
 
     uint64_t offered_packets() const { return offered_packets_; }
@@ -268,7 +275,10 @@ class Run {
             for (std::size_t k = 0; k < n; ++k) {
                 // Acknowledged: from its first packet to now.
                 Slot* s = static_cast<Slot*>(done[k]);
-                latency_.record(session::monotonic_ns() - s->first_packet_ns);
+                const uint64_t now = session::monotonic_ns();
+                latency_.record(now - s->first_packet_ns);
+                to_submit_.record(s->submitted_ns - s->first_packet_ns);
+                to_ack_.record(now - s->submitted_ns);
                 s->busy = false;
             }
     }
@@ -305,6 +315,7 @@ class Run {
         if (!sealed) throw std::runtime_error(std::string(wire::to_string(sealed.error())));
         const uint64_t seq = next_seq_++;
         for (;;) {
+            current_->submitted_ns = session::monotonic_ns();
             if (tx_.submit(sealed->frame, seq, current_) == session::SubmitResult::Accepted) break;
             if (o_.drop && !last) {
                 dropped_.emplace_back(first, count);
@@ -327,8 +338,11 @@ class Run {
     uint64_t next_seq_ = 0, offered_packets_ = 0, offered_bytes_ = 0, began_ns_ = 0;
     uint64_t errors_seen_ = 0, down_since_ = 0, dropped_packets_ = 0;
     std::vector<std::pair<uint64_t, uint32_t>> dropped_;  // first packet index, count
-    // Each acknowledged frame, from its first packet to its acknowledgement.
-    report::LatencyHistogram latency_;
+    // Each acknowledged frame, from its first packet to its acknowledgement,
+    // and that time in two parts: until the frame was submitted (the flush
+    // wait, sealing) and from there to the acknowledgement (sending, the
+    // collector's write, the ACK's way back).
+    report::LatencyHistogram latency_, to_submit_, to_ack_;
 };
 
 std::optional<uint64_t> number(const std::string& s) {

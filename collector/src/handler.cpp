@@ -172,11 +172,13 @@ std::optional<uint64_t> StreamHandler::on_batch_done(session::ConnectionId conn,
     auto it = peers_.find(conn);
     if (it == peers_.end() || !it->second.stream) return 0;
     Stream& s = *it->second.stream;
+    const bool writes = s.dirty();
     if (!s.commit()) {
         r = refusal(CloseCause::Storage,
                     fmt::format("the collector cannot write: {}", s.last_error()));
         return std::nullopt;
     }
+    if (writes) c_.counters_.batches_written.inc();
     return s.acknowledged();
 }
 

@@ -83,6 +83,14 @@ TEST(StreamHandler, FramesAreWrittenAndAcknowledgedAndAReconnectResumes) {
     ASSERT_TRUE(fx.frame(1, fr.frames[1]));
     session::Refusal r;
     EXPECT_EQ(fx.handler->on_batch_done(1, r), 2u);
+    EXPECT_EQ(fx.col->counters().batches_written.get(), 1u);
+    // Nothing new since: no write, and the counter says so.
+    EXPECT_EQ(fx.handler->on_batch_done(1, r), 2u);
+    EXPECT_EQ(fx.col->counters().batches_written.get(), 1u);
+    // A duplicate alone writes nothing either.
+    ASSERT_TRUE(fx.frame(1, fr.frames[1]));
+    EXPECT_EQ(fx.handler->on_batch_done(1, r), 2u);
+    EXPECT_EQ(fx.col->counters().batches_written.get(), 1u);
     fx.handler->on_closed(1, CloseCause::PeerClosed, "");
     EXPECT_EQ(fx.col->counters().closed_by_peer.get(), 1u);
     // The same sender again: it resumes where the collector stands.
@@ -93,6 +101,7 @@ TEST(StreamHandler, FramesAreWrittenAndAcknowledgedAndAReconnectResumes) {
     ASSERT_TRUE(fx.frame(2, fr.frames[2]));
     ASSERT_TRUE(fx.frame(2, fr.frames[3]));
     EXPECT_EQ(fx.handler->on_batch_done(2, r), 4u);
+    EXPECT_EQ(fx.col->counters().batches_written.get(), 2u);
     EXPECT_EQ(read_stream(fx.dir.path(), 5), pk);
     EXPECT_EQ(fx.col->counters().handshakes.get(), 2u);
 }

@@ -36,6 +36,16 @@ def test_end_to_end_exact(tmp_path, pcapgen, codec, compress):
     assert s["run"]["packets_written"] == len(want) == rep["offered_packets"]
     assert s["run"]["frames_written"] == rep["offered_frames"] == rep["sender"]["frames_acknowledged"]
     assert s["run"]["frames_lost"] == s["run"]["frames_duplicate"] == 0
+    # Every batch written holds at least one frame.
+    batches = col.result()["counters"]["batches_written"]
+    assert 1 <= batches <= s["run"]["frames_written"], batches
+    # The report splits each frame's latency at its submission: neither
+    # part can exceed the whole.
+    lat = rep["latency_ns"]
+    assert lat["frames"] == rep["offered_frames"], lat
+    for part in ("to_submit", "to_ack"):
+        assert 0 < lat[part]["max"] <= lat["max"], lat
+        assert lat[part]["p50"] <= lat[part]["p99"] <= lat[part]["p999"] <= lat[part]["max"], lat
     if compress:
         assert all(f.name.endswith(".pcapng.zst") for f in output_files(out, 5))
     assert "summary after" in col.log() and "stream 5:" in col.log()

@@ -199,6 +199,11 @@ struct CollectorOptions {
       "SIGHUPs with a key file or TLS file that could not be used (the log "     \
       "says why): the keys and certificates in use stay. Fix the file and "      \
       "send SIGHUP again.")                                                      \
+    _(batches_written,                                                           \
+      "Batches of frames written to capture files: one write each (and with "    \
+      "--sync one fdatasync of the file and one of the stream's state) before "  \
+      "the ACK. Bytes written over batches is the write size the filesystem "    \
+      "sees.")                                                                   \
     _(closed_by_peer, "Connections the sender closed or reset.")                 \
     _(rejected_by_peer, "Connections the sender ended with a REJECT (see the log line).")
 SLUICE_COUNTER_BLOCK(CollectorCounters, SLUICE_COLLECTOR_COUNTERS);
