@@ -75,6 +75,42 @@ TEST(ObjectPool, ExhaustionReturnsNullAndCountsIt) {
     EXPECT_NE(pool->get(cache), nullptr);
 }
 
+TEST(ObjectPool, BulkThroughTheCacheReturnsExactlyWhatWasPutAtEverySize) {
+    // Every size of burst the cache's copy handles (whole groups of four and
+    // each remainder): objects come back last in, first out, exactly the ones
+    // put, none twice, none lost. A and B are put back in the opposite order
+    // to the one they were taken in, so every slot they pass through held a
+    // different object before.
+    auto pool = make_pool(256, 200, 64);
+    ObjectPool::Cache cache(*pool);
+    std::vector<void*> warm(64);
+    ASSERT_TRUE(pool->get_bulk(cache, warm));
+    pool->put_bulk(cache, warm);  // the cache now holds objects to hand out
+    for (std::size_t n = 1; n <= 13; ++n) {
+        std::vector<void*> a(n), b(n), c(n), d(n);
+        ASSERT_TRUE(pool->get_bulk(cache, a)) << n;
+        ASSERT_TRUE(pool->get_bulk(cache, b)) << n;
+        const std::set<void*> sa(a.begin(), a.end()), sb(b.begin(), b.end());
+        ASSERT_EQ(sa.size(), n);
+        ASSERT_EQ(sb.size(), n);
+        const auto hits = pool->counters().cache_hits;
+        pool->put_bulk(cache, a);
+        pool->put_bulk(cache, b);
+        ASSERT_TRUE(pool->get_bulk(cache, c)) << n;
+        ASSERT_TRUE(pool->get_bulk(cache, d)) << n;
+        EXPECT_EQ(pool->counters().cache_hits, hits + 2 * n) << n;  // never the store
+        EXPECT_EQ(std::set<void*>(c.begin(), c.end()), sb) << n;
+        EXPECT_EQ(std::set<void*>(d.begin(), d.end()), sa) << n;
+        pool->put_bulk(cache, c);
+        pool->put_bulk(cache, d);
+        EXPECT_EQ(pool->counters().in_use, 0u) << n;
+    }
+    std::vector<void*> none;
+    EXPECT_TRUE(pool->get_bulk(cache, none));
+    pool->put_bulk(cache, none);
+    EXPECT_EQ(pool->counters().in_use, 0u);
+}
+
 TEST(ObjectPool, BulkIsAllOrNothing) {
     auto pool = make_pool(256, 100, 16);
     ObjectPool::Cache cache(*pool);

@@ -153,7 +153,7 @@ class ObjectPool {
         if (n <= len) [[likely]] {
             // The top n (the most recently put) in one straight copy; their order among
             // themselves does not matter.
-            std::memcpy(out.data(), c.objs_.data() + (len - n), n * sizeof(void*));
+            copy_pointers(out.data(), c.objs_.data() + (len - n), n);
             c.len_.store(len - static_cast<std::uint32_t>(n), std::memory_order_relaxed);
             return true;
         }
@@ -165,7 +165,7 @@ class ObjectPool {
         // Relaxed: len_ has a single writer, this thread (see Cache).
         const std::uint32_t len = c.len_.load(std::memory_order_relaxed);
         if (len + n <= c.flush_at_) [[likely]] {
-            std::memcpy(c.objs_.data() + len, objs.data(), n * sizeof(void*));
+            copy_pointers(c.objs_.data() + len, objs.data(), n);
             c.len_.store(len + static_cast<std::uint32_t>(n), std::memory_order_relaxed);
             Cache::bump(c.puts_, n);
             return;
@@ -218,6 +218,18 @@ class ObjectPool {
     Counters counters() const;
 
   private:
+    // n pointers, inline: four at a time as fixed-size copies the compiler turns into vector
+    // moves, then the rest. A libc memcpy call of variable size cost more than the copy itself:
+    // get+put of a burst of 32 took 0.66 ns per object with it and 0.36 ns inline
+    // (bench/mempool, docs/performance.md).
+    static void copy_pointers(void** dst, void* const* src, std::size_t n) noexcept {
+        std::size_t i = 0;
+        for (; i + 4 <= n; i += 4)
+            std::memcpy(dst + i, src + i, 4 * sizeof(void*));
+        for (; i < n; ++i)
+            dst[i] = src[i];
+    }
+
     ObjectPool(HugeRegion region, const ObjectPoolOptions& o, std::size_t stride);
 
     bool get_slow(Cache& c, void** out, std::size_t n) noexcept;
