@@ -81,7 +81,8 @@ replay after a reconnect), then waits for every frame to be acknowledged.
                            acknowledgement, and each frame's latency from its
                            first packet to its acknowledgement (p50, p99,
                            p99.9, max in ns: latency_ns), and in two parts:
-                           to its submission (to_submit: the flush wait)
+                           to its submission (to_submit: the flush wait,
+                           and any wait for room in the retransmit window)
                            and from there to the ACK (to_ack), as JSON
 JetStream (--to jetstream://...):
   --jetstream-stream NAME  the JetStream stream (default SLUICE; created when
@@ -340,8 +341,9 @@ class Run {
     std::vector<std::pair<uint64_t, uint32_t>> dropped_;  // first packet index, count
     // Each acknowledged frame, from its first packet to its acknowledgement,
     // and that time in two parts: until the frame was submitted (the flush
-    // wait, sealing) and from there to the acknowledgement (sending, the
-    // collector's write, the ACK's way back).
+    // wait, sealing, waiting for room in the retransmit window) and from
+    // there to the acknowledgement (sending, the collector's write, the
+    // ACK's way back).
     report::LatencyHistogram latency_, to_submit_, to_ack_;
 };
 
